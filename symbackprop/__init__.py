@@ -1,0 +1,10 @@
+"""symbackprop: formulas to closed-form matrix gradients, with the chain-rule steps,
+graphs, generated NumPy code and a checker for worked solutions."""
+from . import rules as _rules  # noqa: F401  (fills the rule table)
+from .derivation import Derivation, derive
+from .errors import FormulaError, InternalError, LimitError, ShapeError, SymbackpropError
+from .parse import parse_formula
+
+__all__ = ["derive", "Derivation", "parse_formula", "SymbackpropError", "FormulaError", "ShapeError",
+           "LimitError", "InternalError"]
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""Command line: parses arguments, calls the stages, formats output. Errors exit 2 with one message."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import SymbackpropError
+
+#: Subcommands; each lives in symbackprop/commands/<name>.py with add_parser(sub) and run(args) -> int.
+COMMANDS = ("derive", "codegen", "gradcheck", "graph", "check", "relu")
+
+EPILOG = """examples:
+  symbackprop derive '0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2' \\
+      --shape W1=h,d --shape W2=k,h --shape x=d --shape b=h --shape y=k --steps
+  symbackprop derive 'f(t) = t**2; g(t) = t; h(a, c) = a**2 + c**2; h(f(x), g(x))'
+
+Run `symbackprop COMMAND --help` for each command's options."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):                        # usage errors: one message, exit 2
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def add_formula_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every formula-taking command shares."""
+    p.add_argument("formula", help="the formula, e.g. '0.5 * norm(A @ x - b)**2'; statements separated by ; or newlines")
+    p.add_argument("--shape", "-s", action="append", default=[], metavar="NAME=DIMS",
+                   help="shape of a variable, e.g. W1=h,d or x=3 (repeatable; undeclared names are scalars)")
+    p.add_argument("--elementwise", "-e", action="append", default=[], metavar="NAME[,NAME]",
+                   help="declare unspecified elementwise functions, e.g. Phi (their derivative prints as Phi')")
+    p.add_argument("--function", "-f", action="append", default=[], metavar="NAME[,NAME]",
+                   help="declare unspecified scalar functions of scalar arguments, e.g. f,g1,g2")
+
+
+def split_names(values) -> list[str]:
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="symbackprop", description="Symbolic backprop: closed-form matrix gradients, "
+                     "chain-rule steps, graphs, NumPy code and a checker for worked solutions.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"symbackprop {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"symbackprop.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"symbackprop.commands.{name}":
+                continue                             # not built yet
+            raise
+        p = module.add_parser(sub)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except SymbackpropError as e:
+        print(e.format(), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

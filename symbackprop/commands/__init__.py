@@ -1,0 +1,1 @@
+"""Subcommands of the symbackprop CLI, one module each."""

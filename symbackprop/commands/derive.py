@@ -1,0 +1,62 @@
+"""`symbackprop derive`: every partial in closed matrix form, with the chain-rule steps."""
+from __future__ import annotations
+
+import argparse
+
+from ..cli import add_formula_arguments, split_names
+from ..derivation import LAYOUTS, Derivation
+from ..parse import parse_formula
+
+HELP = """Print each partial derivative of the formula's objective in closed matrix form,
+shaped like its variable (the gradient convention), after checking it numerically
+against central finite differences at random points."""
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("derive", help="closed-form gradients and chain-rule steps", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_formula_arguments(p)
+    p.add_argument("--wrt", action="append", default=[], metavar="NAME[,NAME]",
+                   help="only these variables or named intermediates (default: every variable)")
+    p.add_argument("--steps", action="store_true", help="print the derivation node by node (intermediates and adjoints)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--latex", action="store_true", help="print LaTeX (an aligned block)")
+    out.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--layout", choices=LAYOUTS, default="gradient",
+                   help="gradient (shaped like the variable, default), numerator (transposed) or denominator "
+                        "(same as gradient for a scalar objective)")
+    p.add_argument("--no-check", action="store_true", help="skip the numerical self-check (not recommended)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random points of the self-check")
+    return p
+
+
+def run(args) -> int:
+    program = parse_formula(args.formula, args.shape, split_names(args.elementwise), split_names(args.function))
+    d = Derivation(program, wrt=split_names(args.wrt) or None, check=not args.no_check, seed=args.seed)
+    if args.json:
+        print(d.to_json(args.layout))
+        return 0
+    if args.latex:
+        print(d.latex(layout=args.layout))
+        return 0
+    if args.steps:
+        print(d.steps())
+        print()
+    if args.layout != "gradient":
+        print(f"Layout: {args.layout}" + (" (each derivative is the transpose of the gradient; vectors are rows)"
+                                           if args.layout == "numerator" else
+                                           " (for a scalar objective this is the gradient, shaped like the variable)"))
+    else:
+        print("Gradients (each shaped like its variable):")
+    print(d.text(layout=args.layout))
+    verified = [c for c in d.checks.values() if c.verified]
+    if d.checks:
+        worst = max((c.worst_error for c in d.checks.values()), default=0.0)
+        unverified = [c for c in d.checks.values() if not c.verified]
+        line = (f"Checked against central finite differences at {max(c.trials for c in d.checks.values())} "
+                f"random points: worst relative error {worst:.1e}.")
+        if unverified:
+            line += " Not verified: " + "; ".join(f"{c.name} ({c.note or f'{c.passed}/{c.trials} points agreed'})"
+                                                   for c in unverified)
+        print(line)
+    return 0

@@ -1,0 +1,170 @@
+"""Numbers: evaluate expressions with NumPy, draw random points, and check
+gradients against central finite differences."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+
+from .expr import RULES, Node, walk
+from .printing import expand_macros
+
+#: Tolerances, named once: central differences along a random direction.
+FD_EPS = 1e-6
+FD_RTOL = 1e-5
+FD_ATOL = 1e-8
+
+
+@dataclass
+class Point:
+    """Concrete sizes for symbolic dims, values for variables, and stand-ins for abstract functions."""
+
+    dims: dict[sympy.Symbol, int]
+    values: dict[str, np.ndarray]
+    functions: dict[str, "Substitute"] = field(default_factory=dict)
+
+
+class Substitute:
+    """A concrete smooth stand-in for an abstract function, with all its derivatives:
+    f(a) = sin(w·a + c) + ½ b (u·a)²; elementwise (one argument) or scalar of several."""
+
+    def __init__(self, rng: np.random.Generator, kind: int = 0):
+        self.rng, self.kind = rng, kind
+        self.params: dict[int, tuple] = {}
+
+    def _p(self, n):
+        if n not in self.params:
+            r = self.rng
+            self.params[n] = (r.uniform(0.6, 1.4, n) * r.choice([-1, 1], n), r.uniform(-1, 1),
+                              r.uniform(-1, 1, n), r.uniform(0.2, 0.8))
+        return self.params[n]
+
+    def __call__(self, args, partials):
+        if not isinstance(args, tuple):             # elementwise: (x, order)
+            x, order = args, partials
+            w, c, u, b = self._p(1)
+            w, u = w[0], u[0]
+            trig = w ** order * np.sin(w * x + c + order * np.pi / 2)
+            poly = [0.5 * b * (u * x) ** 2, b * u * u * x, b * u * u][order] if order < 3 else 0.0
+            return trig + poly
+        w, c, u, b = self._p(len(args))
+        k = len(partials)
+        s = sum(wi * a for wi, a in zip(w, args))
+        t = sum(ui * a for ui, a in zip(u, args))
+        trig = np.prod([w[i] for i in partials]) * np.sin(s + c + k * np.pi / 2)
+        if k == 0:
+            poly = 0.5 * b * t * t
+        elif k == 1:
+            poly = b * u[partials[0]] * t
+        elif k == 2:
+            poly = b * u[partials[0]] * u[partials[1]] + 0 * t
+        else:
+            poly = 0 * t
+        return trig + poly
+
+
+def concrete(shape: tuple, dims: dict) -> tuple:
+    return tuple(int(d) if isinstance(d, int) else int(sympy.sympify(d).subs(dims)) for d in shape)
+
+
+def evaluate(roots: list[Node], point: Point, overrides: dict[Node, np.ndarray] | None = None) -> list:
+    """Values of `roots` at `point`; `overrides` pins chosen nodes to given values."""
+    expanded = expand_macros(list(roots))
+    memo: dict[Node, object] = dict(overrides or {})
+    with np.errstate(all="ignore"):
+        for node in walk(expanded):
+            if node in memo:
+                continue
+            memo[node] = _eval_node(node, memo, point)
+    return [memo[r] for r in expanded]
+
+
+def _eval_node(node: Node, memo, point: Point):
+    op = node.op
+    if op == "var":
+        return point.values[node.attrs[0]]
+    if op == "const":
+        v = node.attrs[0]
+        return np.float64(float(v.subs(point.dims) if v.free_symbols else v))
+    if op in ("zeros", "ones", "eye"):
+        return RULES[op].fn(concrete(node.shape, point.dims))
+    args = [memo[a] for a in node.args]
+    if op == "phi":
+        return point.functions[node.attrs[0]](args[0], node.attrs[1])
+    if op == "fn":
+        return point.functions[node.attrs[0]](tuple(args), node.attrs[1])
+    return RULES[op].fn(*args)
+
+
+def random_dims(symbols, rng: np.random.Generator, low: int = 2, high: int = 6) -> dict:
+    """Distinct small sizes ≥ 2 for symbolic dims, so square-only or symmetric-only mistakes show."""
+    symbols = list(symbols)
+    pool = list(range(low, max(high, low + len(symbols)) + 1))
+    picks = rng.choice(pool, size=len(symbols), replace=False) if symbols else []
+    return {s: int(p) for s, p in zip(symbols, picks)}
+
+
+def random_point(program, rng: np.random.Generator, scheme: int = 0, dims=None) -> Point:
+    """Random values for the program's variables. scheme 0: normal; 1: positive; 2: well-conditioned."""
+    dims = dims if dims is not None else random_dims(program.dims, rng)
+    values = {}
+    for name, node in program.variables.items():
+        shape = concrete(node.shape, dims)
+        if scheme == 1:
+            v = rng.uniform(0.5, 2.0, shape)
+        else:
+            v = rng.standard_normal(shape)
+            if scheme == 2 and len(shape) == 2 and shape[0] == shape[1]:
+                v = v + shape[0] * np.eye(shape[0])
+        values[name] = np.asarray(v, dtype=float)
+    functions = {n: Substitute(rng) for n in tuple(program.elementwise) + tuple(program.functions)}
+    return Point(dims, values, functions)
+
+
+def finite(x) -> bool:
+    return bool(np.all(np.isfinite(x)))
+
+
+def find_point(program, rng, roots, dims=None):
+    """A random point where every root evaluates finite; None if no scheme finds one."""
+    for attempt in range(9):
+        point = random_point(program, rng, scheme=attempt % 3, dims=dims)
+        vals = evaluate(roots, point)
+        if all(finite(v) for v in vals):
+            return point, vals
+    return None, None
+
+
+@dataclass
+class FDResult:
+    name: str
+    analytic: float
+    numeric: float
+    ok: bool
+
+    @property
+    def error(self) -> float:
+        return abs(self.analytic - self.numeric) / max(abs(self.analytic), abs(self.numeric), 1e-12)
+
+
+def directional_check(objective: Node, wrt: Node, grad: Node, point: Point, rng, base_value=None) -> FDResult:
+    """Compare ⟨grad, v⟩ with the central difference of the objective along a random v in `wrt`."""
+    g_val, x_val = evaluate([grad, wrt], point)
+    x_val = np.asarray(x_val, dtype=float)
+    v = rng.standard_normal(x_val.shape)
+    scale = max(1.0, float(np.max(np.abs(x_val)))) if x_val.size else 1.0
+    eps = FD_EPS * scale
+    hi, = evaluate([objective], point, {wrt: x_val + eps * v})
+    lo, = evaluate([objective], point, {wrt: x_val - eps * v})
+    numeric = float((hi - lo) / (2 * eps))
+    analytic = float(np.vdot(np.broadcast_to(g_val, x_val.shape), v))
+    f0 = base_value if base_value is not None else evaluate([objective], point)[0]
+    tol = FD_RTOL * max(abs(numeric), abs(analytic)) + FD_ATOL * max(1.0, abs(float(f0)))
+    ok = math.isfinite(numeric) and math.isfinite(analytic) and abs(numeric - analytic) <= tol
+    return FDResult(_label(wrt), analytic, numeric, ok)
+
+
+def _label(node: Node) -> str:
+    return node.attrs[0] if node.op == "var" else node.op

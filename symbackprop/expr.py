@@ -1,0 +1,436 @@
+"""Expression nodes: immutable, hash-consed, shape-checked matrix expressions.
+
+Every expression symbackprop handles (the user's formula and every adjoint the
+reverse sweep builds) is a tree of `Node`s. Equal sub-expressions are the same
+object, so a formula is a DAG for free and `is` is structural equality.
+
+Internal convention: a shape is `()` (scalar), `(n,)` (a column vector) or
+`(m, n)` (a matrix); dims are ints or SymPy symbols. There are no row vectors:
+the parser turns `u @ A` into `Aᵀu` and `u @ v` into `dot(u, v)`, and the
+printers turn `outer(u, v)` back into `u vᵀ`.
+
+The smart constructors below do only local, obviously-correct rewrites
+(constant folding, x + 0, 1·x, --x, (Aᵀ)ᵀ, collecting c₁·X + c₂·X, pushing
+transposes inward) so adjoints come out in readable closed form. Every rule
+they apply is exercised by the finite-difference tests.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Callable
+
+import sympy
+
+from .errors import ShapeError
+
+#: The rule table, filled in by `rules.py`: op name -> Rule.
+RULES: dict[str, "object"] = {}
+
+_INTERN: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+
+
+class Node:
+    """One operation applied to argument nodes; `attrs` holds static data (names, constants)."""
+
+    __slots__ = ("op", "args", "attrs", "shape", "__weakref__")
+
+    op: str
+    args: tuple["Node", ...]
+    attrs: tuple
+    shape: tuple
+
+    def __new__(cls, op: str, args: tuple = (), attrs: tuple = (), shape: tuple | None = None):
+        key = (op, tuple(id(a) for a in args), attrs, shape if op in _LEAVES else None)
+        node = _INTERN.get(key)
+        if node is not None:
+            return node
+        if shape is None:
+            shape = RULES[op].shape(*(a.shape for a in args), *attrs)
+        node = object.__new__(cls)
+        node.op, node.args, node.attrs, node.shape = op, tuple(args), attrs, tuple(shape)
+        _INTERN[key] = node
+        return node
+
+    # Nodes are interned: identity is structural equality.
+    def __eq__(self, other):
+        return self is other
+
+    def __hash__(self):
+        return id(self)
+
+    def __reduce__(self):
+        return (Node, (self.op, self.args, self.attrs, self.shape if self.op in _LEAVES else None))
+
+    def __repr__(self):
+        from .printing import to_text
+        return f"<{self.op} {to_text(self)} : {format_shape(self.shape)}>"
+
+    # Operator sugar, handy in rules and tests.
+    def __add__(self, other): return add(self, lift(other))
+    def __radd__(self, other): return add(lift(other), self)
+    def __sub__(self, other): return sub(self, lift(other))
+    def __rsub__(self, other): return sub(lift(other), self)
+    def __mul__(self, other): return mul(self, lift(other))
+    def __rmul__(self, other): return mul(lift(other), self)
+    def __truediv__(self, other): return div(self, lift(other))
+    def __rtruediv__(self, other): return div(lift(other), self)
+    def __pow__(self, other): return power(self, lift(other))
+    def __neg__(self): return neg(self)
+    def __matmul__(self, other): return matmul(self, other)
+
+    @property
+    def T(self) -> "Node":
+        return transpose(self)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+# Leaves carry their shape explicitly; every other op infers it from its args.
+_LEAVES = frozenset({"var", "const", "zeros", "ones", "eye"})
+
+
+def format_shape(shape: tuple) -> str:
+    """`()` -> 'scalar', `(d,)` -> 'd', `(h, d)` -> 'h×d'."""
+    return "scalar" if not shape else "×".join(str(s) for s in shape)
+
+
+def shapes_equal(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(sympy.simplify(x - y) == 0 if not (isinstance(x, int) and isinstance(y, int)) else x == y
+                                    for x, y in zip(a, b))
+
+
+# ----- leaves -----
+
+def var(name: str, shape: tuple = ()) -> Node:
+    return Node("var", (), (name,), tuple(shape))
+
+
+def const(value, shape: tuple = ()) -> Node:
+    """A scalar constant; `value` becomes an exact SymPy number where possible."""
+    value = sympy.sympify(value) if not isinstance(value, sympy.Basic) else value
+    if shape:
+        raise ValueError("const() is scalar; use zeros/ones/eye for arrays")
+    return Node("const", (), (value,), ())
+
+
+def zeros(shape: tuple) -> Node:
+    return const(0) if not shape else Node("zeros", (), (), tuple(shape))
+
+
+def ones(shape: tuple) -> Node:
+    return const(1) if not shape else Node("ones", (), (), tuple(shape))
+
+
+def eye(n) -> Node:
+    return Node("eye", (), (), (n, n))
+
+
+def lift(x) -> Node:
+    return x if isinstance(x, Node) else const(x)
+
+
+def const_value(n: Node):
+    """The SymPy value of a scalar constant node, else None."""
+    return n.attrs[0] if n.op == "const" else None
+
+
+def is_zero(n: Node) -> bool:
+    return n.op == "zeros" or (n.op == "const" and n.attrs[0] == 0)
+
+
+def is_one(n: Node) -> bool:
+    return n.op == "const" and n.attrs[0] == 1
+
+
+def _split_coeff(n: Node):
+    """n == c·X with c a constant: return (c, X); (1, n) when there is no factor."""
+    if n.op == "mul" and n.args[0].op == "const" and n.args[1].shape == n.shape:
+        return n.args[0].attrs[0], n.args[1]
+    if n.op == "neg":
+        return sympy.Integer(-1), n.args[0]
+    return sympy.Integer(1), n
+
+
+def _scaled(c, x: Node) -> Node:
+    if c == 0:
+        return zeros(x.shape)
+    if c == 1:
+        return x
+    if c == -1:
+        return Node("neg", (x,))
+    return Node("mul", (const(c), x))
+
+
+def _fill_value(n: Node):
+    """If n is a constant-valued array s·1 (s scalar), return s, else None."""
+    if n.op == "ones":
+        return const(1)
+    if n.op == "mul" and n.args[1].op == "ones" and n.args[0].shape == ():
+        return n.args[0]
+    return None
+
+
+# ----- elementwise arithmetic (scalars broadcast) -----
+
+def add(a: Node, b: Node) -> Node:
+    shape = RULES["add"].shape(a.shape, b.shape)
+    if is_zero(a) and b.shape == shape:
+        return b
+    if is_zero(b) and a.shape == shape:
+        return a
+    if a.op == "const" and b.op == "const":
+        return const(a.attrs[0] + b.attrs[0])
+    if b.op == "neg":
+        return sub(a, b.args[0])
+    if a.op == "neg":
+        return sub(b, a.args[0])
+    (ca, xa), (cb, xb) = _split_coeff(a), _split_coeff(b)
+    if xa is xb and a.shape == b.shape:
+        return _scaled(ca + cb, xa)
+    return Node("add", (a, b))
+
+
+def sub(a: Node, b: Node) -> Node:
+    shape = RULES["sub"].shape(a.shape, b.shape)
+    if is_zero(b) and a.shape == shape:
+        return a
+    if is_zero(a) and b.shape == shape:
+        return neg(b)
+    if a.op == "const" and b.op == "const":
+        return const(a.attrs[0] - b.attrs[0])
+    if b.op == "neg":
+        return add(a, b.args[0])
+    (ca, xa), (cb, xb) = _split_coeff(a), _split_coeff(b)
+    if xa is xb and a.shape == b.shape:
+        return _scaled(ca - cb, xa)
+    return Node("sub", (a, b))
+
+
+def neg(a: Node) -> Node:
+    if a.op == "const":
+        return const(-a.attrs[0])
+    if a.op == "zeros":
+        return a
+    if a.op == "neg":
+        return a.args[0]
+    c, x = _split_coeff(a)
+    if c != 1:
+        return _scaled(-c, x)
+    return Node("neg", (a,))
+
+
+def mul(a: Node, b: Node) -> Node:
+    shape = RULES["mul"].shape(a.shape, b.shape)
+    if is_zero(a) or is_zero(b):
+        return zeros(shape)
+    if a.op == "const" and b.op == "const":
+        return const(a.attrs[0] * b.attrs[0])
+    if b.op == "const" or (b.shape == () and a.shape != ()):
+        a, b = b, a                                  # scalar (constant) factors first
+    if a.op == "const":
+        c = a.attrs[0]
+        if c == 1 and b.shape == shape:
+            return b
+        cb, xb = _split_coeff(b)
+        if cb != 1:
+            return _scaled(c * cb, xb)
+        if c == -1:
+            return Node("neg", (b,))
+        return Node("mul", (a, b))
+    # pull constant factors and signs outward: (c·A) ⊙ B = c·(A ⊙ B)
+    (ca, xa), (cb, xb) = _split_coeff(a), _split_coeff(b)
+    if ca != 1 or cb != 1:
+        return _scaled(ca * cb, mul(xa, xb))
+    # s·1 ⊙ B = s·B
+    fa, fb = _fill_value(a), _fill_value(b)
+    if fa is not None and b.shape == shape:
+        return mul(fa, b)
+    if fb is not None and a.shape == shape:
+        return mul(a, fb)
+    return Node("mul", (a, b))
+
+
+def div(a: Node, b: Node) -> Node:
+    shape = RULES["div"].shape(a.shape, b.shape)
+    if is_zero(a):
+        return zeros(shape)
+    if b.op == "const":
+        if b.attrs[0] == 0:
+            raise ShapeError("division by the constant 0")
+        return mul(const(1 / b.attrs[0]), a)
+    ca, xa = _split_coeff(a)
+    if ca != 1 and not (xa.op == "const"):
+        return _scaled(ca, div(xa, b)) if xa.shape == shape else Node("div", (a, b))
+    return Node("div", (a, b))
+
+
+def power(a: Node, b: Node) -> Node:
+    if b.op == "const":
+        p = b.attrs[0]
+        if p == 1:
+            return a
+        if p == 0:
+            return ones(a.shape)
+        if a.op == "const":
+            return const(a.attrs[0] ** p)
+        if p == 2 and a.op == "norm":
+            return Node("sqnorm", (a.args[0],))      # ‖X‖² has its own, simpler rule
+    return Node("pow", (a, b))
+
+
+# ----- linear algebra -----
+
+def matmul(a: Node, b: Node) -> Node:
+    """Matrix-matrix or matrix-vector product (internal convention: no row vectors)."""
+    shape = RULES["matmul"].shape(a.shape, b.shape)
+    if is_zero(a) or is_zero(b):
+        return zeros(shape)
+    if a.op == "eye":
+        return b
+    if b.op == "eye":
+        return a
+    (ca, xa), (cb, xb) = _split_coeff(a), _split_coeff(b)
+    if ca != 1 or cb != 1:
+        return _scaled(ca * cb, matmul(xa, xb))
+    if a.op == "diag" and a.args[0].ndim == 1 and b.ndim == 1:
+        return mul(a.args[0], b)                     # diag(v) u = v ⊙ u
+    return Node("matmul", (a, b))
+
+
+def dot(a: Node, b: Node) -> Node:
+    RULES["dot"].shape(a.shape, b.shape)
+    if is_zero(a) or is_zero(b):
+        return const(0)
+    (ca, xa), (cb, xb) = _split_coeff(a), _split_coeff(b)
+    if ca != 1 or cb != 1:
+        return _scaled(ca * cb, dot(xa, xb))
+    return Node("dot", (a, b))
+
+
+def outer(a: Node, b: Node) -> Node:
+    shape = RULES["outer"].shape(a.shape, b.shape)
+    if is_zero(a) or is_zero(b):
+        return zeros(shape)
+    (ca, xa), (cb, xb) = _split_coeff(a), _split_coeff(b)
+    if ca != 1 or cb != 1:
+        return _scaled(ca * cb, outer(xa, xb))
+    return Node("outer", (a, b))
+
+
+_TRANSPOSED: "weakref.WeakKeyDictionary[Node, Node]" = weakref.WeakKeyDictionary()
+
+
+def transpose(a: Node, _budget: int = 6) -> Node:
+    """Aᵀ, pushed inward through products and sums (a bounded number of levels)."""
+    if a.ndim < 2:
+        return a                                     # no row vectors: vᵀ is v
+    hit = _TRANSPOSED.get(a)
+    if hit is not None:
+        return hit
+    out = _transpose(a, _budget)
+    _TRANSPOSED[a] = out
+    return out
+
+
+def _transpose(a: Node, budget: int) -> Node:
+    op = a.op
+    if op == "T":
+        return a.args[0]
+    if op in ("zeros", "ones"):
+        return Node(op, (), (), (a.shape[1], a.shape[0]))
+    if op == "eye":
+        return a
+    if op == "outer":
+        return outer(a.args[1], a.args[0])
+    if op == "neg":
+        return neg(transpose(a.args[0], budget))
+    if op == "mul" and a.args[0].shape == ():
+        return mul(a.args[0], transpose(a.args[1], budget))
+    if budget > 0:
+        if op == "matmul":
+            return matmul(transpose(a.args[1], budget - 1), transpose(a.args[0], budget - 1))
+        if op in ("add", "sub", "mul") and all(x.ndim == 2 for x in a.args):
+            return Node(op, tuple(transpose(x, budget - 1) for x in a.args))
+    return Node("T", (a,))
+
+
+# ----- generic application -----
+
+def apply(op: str, *args: Node, attrs: tuple = ()) -> Node:
+    """Build `op(*args)` through its smart constructor if it has one."""
+    ctor = CONSTRUCTORS.get(op)
+    if ctor is not None and not attrs:
+        return ctor(*args)
+    return Node(op, tuple(args), attrs)
+
+
+def _sum(a: Node) -> Node:
+    if a.shape == ():
+        return a
+    if is_zero(a):
+        return const(0)
+    s = _fill_value(a)
+    if s is not None:
+        return mul(s, const(numel(a.shape)))
+    c, x = _split_coeff(a)
+    if c != 1:
+        return _scaled(c, _sum(x))
+    return Node("sum", (a,))
+
+
+def numel(shape: tuple):
+    n = sympy.Integer(1)
+    for s in shape:
+        n = n * s
+    return n
+
+
+CONSTRUCTORS: dict[str, Callable[..., Node]] = {
+    "add": add, "sub": sub, "mul": mul, "div": div, "pow": power, "neg": neg,
+    "matmul": matmul, "dot": dot, "outer": outer, "T": transpose, "sum": _sum,
+}
+
+
+def walk(roots, stop=()) -> list[Node]:
+    """All nodes reachable from `roots`, arguments before users (iterative: no recursion limit).
+
+    Nodes in `stop` are listed but not entered."""
+    if isinstance(roots, Node):
+        roots = [roots]
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            if node in stop and node is not root:
+                continue
+            for arg in reversed(node.args):
+                if id(arg) not in seen:
+                    stack.append((arg, False))
+    return order
+
+
+def substitute(root: Node, mapping: dict[Node, Node]) -> Node:
+    """Replace nodes by others (e.g. a variable by an expression), rebuilding through smart constructors."""
+    done: dict[Node, Node] = {}
+    for node in walk(root):
+        if node in mapping:
+            done[node] = mapping[node]
+        elif not node.args:
+            done[node] = node
+        else:
+            new_args = tuple(done[a] for a in node.args)
+            done[node] = node if all(x is y for x, y in zip(new_args, node.args)) else apply(node.op, *new_args, attrs=node.attrs)
+    return done[root]

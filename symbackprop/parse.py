@@ -1,0 +1,510 @@
+"""Formula text to expression, through Python's `ast` with an explicit whitelist.
+
+User text never reaches eval, exec, sympify or parse_expr: `ast.parse` only
+builds a syntax tree, and every tree node is checked against the whitelist
+below before anything is built from it.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import difflib
+import keyword
+import re
+import sys
+from dataclasses import dataclass, field
+
+import sympy
+
+from . import expr as E
+from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .expr import Node
+from .rules import RULES, numpy_matmul
+
+#: Documented resource limits (docs/formula-language.md).
+MAX_FORMULA_CHARS = 100_000
+MAX_NESTING = 200
+MAX_GRAPH_NODES = 20_000
+
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+PRIME = "ʹ"                                          # U+02B9, a letter Python accepts in identifiers
+RESERVED = (set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
+            | {"np", "numpy", "math", "sympy", "value", "grads", "inputs"})
+
+
+def builtin_names() -> list[str]:
+    """Names users may call, read off the rule table."""
+    return sorted(n for n, r in RULES.items() if r.builtin is not None)
+
+
+@dataclass
+class Program:
+    """A parsed formula: the objective and everything named along the way."""
+
+    source: str
+    objective: Node
+    variables: dict[str, Node]                      # name -> var node, in order of first use
+    intermediates: dict[str, Node]                   # user-named intermediates, in order
+    shapes: dict[str, tuple]
+    elementwise: tuple[str, ...] = ()
+    functions: tuple[str, ...] = ()
+    objective_name: str | None = None
+    definitions: dict[str, "FunctionDef"] = field(default_factory=dict)
+
+    @property
+    def names(self) -> dict[Node, str]:
+        """node -> the user's name for it (first name wins)."""
+        out: dict[Node, str] = {}
+        for name, node in self.intermediates.items():
+            out.setdefault(node, name)
+        return out
+
+    @property
+    def dims(self) -> list[sympy.Symbol]:
+        seen: dict[str, sympy.Symbol] = {}
+        for shape in self.shapes.values():
+            for d in shape:
+                if isinstance(d, sympy.Symbol):
+                    seen.setdefault(d.name, d)
+        return list(seen.values())
+
+
+@dataclass
+class FunctionDef:
+    name: str
+    params: tuple[str, ...]
+    body: ast.AST
+    text: str                                        # the statement's text, for error carets
+    offset: int
+    visible: dict                                    # functions defined before this one
+
+
+def parse_shapes(specs) -> dict[str, tuple]:
+    """['W1=h,d', 'x=d'] (or a dict) -> {'W1': (h, d), 'x': (d,)}; dims are ints or symbols."""
+    if specs is None:
+        return {}
+    items = specs.items() if isinstance(specs, dict) else [_split_spec(s) for s in specs]
+    out: dict[str, tuple] = {}
+    for name, dims in items:
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise FormulaError(f"bad variable name {name!r} in a shape", hint="write NAME=DIMS, e.g. W1=h,d")
+        if name in out:
+            raise FormulaError(f"shape of `{name}` given twice")
+        out[name] = _dims(name, dims)
+    return out
+
+
+def _split_spec(spec: str):
+    if "=" not in spec:
+        raise FormulaError(f"bad shape {spec!r}", hint="write NAME=DIMS with comma-separated dims, e.g. --shape W1=h,d")
+    name, _, dims = spec.partition("=")
+    return name.strip(), dims
+
+
+def _dims(name: str, dims) -> tuple:
+    if isinstance(dims, str):
+        dims = [d.strip() for d in dims.split(",")] if dims.strip() else []
+    out = []
+    for d in dims:
+        if isinstance(d, (int, sympy.Integer)) or (isinstance(d, str) and d.isdigit()):
+            d = int(d)
+            if d < 1:
+                raise FormulaError(f"shape of `{name}`: dims must be positive, got {d}")
+            if d > 10**6:
+                raise LimitError(f"shape of `{name}`: dim {d} is larger than the limit 1000000")
+            out.append(d)
+        elif isinstance(d, sympy.Symbol) or (isinstance(d, str) and NAME_RE.match(d)):
+            out.append(sympy.Symbol(str(d), integer=True, positive=True))
+        else:
+            raise FormulaError(f"shape of `{name}`: bad dim {d!r}",
+                               hint="dims are positive integers or names, e.g. --shape W1=h,d or --shape x=3")
+    if len(out) > 2:
+        raise FormulaError(f"shape of `{name}` has {len(out)} dims; symbackprop handles scalars, vectors and matrices")
+    return tuple(out)
+
+
+class Parser:
+    """Builds expression nodes from formula text. One instance per formula."""
+
+    def __init__(self, shapes=None, elementwise=(), functions=(), allow_primes=False):
+        self.shapes = parse_shapes(shapes)
+        self.elementwise = tuple(elementwise)
+        self.functions = tuple(functions)
+        self.allow_primes = allow_primes
+        self.variables: dict[str, Node] = {}
+        self.intermediates: dict[str, Node] = {}
+        self.definitions: dict[str, FunctionDef] = {}
+        for name in self.elementwise + self.functions:
+            self._check_new_name(name, "function", None, None)
+            if name in RULES:
+                raise FormulaError(f"`{name}` is a built-in; pick another name for the abstract function")
+        dims = {d.name for s in self.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
+        for name in self.shapes:
+            if name in dims:
+                raise FormulaError(f"`{name}` names both a variable and a dimension",
+                                   hint="use different names for dims (e.g. d, h) and variables")
+
+    # ----- statements -----
+
+    def parse_program(self, source: str) -> Program:
+        if not isinstance(source, str):
+            raise FormulaError("the formula must be text")
+        if len(source) > MAX_FORMULA_CHARS:
+            raise LimitError(f"the formula is {len(source)} characters long; the limit is {MAX_FORMULA_CHARS}",
+                             hint="split it into named intermediates, or use the Python API")
+        if "\x00" in source:
+            raise FormulaError("the formula contains a null byte", source=source, offset=source.index("\x00"))
+        statements = list(_split_statements(source))
+        if not statements:
+            raise FormulaError("the formula is empty", hint="e.g. symbackprop derive '0.5 * norm(A @ x - b)**2' --shape A=m,n --shape x=n --shape b=m")
+        objective = objective_name = None
+        for i, (text, offset) in enumerate(statements):
+            last = i == len(statements) - 1
+            m = _DEF_RE.match(text)
+            if m:
+                if last:
+                    raise FormulaError("the last statement defines a function; it must be the objective",
+                                       source=source, offset=offset, length=len(text),
+                                       hint="end the formula with the expression to differentiate, e.g. h(f(x), g(x))")
+                self._define(m, text, offset, source)
+                continue
+            m = _ASSIGN_RE.match(text)
+            if m:
+                name = m.group(1)
+                self._check_new_name(name, "intermediate", source, offset + m.start(1))
+                node = self.expression(text[m.end():], source, offset + m.end())
+                self.intermediates[name] = node
+                if last:
+                    objective, objective_name = node, name
+                continue
+            node = self.expression(text, source, offset)
+            if last:
+                objective = node
+            else:
+                raise FormulaError("only the last statement may be a bare expression", source=source,
+                                   offset=offset, length=len(text),
+                                   hint="name it (z = ...) to use it later, or move it to the end")
+        if objective.shape != ():
+            raise ShapeError(f"the objective must be a scalar, but it has shape {E.format_shape(objective.shape)}",
+                             source=source, offset=statements[-1][1], length=len(statements[-1][0]),
+                             hint="reduce it, e.g. with sum(...), norm(...)**2 or a @ b")
+        unused = [n for n in self.shapes if n not in self.variables]
+        if unused:
+            near = difflib.get_close_matches(unused[0], list(self.variables), 1)
+            raise FormulaError(f"a shape is given for `{unused[0]}`, which the formula does not use",
+                               hint=f"did you mean `{near[0]}`?" if near else "remove that --shape, or check the spelling")
+        n_nodes = len(E.walk(objective))
+        if n_nodes > MAX_GRAPH_NODES:
+            raise LimitError(f"the formula's graph has {n_nodes} nodes; the limit is {MAX_GRAPH_NODES}")
+        return Program(source, objective, dict(self.variables), dict(self.intermediates), self.shapes,
+                       self.elementwise, self.functions, objective_name, dict(self.definitions))
+
+    def _define(self, m, text, offset, source):
+        name = m.group(1)
+        self._check_new_name(name, "function", source, offset + m.start(1))
+        params = tuple(p.strip() for p in m.group(2).split(",")) if m.group(2).strip() else ()
+        for p in params:
+            if not NAME_RE.match(p) or p in RESERVED:
+                raise FormulaError(f"bad parameter name {p!r} in the definition of {name}", source=source,
+                                   offset=offset, length=len(text))
+        if len(set(params)) != len(params):
+            raise FormulaError(f"repeated parameter in the definition of {name}", source=source, offset=offset)
+        body_text = text[m.end():]
+        tree = self._ast(body_text, source, offset + m.end())
+        self.definitions[name] = FunctionDef(name, params, tree, source, offset + m.end(), dict(self.definitions))
+
+    def _check_new_name(self, name, what, source, offset):
+        if name in RESERVED or name.startswith("_"):
+            raise FormulaError(f"`{name}` is reserved and cannot name a {what}", source=source, offset=offset,
+                               length=len(name), hint="pick another name")
+        if name in RULES and RULES[name].builtin is not None:
+            raise FormulaError(f"`{name}` is a built-in function and cannot name a {what}", source=source,
+                               offset=offset, length=len(name), hint="pick another name")
+        taken = (name in self.intermediates or name in self.definitions or name in self.variables
+                 or (what != "function" and (name in self.elementwise or name in self.functions)))
+        if taken or (what != "function" and name in self.shapes):
+            raise FormulaError(f"`{name}` is already defined", source=source, offset=offset, length=len(name),
+                               hint="each name is defined once; pick a new name")
+
+    # ----- expressions -----
+
+    def expression(self, text: str, source: str | None = None, offset: int = 0, scope=None) -> Node:
+        """Parse one expression (`text` sits at `offset` of `source`, for error carets)."""
+        source = text if source is None else source
+        tree = self._ast(text, source, offset)
+        return self._build(tree, source, offset, scope or {}, dict(self.definitions))
+
+    def _ast(self, text, source, offset):
+        if self.allow_primes:
+            text = re.sub(r"(?<=[A-Za-z0-9_])'", PRIME, text)
+        lead = len(text) - len(text.lstrip())
+        body = text.lstrip().rstrip()
+        try:
+            tree = ast.parse(body, mode="eval")
+        except SyntaxError as e:
+            where = offset + lead + _char_offset_lines(body.split("\n"), e.lineno or 1, (e.offset or 1) - 1, chars=True)
+            raise FormulaError(f"syntax error: {e.msg}", source=source, offset=min(where, offset + len(text)),
+                               hint="formulas use Python syntax: numbers, names, * / + - ** @ .T, calls like "
+                                    "relu(x), and ; or newlines between statements") from None
+        except (RecursionError, MemoryError):
+            raise LimitError(f"the formula is nested too deeply (limit {MAX_NESTING} levels)") from None
+        depth = _depth(tree.body)
+        if depth > MAX_NESTING:
+            raise LimitError(f"the formula is nested {depth} levels deep; the limit is {MAX_NESTING}",
+                             source=source, offset=offset + lead, hint="name intermediate results to flatten it")
+        tree.src_lines = body.split("\n")                    # type: ignore[attr-defined]
+        tree.src_shift = offset + lead                       # type: ignore[attr-defined]
+        return tree
+
+    def _build(self, tree, source, offset, scope, visible) -> Node:
+        ctx = _Ctx(self, source, tree, scope, visible)
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old, 10 * MAX_NESTING + 2000))
+        try:
+            return ctx.visit(tree.body)
+        finally:
+            sys.setrecursionlimit(old)
+
+
+class _Ctx:
+    """Walks one expression's syntax tree, allowing only whitelisted constructs."""
+
+    BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "@"}
+
+    def __init__(self, parser: Parser, source, tree, scope, visible):
+        self.p, self.source, self.tree, self.scope, self.visible = parser, source, tree, scope, visible
+
+    def where(self, node) -> tuple[int, int]:
+        lines = self.tree.src_lines
+        start = _char_offset_lines(lines, node.lineno, node.col_offset)
+        end_line = getattr(node, "end_lineno", node.lineno)
+        end = _char_offset_lines(lines, end_line, getattr(node, "end_col_offset", node.col_offset + 1))
+        return self.tree.src_shift + start, max(1, end - start)
+
+    def fail(self, node, message, hint=None, cls=FormulaError):
+        off, length = self.where(node)
+        raise cls(message, source=self.source, offset=off, length=length, hint=hint)
+
+    def segment(self, node) -> str:
+        off, length = self.where(node)
+        return self.source[off:off + length]
+
+    def visit(self, node) -> Node:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            self.fail(node, f"{_describe(node)} is not allowed in formulas",
+                      hint="formulas use numbers, names, + - * / ** @, .T and calls of built-in or declared functions")
+        try:
+            return method(node)
+        except SymbackpropError as e:
+            off, length = self.where(node)
+            raise e.located(self.source, off, length)
+
+    def visit_Constant(self, node):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(node, f"{_describe(node)} is not allowed in formulas", hint="only real numbers are allowed")
+        text = self.segment(node).replace("_", "")
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) or (isinstance(v, int) and v > 1e300):
+            self.fail(node, "number too large", hint="numbers must be finite 64-bit floats", cls=LimitError)
+        try:
+            value = sympy.Rational(text) if len(text) < 40 else sympy.Float(v)
+        except (TypeError, ValueError):
+            value = sympy.Float(v)
+        return E.const(value)
+
+    def visit_Name(self, node):
+        name = node.id
+        if PRIME in name:
+            self.fail(node, f"`{name.replace(PRIME, chr(39))}` must be called, as in {name.replace(PRIME, chr(39))}(z)")
+        if name in self.scope:
+            return self.scope[name]
+        if name in self.p.intermediates:
+            return self.p.intermediates[name]
+        if name in RULES and RULES[name].builtin is not None or name in self.visible or name in self.p.elementwise + self.p.functions:
+            self.fail(node, f"`{name}` is a function; call it, as in {name}(x)")
+        if name in RESERVED or name.startswith("_") or not NAME_RE.match(name):
+            self.fail(node, f"`{name}` is reserved and cannot be used as a variable", hint="rename it")
+        if name not in self.p.variables:
+            dims = {d.name for s in self.p.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
+            if name in dims:
+                self.fail(node, f"`{name}` is a dimension, not a variable", hint="dims only appear in --shape")
+            self.p.variables[name] = E.var(name, self.p.shapes.get(name, ()))
+        return self.p.variables[name]
+
+    def visit_BinOp(self, node):
+        op = self.BINOPS.get(type(node.op))
+        if op is None:
+            self.fail(node, f"the operator {_op_symbol(node.op)} is not allowed in formulas",
+                      hint="use + - * / ** and @")
+        a, b = self.visit(node.left), self.visit(node.right)
+        try:
+            if op == "@":
+                return numpy_matmul(a, b)
+            if op == "pow" and b.op == "const" and a.op == "const":
+                _check_const_pow(a, b)
+            return E.apply(op, a, b)
+        except ShapeError as e:
+            sym = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "@": "@"}[op]
+            self.fail(node, f"`{self.segment(node.left)} {sym} {self.segment(node.right)}` combines "
+                            f"{_shape_words(a.shape)} with {_shape_words(b.shape)}: {e.message}", hint=e.hint, cls=ShapeError)
+
+    def visit_UnaryOp(self, node):
+        if isinstance(node.op, ast.USub):
+            return E.neg(self.visit(node.operand))
+        if isinstance(node.op, ast.UAdd):
+            return self.visit(node.operand)
+        self.fail(node, f"the operator {_op_symbol(node.op)} is not allowed in formulas")
+
+    def visit_Attribute(self, node):
+        if node.attr != "T":
+            self.fail(node, f"attribute `.{node.attr}` is not allowed in formulas", hint="only .T (transpose) is allowed")
+        return E.transpose(self.visit(node.value))
+
+    def visit_Call(self, node):
+        if not isinstance(node.func, ast.Name):
+            self.fail(node.func, "only named functions can be called", hint="e.g. relu(x) or tanh(W @ x)")
+        if node.keywords:
+            self.fail(node.keywords[0].value, "keyword arguments are not allowed in formulas")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            self.fail(node, "starred arguments are not allowed in formulas")
+        name, nargs = node.func.id, len(node.args)
+        primes = name.count(PRIME)
+        base = name.replace(PRIME, "")
+        if primes and (not name.endswith(PRIME * primes)):
+            self.fail(node.func, f"bad derivative name `{name.replace(PRIME, chr(39))}`")
+        args = [self.visit(a) for a in node.args]
+        if primes:
+            return self._derivative(node, base, primes, args)
+        if name in self.scope and name not in self.visible:
+            self.fail(node.func, f"`{name}` is a variable, not a function")
+        if name in self.visible:
+            return self._inline(node, self.visible[name], args)
+        if name in self.p.elementwise:
+            self._arity(node, name, 1)
+            return Node("phi", (args[0],), (name, 0))
+        if name in self.p.functions:
+            try:
+                return Node("fn", tuple(args), (name, ()))
+            except ShapeError as e:
+                self.fail(node, e.message, hint=e.hint, cls=ShapeError)
+        rule = RULES.get(name)
+        if rule is None or rule.builtin is None:
+            self._unknown(node.func, name)
+        self._arity(node, name, rule.builtin)
+        try:
+            return rule.build(*args) if rule.build else E.apply(name, *args)
+        except ShapeError as e:
+            self.fail(node, f"`{self.segment(node)}`: {e.message}", hint=e.hint, cls=ShapeError)
+
+    def _derivative(self, node, base, primes, args):
+        if base in self.p.elementwise:
+            self._arity(node, base, 1)
+            return Node("phi", (args[0],), (base, primes))
+        if base in self.p.functions and len(args) == 1:
+            return Node("fn", tuple(args), (base, (0,) * primes))
+        rule = RULES.get(base)
+        if rule is not None and rule.kind == "elementwise" and rule.builtin is not None and primes == 1:
+            self._arity(node, base, 1)
+            return Node(base + "'", (args[0],))
+        self.fail(node.func, f"no derivative `{base}{chr(39) * primes}` is known",
+                  hint="write f'(z) for a built-in elementwise function (relu'(z), tanh'(z)) or one declared with --elementwise")
+
+    def _inline(self, node, fdef: FunctionDef, args):
+        if len(args) != len(fdef.params):
+            self.fail(node, f"{fdef.name} takes {len(fdef.params)} argument{'s' * (len(fdef.params) != 1)}, got {len(args)}")
+        inner = _Ctx(self.p, fdef.text, fdef.body, dict(zip(fdef.params, args)), fdef.visible)
+        return inner.visit(fdef.body.body)
+
+    def _arity(self, node, name, n):
+        if len(node.args) != n:
+            self.fail(node, f"{name} takes {n} argument{'s' * (n != 1)}, got {len(node.args)}")
+
+    def _unknown(self, func, name):
+        known = builtin_names() + list(self.visible) + list(self.p.elementwise) + list(self.p.functions)
+        near = difflib.get_close_matches(name, known, 1)
+        hint = f"did you mean `{near[0]}`?" if near else "see docs/formula-language.md for the built-ins."
+        self.fail(func, f"unknown function `{name}`",
+                  hint=hint + f" To use an unspecified function, declare it: --elementwise {name} (applied entrywise) "
+                              f"or --function {name} (scalar arguments).")
+
+
+# ----- helpers -----
+
+_DEF_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*\(([^()]*)\)\s*=(?!=)")
+_ASSIGN_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)")
+
+
+def _split_statements(source: str):
+    """Yield (text, offset) for each statement, split at ';' and newlines outside brackets."""
+    depth, start = 0, 0
+    for i, ch in enumerate(source + ";"):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch in ";\n" and (depth == 0 or ch == ";") or i == len(source):
+            text = source[start:i]
+            hash_at = text.find("#")
+            if hash_at >= 0:
+                text = text[:hash_at]
+            if text.strip():
+                yield text, start
+            start, depth = i + 1, 0 if ch == ";" else depth
+
+
+def _char_offset_lines(lines, lineno, col, chars=False):
+    """Offset in the joined text of (lineno, col); ast gives col in UTF-8 bytes, SyntaxError in chars."""
+    lineno = min(max(lineno, 1), len(lines))
+    line = lines[lineno - 1]
+    if not chars:
+        col = len(line.encode("utf-8")[:col].decode("utf-8", errors="ignore"))
+    return sum(len(l) + 1 for l in lines[:lineno - 1]) + min(max(col, 0), len(line))
+
+
+def _depth(root) -> int:
+    best, stack = 0, [(root, 1)]
+    while stack:
+        node, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(node))
+    return best
+
+
+def _check_const_pow(a: Node, b: Node):
+    try:
+        val = float(a.attrs[0]) ** float(b.attrs[0])
+        if isinstance(val, complex) or abs(val) > 1e300:
+            raise OverflowError
+    except (OverflowError, ZeroDivisionError, ValueError):
+        raise FormulaError("this constant power is too large or undefined", hint="numbers must be finite 64-bit floats") from None
+
+
+def _describe(node) -> str:
+    names = {"Lambda": "a lambda", "Subscript": "indexing", "Compare": "a comparison", "BoolOp": "a boolean operator",
+             "IfExp": "an if-expression", "ListComp": "a comprehension", "GeneratorExp": "a generator",
+             "List": "a list", "Tuple": "a tuple", "Dict": "a dict", "Set": "a set", "JoinedStr": "an f-string",
+             "NamedExpr": "the := operator", "Await": "await", "Yield": "yield", "Starred": "a starred expression"}
+    kind = type(node).__name__
+    if kind == "Constant":
+        return f"the constant {node.value!r}"[:60]
+    return names.get(kind, f"a {kind} expression")
+
+
+def _op_symbol(op) -> str:
+    return {ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^",
+            ast.BitAnd: "&", ast.Invert: "~", ast.Not: "not"}.get(type(op), type(op).__name__)
+
+
+def _shape_words(shape) -> str:
+    return "a scalar" if not shape else f"({', '.join(str(s) for s in shape)}{',' if len(shape) == 1 else ''})"
+
+
+def parse_formula(source: str, shapes=None, elementwise=(), functions=()) -> Program:
+    """Parse a formula (statements separated by ';' or newlines; the last is the objective).
+
+    >>> p = parse_formula("0.5 * norm(A @ x - b)**2", shapes={"A": "m,n", "x": "n", "b": "m"})
+    >>> sorted(p.variables), p.objective.shape
+    (['A', 'b', 'x'], ())
+    """
+    return Parser(shapes, elementwise, functions).parse_program(source)

@@ -1,0 +1,95 @@
+"""Printers: expression nodes as plain-text math, LaTeX, or NumPy source.
+
+All three read their templates from the rule table. Printing is iterative
+(bottom-up over the DAG), so deep expressions print without recursion, and a
+node given a name in `names` prints as that name.
+"""
+from __future__ import annotations
+
+from .expr import RULES, Node, walk, substitute
+from .rules import ATOM, Fmt
+
+_PARENS = {"text": ("(", ")"), "latex": ("\\left(", "\\right)"), "np": ("(", ")")}
+
+
+def expand_macros(roots: list[Node]) -> list[Node]:
+    """Replace display-only nodes (tanh'(z), …) by the primitive expressions they stand for."""
+    mapping = {n: RULES[n.op].expand(n) for n in walk(roots) if RULES[n.op].expand}
+    if not mapping:
+        return list(roots)
+    # expansions may themselves hold macros (rare): expand to a fixed point
+    out = [substitute(r, mapping) for r in roots]
+    return expand_macros(out) if any(RULES[n.op].expand for n in walk(out)) else out
+
+
+def render(root: Node, style: str = "text", names: dict[Node, str] | None = None) -> str:
+    """Print `root` in `style` ('text', 'latex' or 'np'); nodes in `names` print as their names."""
+    names = names or {}
+    if style == "np":
+        roots = expand_macros([root])
+        root = roots[0]
+    done: dict[Node, tuple[str, int]] = {}
+    lo, hi = _PARENS[style]
+    for node in walk(root, stop=names):
+        if node in names:
+            done[node] = (names[node], ATOM)
+            continue
+        fmt = getattr(RULES[node.op], style)
+        fmt = fmt(node) if callable(fmt) and not isinstance(fmt, Fmt) else fmt
+        if not node.args:                            # leaves: the template is the text itself
+            done[node] = (fmt.template, fmt.prec)
+            continue
+        parts = []
+        for i, arg in enumerate(node.args):
+            s, p = done[arg]
+            parts.append(f"{lo}{s}{hi}" if p < fmt.arg_need(i) else s)
+        done[node] = (fmt.template.format(*parts), fmt.prec)
+    return done[root][0]
+
+
+def to_text(node: Node, names=None) -> str:
+    return render(node, "text", names)
+
+
+def to_latex(node: Node, names=None) -> str:
+    return render(node, "latex", names)
+
+
+def to_numpy(node: Node, names=None) -> str:
+    return render(node, "np", names)
+
+
+def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", known: dict[Node, str] | None = None) -> dict[Node, str]:
+    """Names for sub-expressions used more than once across `roots`, so printed results
+    refer to shared intermediates instead of repeating (and blowing up) them.
+
+    `names` are the user's names (always used); `known` are preferred auto-names (x1, x2, …).
+    """
+    out = dict(names)
+    uses: dict[Node, int] = {}
+    order = walk(roots)
+    for node in order:
+        for arg in set(node.args):
+            uses[arg] = uses.get(arg, 0) + 1
+    taken = set(out.values())
+    counter = 0
+    for node in order:
+        if node in out or not node.args or uses.get(node, 0) < 2 or len(render(node, "text", out)) <= SMALL:
+            continue
+        if known and node in known:
+            out[node] = known[node]
+        elif len(render(node, "text", out)) <= BIG:
+            continue                                 # short enough to repeat
+        else:
+            counter += 1
+            while f"{prefix}{counter}" in taken:
+                counter += 1
+            out[node] = f"{prefix}{counter}"
+        taken.add(out[node])
+    return out
+
+
+#: Shared adjoint sub-expressions printing longer than this get a name instead of being repeated.
+BIG = 60
+#: ... and those this short are never named: Wᵀ, −x, (X⁻¹)ᵀ read better inline.
+SMALL = 6

@@ -1,0 +1,469 @@
+"""THE rule table: one entry per operator, with its shape rule, its vector-Jacobian
+product, its NumPy evaluation and its printed forms.
+
+`vjp(g, ans)` maps the incoming adjoint `g` and the node `ans` (whose `.args`
+are the operator's arguments) to one adjoint per argument, each shaped like
+that argument (the gradient convention). The parser's whitelist, the printers,
+the evaluator and the parametrised tests are all read off this table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import sympy
+
+from . import expr as E
+from .errors import ShapeError
+from .expr import Node, const, format_shape
+
+# Printing precedences (higher binds tighter).
+ADD, MUL, MATMUL, NEG, POW, POSTFIX, ATOM = 10, 20, 22, 25, 30, 40, 100
+
+
+@dataclass(frozen=True)
+class Fmt:
+    """A print template: `{0}`, `{1}` are the arguments; `prec` the result's
+    precedence; `need[i]` the precedence argument i must have to go without parentheses."""
+
+    template: str
+    prec: int = ATOM
+    need: tuple = ()
+
+    def arg_need(self, i: int) -> int:
+        return self.need[i] if i < len(self.need) else 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    shape: Callable                    # (*arg_shapes, *attrs) -> shape, or raise ShapeError
+    vjp: Callable | None               # (g, ans) -> one adjoint per argument (None: not differentiable)
+    fn: Callable | None                # NumPy evaluation (*arg_values, *attrs) -> value
+    np: Fmt | Callable                 # NumPy source; a callable takes the node
+    text: Fmt | Callable               # plain-text math; a callable takes the node
+    latex: Fmt | Callable
+    kind: str = "op"                   # elementwise | reduction | linalg | arithmetic | leaf | abstract
+    builtin: int | None = None         # arity when users may call it by name in formulas
+    build: Callable | None = None      # how a user's call builds the node (default: the op itself)
+    expand: Callable | None = None     # macro ops: the primitive expression they stand for
+    doc: str = ""
+
+
+# ----- shape rules -----
+
+def _broadcast(a, b):
+    if a == b or b == ():
+        return a
+    if a == ():
+        return b
+    raise ShapeError(f"cannot combine shapes {format_shape(a)} and {format_shape(b)} elementwise",
+                     hint="elementwise operations need equal shapes, or a scalar on one side")
+
+
+def _same(a):
+    return a
+
+
+def _to_scalar(a):
+    return ()
+
+
+def _square(a, what):
+    if len(a) != 2 or a[0] != a[1]:
+        raise ShapeError(f"{what} needs a square matrix, got {format_shape(a)}")
+    return a
+
+
+def _matmul_shape(a, b):
+    if len(a) == 2 and len(b) in (1, 2) and a[1] == b[0]:
+        return (a[0],) + tuple(b[1:])
+    raise ShapeError(f"matrix product of {format_shape(a)} and {format_shape(b)}: inner dimensions "
+                     f"{a[-1] if a else '—'} and {b[0] if b else '—'} differ" if a and b else
+                     f"matrix product needs arrays, got {format_shape(a)} and {format_shape(b)}",
+                     hint="check the shapes with --shape, or transpose one side with .T")
+
+
+def _vectors(a, b, what):
+    if len(a) == 1 and len(b) == 1:
+        return a, b
+    raise ShapeError(f"{what} needs two vectors, got {format_shape(a)} and {format_shape(b)}")
+
+
+def _dot_shape(a, b):
+    _vectors(a, b, "dot")
+    if a != b:
+        raise ShapeError(f"inner product of vectors of lengths {a[0]} and {b[0]}")
+    return ()
+
+
+def _outer_shape(a, b):
+    _vectors(a, b, "outer")
+    return (a[0], b[0])
+
+
+def _diag_shape(a):
+    if len(a) == 1:
+        return (a[0], a[0])
+    if len(a) == 2 and a[0] == a[1]:
+        return (a[0],)
+    raise ShapeError(f"diag takes a vector or a square matrix, got {format_shape(a)}")
+
+
+def _vector_only(a, what):
+    if len(a) != 1:
+        raise ShapeError(f"{what} takes a vector, got {format_shape(a)}")
+    return a
+
+
+def _array(a, what):
+    if not a:
+        raise ShapeError(f"{what} takes a vector or matrix, got a scalar")
+    return ()
+
+
+# ----- adjoint helpers -----
+
+def unbroadcast(part: Node, shape: tuple) -> Node:
+    """Sum an adjoint over the axes a scalar argument was broadcast along."""
+    return E._sum(part) if shape == () and part.shape != () else part
+
+
+def _binary(ga, gb):
+    def vjp(g, ans):
+        a, b = ans.args
+        return unbroadcast(ga(g, ans, a, b), a.shape), unbroadcast(gb(g, ans, a, b), b.shape)
+    return vjp
+
+
+def _matmul_vjp(g, ans):
+    a, b = ans.args
+    ga = E.outer(g, b) if b.ndim == 1 else E.matmul(g, b.T)
+    return ga, E.matmul(a.T, g)
+
+
+def numpy_matmul(a: Node, b: Node) -> Node:
+    """NumPy's `a @ b` in the internal convention (no row vectors)."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"`@` needs arrays on both sides, got {format_shape(a.shape)} and {format_shape(b.shape)}",
+                         hint="use * to scale by a scalar")
+    if a.ndim == 1 and b.ndim == 1:
+        return E.dot(a, b)
+    if a.ndim == 1:
+        return E.matmul(b.T, a)                      # u @ B = Bᵀu
+    return E.matmul(a, b)
+
+
+def _norm(x: Node) -> Node:
+    return Node("norm", (x,))
+
+
+def _np_binop(symbol: str, prec: int):
+    return Fmt("{0} %s {1}" % symbol, prec, (prec, prec + 1))
+
+
+def _np_unary(fname: str):
+    return Fmt(fname + "({0})")
+
+
+def _text_mul(node):
+    a, b = node.args
+    if a.op == "const" or (a.shape == () and b.shape != ()) or (a.shape == () and b.shape == ()):
+        return Fmt("{0}·{1}", MUL, (MUL, MUL + 1))
+    return Fmt("{0} ⊙ {1}", MUL, (MUL, MUL + 1))
+
+
+def _latex_mul(node):
+    a, b = node.args
+    if a.shape == () or b.shape == ():
+        return Fmt("{0} \\, {1}", MUL, (MUL, MUL + 1))
+    return Fmt("{0} \\odot {1}", MUL, (MUL, MUL + 1))
+
+
+def _leaf(text_fn, latex_fn, np_fn):
+    return dict(vjp=lambda g, ans: (), kind="leaf",
+                text=lambda n: Fmt(text_fn(n)), latex=lambda n: Fmt(latex_fn(n)), np=lambda n: Fmt(np_fn(n)))
+
+
+def _shape_src(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+RULES = E.RULES
+
+RULES.update({
+    # ----- leaves -----
+    "var": Rule(shape=None, fn=None, **_leaf(lambda n: n.attrs[0], lambda n: latex_name(n.attrs[0]), lambda n: n.attrs[0])),
+    "const": Rule(shape=None, fn=None, **_leaf(lambda n: number_text(n.attrs[0]), lambda n: sympy.latex(n.attrs[0]),
+                                                lambda n: number_np(n.attrs[0]))),
+    "zeros": Rule(shape=None, fn=lambda shape: np.zeros(shape),
+                  **_leaf(lambda n: "0", lambda n: "0", lambda n: f"np.zeros({_shape_src(n.shape)})")),
+    "ones": Rule(shape=None, fn=lambda shape: np.ones(shape),
+                 **_leaf(lambda n: "𝟙", lambda n: "\\mathbf{1}", lambda n: f"np.ones({_shape_src(n.shape)})")),
+    "eye": Rule(shape=None, fn=lambda shape: np.eye(shape[0]),
+                **_leaf(lambda n: "I", lambda n: "I", lambda n: f"np.eye({n.shape[0]})")),
+
+    # ----- arithmetic (elementwise, scalars broadcast) -----
+    "add": Rule(_broadcast, _binary(lambda g, ans, a, b: g, lambda g, ans, a, b: g), np.add,
+                _np_binop("+", ADD), Fmt("{0} + {1}", ADD, (ADD, ADD)), Fmt("{0} + {1}", ADD, (ADD, ADD)),
+                kind="arithmetic"),
+    "sub": Rule(_broadcast, _binary(lambda g, ans, a, b: g, lambda g, ans, a, b: -g), np.subtract,
+                _np_binop("-", ADD), Fmt("{0} − {1}", ADD, (ADD, ADD + 1)), Fmt("{0} - {1}", ADD, (ADD, ADD + 1)),
+                kind="arithmetic"),
+    "mul": Rule(_broadcast, _binary(lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a), np.multiply,
+                _np_binop("*", MUL), _text_mul, _latex_mul, kind="arithmetic"),
+    "div": Rule(_broadcast, _binary(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -(g * (ans / b))), np.divide,
+                _np_binop("/", MUL), Fmt("{0}/{1}", MUL, (MUL, MUL + 1)), Fmt("\\frac{{{0}}}{{{1}}}", ATOM),
+                kind="arithmetic"),
+    "pow": Rule(_broadcast,
+                lambda g, ans: (unbroadcast(g * ans.args[1] * ans.args[0] ** (ans.args[1] - 1), ans.args[0].shape),
+                                None if ans.args[1].op == "const" else
+                                unbroadcast(g * ans * apply_fn("log", ans.args[0]), ans.args[1].shape)),
+                np.power, Fmt("{0} ** {1}", POW, (POW + 1, NEG)), lambda n: _text_pow(n),
+                Fmt("{0}^{{{1}}}", POW, (POW + 1, 0)), kind="arithmetic"),
+    "neg": Rule(_same, lambda g, ans: (-g,), np.negative, Fmt("-{0}", NEG, (NEG,)), Fmt("−{0}", NEG, (MUL,)),
+                Fmt("-{0}", NEG, (MUL,)), kind="arithmetic"),
+
+    # ----- linear algebra -----
+    "matmul": Rule(_matmul_shape, _matmul_vjp, np.matmul, _np_binop("@", MUL), Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)),
+                   Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)), kind="linalg", builtin=None),
+    "T": Rule(lambda a: (a[1], a[0]) if len(a) == 2 else a, lambda g, ans: (g.T,), np.transpose,
+              Fmt("{0}.T", POSTFIX, (POSTFIX,)), Fmt("{0}ᵀ", POSTFIX, (POSTFIX + 1,)),
+              Fmt("{0}^\\top", POSTFIX, (POSTFIX + 1,)), kind="linalg"),
+    "dot": Rule(_dot_shape, lambda g, ans: (g * ans.args[1], g * ans.args[0]), np.dot,
+                _np_binop("@", MUL), Fmt("{0}ᵀ{1}", MATMUL, (POSTFIX + 1, MATMUL + 1)),
+                Fmt("{0}^\\top {1}", MATMUL, (POSTFIX + 1, MATMUL + 1)), kind="linalg", builtin=2, build=numpy_matmul),
+    "outer": Rule(_outer_shape, lambda g, ans: (E.matmul(g, ans.args[1]), E.matmul(g.T, ans.args[0])), np.outer,
+                  Fmt("np.outer({0}, {1})"), Fmt("{0} {1}ᵀ", MATMUL, (MATMUL, POSTFIX + 1)),
+                  Fmt("{0} {1}^\\top", MATMUL, (MATMUL, POSTFIX + 1)), kind="linalg", builtin=2),
+    "inv": Rule(lambda a: _square(a, "inv"), lambda g, ans: (-(ans.T @ g @ ans.T),), np.linalg.inv,
+                Fmt("np.linalg.inv({0})"), Fmt("{0}⁻¹", POSTFIX, (POSTFIX + 1,)), Fmt("{0}^{{-1}}", POSTFIX, (POSTFIX + 1,)),
+                kind="linalg", builtin=1),
+    "det": Rule(lambda a: _square(a, "det") and (), lambda g, ans: ((g * ans) * E.apply("inv", ans.args[0]).T,),
+                np.linalg.det, Fmt("np.linalg.det({0})"), Fmt("det({0})"), Fmt("\\det\\left({0}\\right)"),
+                kind="linalg", builtin=1),                           # Jacobi's formula
+    "logdet": Rule(lambda a: _square(a, "logdet") and (), lambda g, ans: (g * E.apply("inv", ans.args[0]).T,),
+                   lambda x: np.linalg.slogdet(x)[1], Fmt("np.linalg.slogdet({0})[1]"), Fmt("log det({0})"),
+                   Fmt("\\log\\det\\left({0}\\right)"), kind="linalg", builtin=1,
+                   doc="log |det X| (the sign is dropped, as numpy.linalg.slogdet does)"),
+    "trace": Rule(lambda a: _square(a, "trace") and (), lambda g, ans: (g * E.eye(ans.args[0].shape[0]),), np.trace,
+                  Fmt("np.trace({0})"), Fmt("tr({0})"), Fmt("\\operatorname{{tr}}\\left({0}\\right)"), kind="linalg", builtin=1),
+    "diag": Rule(_diag_shape, lambda g, ans: (Node("diag", (g,)),), np.diag, Fmt("np.diag({0})"), Fmt("diag({0})"),
+                 Fmt("\\operatorname{{diag}}\\left({0}\\right)"), kind="linalg", builtin=1),
+
+    # ----- reductions -----
+    "sum": Rule(lambda a: (), lambda g, ans: (g * E.ones(ans.args[0].shape),), np.sum, Fmt("np.sum({0})"),
+                Fmt("sum({0})"), Fmt("\\operatorname{{sum}}\\left({0}\\right)"), kind="reduction", builtin=1, build=E._sum),
+    "mean": Rule(lambda a: (), lambda g, ans: ((g / const(E.numel(ans.args[0].shape))) * E.ones(ans.args[0].shape),),
+                 np.mean, Fmt("np.mean({0})"), Fmt("mean({0})"), Fmt("\\operatorname{{mean}}\\left({0}\\right)"),
+                 kind="reduction", builtin=1),
+    "norm": Rule(lambda a: (), lambda g, ans: ((g / ans) * ans.args[0],), np.linalg.norm, Fmt("np.linalg.norm({0})"),
+                 Fmt("‖{0}‖"), Fmt("\\left\\|{0}\\right\\|"), kind="reduction", builtin=1, build=_norm,
+                 doc="2-norm of a vector, Frobenius norm of a matrix"),
+    "sqnorm": Rule(lambda a: (), lambda g, ans: (2 * g * ans.args[0],), lambda x: np.sum(x * x),
+                   lambda n: Fmt("{0} @ {0}", MUL, (MUL + 1,)) if n.args[0].ndim == 1 else Fmt("np.sum({0} * {0})", ATOM, (MUL + 1,)),
+                   Fmt("‖{0}‖²"), Fmt("\\left\\|{0}\\right\\|^2"), kind="reduction",
+                   doc="norm(X)**2, kept as one node"),
+    "softmax": Rule(lambda a: _vector_only(a, "softmax"),
+                    lambda g, ans: (ans * (g - E.dot(ans, g)),), lambda x: _softmax(x),
+                    Fmt("_softmax({0})"), Fmt("softmax({0})"), Fmt("\\operatorname{{softmax}}\\left({0}\\right)"),
+                    kind="reduction", builtin=1),
+    "logsumexp": Rule(lambda a: _vector_only(a, "logsumexp") and (), lambda g, ans: (g * Node("softmax", (ans.args[0],)),),
+                      lambda x: _logsumexp(x), Fmt("_logsumexp({0})"), Fmt("logsumexp({0})"),
+                      Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), kind="reduction", builtin=1),
+})
+
+
+def _softmax(x):
+    e = np.exp(x - np.max(x))
+    return e / np.sum(e)
+
+
+def _logsumexp(x):
+    m = np.max(x)
+    return m + np.log(np.sum(np.exp(x - m)))
+
+
+def _text_pow(node):
+    p = node.args[1]
+    sup = {2: "²", 3: "³"}
+    if p.op == "const" and p.attrs[0] in sup:
+        return Fmt("{0}" + sup[int(p.attrs[0])], POW, (POW + 1,))
+    return Fmt("{0}^{1}", POW, (POW + 1, POW + 1))
+
+
+# ----- elementwise functions -----
+# name: (NumPy source, NumPy callable, derivative (x, ans) -> Node, SymPy scalar function, test domain)
+# The derivative shows as name'(x) and stands for the expression given here;
+# second derivatives follow from differentiating that expression.
+
+@dataclass(frozen=True)
+class Elementwise:
+    np: str
+    fn: Callable
+    d: Callable
+    sympy: Callable
+    domain: str = "real"             # real | positive | nonzero
+
+
+def apply_fn(name: str, x: Node) -> Node:
+    return Node(name, (x,))
+
+
+def _sig(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+ELEMENTWISE = {
+    "relu": Elementwise("np.maximum({0}, 0.0)", lambda x: np.maximum(x, 0.0), lambda x, y: apply_fn("step", x),
+                        lambda t: sympy.Piecewise((t, t > 0), (0, True))),
+    "step": Elementwise("({0} > 0)", lambda x: (np.asarray(x) > 0).astype(float), lambda x, y: E.zeros(x.shape),
+                        lambda t: sympy.Piecewise((1, t > 0), (0, True))),
+    "sign": Elementwise("np.sign({0})", np.sign, lambda x, y: E.zeros(x.shape), sympy.sign),
+    "abs": Elementwise("np.abs({0})", np.abs, lambda x, y: apply_fn("sign", x), sympy.Abs),
+    "sigmoid": Elementwise("0.5 * (1.0 + np.tanh(0.5 * {0}))", _sig, lambda x, y: y * (1 - y),
+                           lambda t: 1 / (1 + sympy.exp(-t))),
+    "tanh": Elementwise("np.tanh({0})", np.tanh, lambda x, y: 1 - y ** 2, sympy.tanh),
+    "exp": Elementwise("np.exp({0})", np.exp, lambda x, y: y, sympy.exp),
+    "log": Elementwise("np.log({0})", np.log, lambda x, y: 1 / x, sympy.log, "positive"),
+    "sqrt": Elementwise("np.sqrt({0})", np.sqrt, lambda x, y: 0.5 / y, sympy.sqrt, "positive"),
+    "sin": Elementwise("np.sin({0})", np.sin, lambda x, y: apply_fn("cos", x), sympy.sin),
+    "cos": Elementwise("np.cos({0})", np.cos, lambda x, y: -apply_fn("sin", x), sympy.cos),
+    "softplus": Elementwise("np.logaddexp(0.0, {0})", lambda x: np.logaddexp(0.0, x),
+                            lambda x, y: apply_fn("sigmoid", x), lambda t: sympy.log(1 + sympy.exp(t))),
+}
+
+
+def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
+    prime = name + "'"
+
+    def expand_prime(x: Node) -> Node:
+        return f.d(x, apply_fn(name, x))
+
+    return {
+        name: Rule(_same, lambda g, ans: (g * Node(prime, ans.args),), f.fn, Fmt(f.np),
+                   Fmt(name + "({0})"), Fmt("\\operatorname{{" + name + "}}\\left({0}\\right)"),
+                   kind="elementwise", builtin=1),
+        prime: Rule(_same, lambda g, ans: (vjp_of_expansion(ans, g),), None, None,
+                    Fmt(prime + "({0})"), Fmt("\\operatorname{{" + name + "}}'\\left({0}\\right)"),
+                    kind="elementwise", expand=lambda node: expand_prime(node.args[0])),
+    }
+
+
+for _name, _f in ELEMENTWISE.items():
+    RULES.update(_elementwise_rules(_name, _f))
+
+
+def vjp_of_expansion(node: Node, g: Node) -> Node:
+    """Adjoint of a macro node's single argument, by a reverse sweep through its expansion."""
+    from .derive import backprop
+    x = node.args[0]
+    return backprop(RULES[node.op].expand(node), g, [x])[x]
+
+
+# ----- abstract functions (declared with --elementwise / --function) -----
+
+def _phi_vjp(g, ans):
+    name, order = ans.attrs
+    return (g * Node("phi", ans.args, (name, order + 1)),)
+
+
+def _fn_shape(*shapes_and_attrs):
+    *shapes, name, partials = shapes_and_attrs
+    for s in shapes:
+        if s != ():
+            raise ShapeError(f"the abstract function {name} takes scalar arguments, got {format_shape(s)}",
+                             hint=f"declare {name} with --elementwise to apply it to each entry of an array")
+    return ()
+
+
+def _fn_vjp(g, ans):
+    name, partials = ans.attrs
+    return tuple(g * Node("fn", ans.args, (name, tuple(sorted(partials + (i,)))))
+                 for i in range(len(ans.args)))
+
+
+def _fn_text(node):
+    name, partials = node.attrs
+    args = ", ".join("{%d}" % i for i in range(len(node.args)))
+    if not partials:
+        return Fmt(f"{name}({args})")
+    if len(node.args) == 1:
+        return Fmt(f"{name}{chr(39) * len(partials)}({args})")
+    sub = "".join(str(i + 1) for i in partials)
+    return Fmt(f"∂{sub}{name}({args})")
+
+
+def _fn_latex(node):
+    name, partials = node.attrs
+    args = ", ".join("{%d}" % i for i in range(len(node.args)))
+    if not partials:
+        return Fmt(f"{_esc(latex_name(name))}\\left({args}\\right)")
+    if len(node.args) == 1:
+        return Fmt(f"{_esc(latex_name(name))}{chr(39) * len(partials)}\\left({args}\\right)")
+    sub = "".join(str(i + 1) for i in partials)
+    return Fmt(f"\\partial_{{{{{sub}}}}} {_esc(latex_name(name))}\\left({args}\\right)")
+
+
+RULES.update({
+    "phi": Rule(lambda a, name, order: a, _phi_vjp, None,
+                lambda n: Fmt(f"_fn[{n.attrs[0]!r}]({{0}}, {n.attrs[1]})"),
+                lambda n: Fmt(n.attrs[0] + "'" * n.attrs[1] + "({0})"),
+                lambda n: Fmt(_esc(latex_name(n.attrs[0])) + "'" * n.attrs[1] + "\\left({0}\\right)"),
+                kind="abstract", doc="an unspecified elementwise function and its derivatives"),
+    "fn": Rule(_fn_shape, _fn_vjp, None,
+               lambda n: Fmt(f"_fn[{n.attrs[0]!r}](({', '.join('{%d}' % i for i in range(len(n.args)))},), "
+                             f"{n.attrs[1]!r})"),
+               _fn_text, _fn_latex, kind="abstract", doc="an unspecified scalar function of scalars and its partials"),
+})
+
+
+# ----- printing helpers shared by the printers -----
+
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
+          "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "Gamma", "Delta",
+          "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+
+
+def _esc(s: str) -> str:
+    return s.replace("{", "{{").replace("}", "}}")
+
+
+def latex_name(name: str) -> str:
+    """W1 -> W_{1}, x_hat -> x_{hat}, Phi -> \\Phi."""
+    base, _, rest = name.partition("_")
+    digits = ""
+    while base and base[-1].isdigit() and len(base) > 1:
+        digits = base[-1] + digits
+        base = base[:-1]
+    if base in _GREEK:
+        base = "\\" + base
+    elif len(base) > 1:
+        base = f"\\mathrm{{{base}}}"
+    sub = ",".join(s for s in (digits, rest) if s)
+    return f"{base}_{{{sub}}}" if sub else base
+
+
+def number_text(v) -> str:
+    v = sympy.nsimplify(v) if isinstance(v, sympy.Float) else v
+    if v.is_number and v < 0:
+        return "−" + number_text(-v)
+    if isinstance(v, sympy.Rational) and not isinstance(v, sympy.Integer):
+        q = int(v.q)
+        while q % 2 == 0:
+            q //= 2
+        while q % 5 == 0:
+            q //= 5
+        if q == 1:                                   # a terminating decimal: print as typed
+            return format(float(v), "g") if len(repr(float(v))) < 16 else str(v)
+        return str(v)
+    return str(v)
+
+
+def number_np(v) -> str:
+    """A constant as NumPy source: exact integers stay ints, others become floats (repr round-trips)."""
+    if isinstance(v, sympy.Integer) or (isinstance(v, int)):
+        return repr(float(int(v)))
+    if v.is_number:
+        return repr(float(v))
+    return "(" + sympy.pycode(v) + ")"              # symbolic dims: printed over the size names

@@ -1,0 +1,89 @@
+"""Scalar algebra with SymPy: canonical forms for results that are plain scalar expressions.
+
+Only expressions made of scalars, arithmetic and elementwise functions go
+through here (e.g. the handout's part (a) gives 4·x³ + 2·x, not 2·((1 + 2·x²)·x)).
+The round trip Node -> SymPy -> Node is exact; the result is self-checked like any other.
+"""
+from __future__ import annotations
+
+import sympy
+
+from . import expr as E
+from .expr import Node, walk
+from .rules import ELEMENTWISE, apply_fn
+
+_ARITH = {"add", "sub", "mul", "div", "pow", "neg", "const", "var"}
+_FUNCS = {name: spec.sympy for name, spec in ELEMENTWISE.items()
+          if name in ("exp", "log", "sin", "cos", "tanh", "sqrt")}
+_BACK = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tanh: "tanh"}
+
+
+def is_plain_scalar(root: Node) -> bool:
+    return all(n.shape == () and (n.op in _ARITH or n.op in _FUNCS) for n in walk(root))
+
+
+def to_sympy_scalar(root: Node):
+    done: dict[Node, object] = {}
+    for n in walk(root):
+        a = [done[x] for x in n.args]
+        op = n.op
+        done[n] = (sympy.Symbol(n.attrs[0], real=True) if op == "var" else n.attrs[0] if op == "const" else
+                   a[0] + a[1] if op == "add" else a[0] - a[1] if op == "sub" else a[0] * a[1] if op == "mul" else
+                   a[0] / a[1] if op == "div" else a[0] ** a[1] if op == "pow" else -a[0] if op == "neg" else
+                   _FUNCS[op](a[0]))
+    return done[root]
+
+
+def from_sympy_scalar(e, variables: dict[str, Node]) -> Node:
+    if e.is_Number:
+        return E.const(e)
+    if e.is_Symbol:
+        return variables[e.name]
+    if e.is_Add:
+        terms = sorted(e.args, key=sympy.default_sort_key, reverse=True)
+        out = from_sympy_scalar(terms[0], variables)
+        for t in terms[1:]:
+            c, rest = t.as_coeff_Mul()
+            if c < 0:
+                out = E.sub(out, from_sympy_scalar(-t, variables))
+            else:
+                out = E.add(out, from_sympy_scalar(t, variables))
+        return out
+    if e.is_Mul:
+        c, rest = e.as_coeff_Mul()
+        factors = [f for f in sympy.Mul.make_args(rest)]
+        num = [f for f in factors if not (f.is_Pow and f.exp.is_negative)]
+        den = [1 / f for f in factors if f.is_Pow and f.exp.is_negative]
+        out = from_sympy_scalar(num[0], variables) if num else E.const(1)
+        for f in num[1:]:
+            out = E.mul(out, from_sympy_scalar(f, variables))
+        for f in den:
+            out = E.div(out, from_sympy_scalar(f, variables))
+        return E.mul(E.const(c), out) if c != 1 else out
+    if e.is_Pow:
+        if e.exp == sympy.Rational(1, 2):
+            return apply_fn("sqrt", from_sympy_scalar(e.base, variables))
+        return E.power(from_sympy_scalar(e.base, variables), from_sympy_scalar(e.exp, variables))
+    for fn, name in _BACK.items():
+        if e.func == fn:
+            return apply_fn(name, from_sympy_scalar(e.args[0], variables))
+    raise ValueError(f"cannot convert {e!r}")
+
+
+def canonical_scalar(root: Node, variables: dict[str, Node]) -> Node:
+    """A plain scalar expression in its simplest of a few SymPy canonical forms (else unchanged)."""
+    if not root.args or root.shape != ():
+        return root
+    from .printing import expand_macros
+    plain = expand_macros([root])[0]
+    if not is_plain_scalar(plain):
+        return root
+    e = to_sympy_scalar(plain)
+    candidates = [sympy.expand(e), sympy.factor_terms(e)]
+    best = min(candidates, key=sympy.count_ops)
+    if sympy.count_ops(best) > sympy.count_ops(e):
+        return root
+    try:
+        return from_sympy_scalar(best, variables)
+    except (ValueError, KeyError):
+        return root
