@@ -8,3 +8,5 @@ from .parse import parse_formula
 __all__ = ["derive", "Derivation", "parse_formula", "SymbackpropError", "FormulaError", "ShapeError",
            "LimitError", "InternalError"]
 __version__ = "0.1.0"
+from .check import Verdict, check  # noqa: E402  (the worked-solution checker)
+__all__ += ["check", "Verdict"]
