@@ -273,6 +273,25 @@ class Derivation:
     def _repr_markdown_(self) -> str:
         return "$$" + self.latex() + "$$\n\n```\n" + self.steps() + "\n```"
 
+    def graph(self, **options):
+        """The computation graph (symbackprop.render.build_graph options: backward, point, collapse, rankdir)."""
+        from .render import build_graph
+        return build_graph(self, **options)
+
+    def _repr_svg_(self):
+        return self.graph(backward=True)._repr_svg_()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Notebooks: the LaTeX and Markdown views, the Markdown one followed by the backward graph."""
+        import base64
+        out = {"text/plain": self.text(), "text/latex": self._repr_latex_(), "text/markdown": self._repr_markdown_()}
+        svg = self._repr_svg_()
+        if svg is not None:
+            out["image/svg+xml"] = svg
+            data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+            out["text/markdown"] += f"\n\n![computation graph](data:image/svg+xml;base64,{data})"
+        return out
+
     def __repr__(self) -> str:
         return self.text()
 

