@@ -7,7 +7,7 @@ import pytest
 
 from symbackprop import cli
 from symbackprop.derivation import derive
-from symbackprop.evaluate import evaluate, random_point
+from symbackprop.evaluate import evaluate
 from symbackprop.expr import RULES
 from symbackprop.render import build_graph, format_value, op_label, random_values
 
