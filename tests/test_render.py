@@ -192,7 +192,7 @@ def test_edge_contributions_match_finite_differences(formula, shapes, ew, fn, co
         gh, *cs = evaluate([d.adjoints[head]] + contribs, point)
         numeric = np.vdot(np.broadcast_to(gh, np.shape(hi)), (np.asarray(hi) - np.asarray(lo)) / (2 * EPS))
         analytic = sum(np.vdot(np.broadcast_to(c, x0.shape), v) for c in cs)
-        assert abs(numeric - analytic) <= 1e-5 * max(1.0, abs(numeric)), (t, h, numeric, analytic)
+        assert abs(numeric - analytic) <= RTOL * max(1.0, abs(numeric)), (t, h, numeric, analytic)
         checked += 1
     assert checked >= 3
     # fan-out: the contributions leaving a node add up to its adjoint
