@@ -1,0 +1,118 @@
+"""Where training gets its gradients: the generated modules in generated/ (nothing else).
+
+The checked-in module is loaded by path from the checkout's generated/ folder. Where there is
+none (an installed wheel ships no generated/), the same module is emitted in memory by
+symbackprop.emit from the same formula and options: the test suite checks that the two are
+byte for byte the same, so both paths run the same code.
+
+Stacked seeds (--seeds N) use the "seeds" variants: the same loss written for one net with its
+minibatch as vectors (x, y: (B,)), every input batched, so N nets are one batch of N rows."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SymbackpropError
+
+#: The network's loss as given to code generation (batch mode: mean over the rows of the batch).
+FORMULA = "(v @ relu(w * x + b) + c - y)**2"
+SHAPES = ("w=h", "b=h", "v=h")
+#: The same loss for one net with its minibatch as vectors x, y (o = ones): batching every input of
+#: this formula stacks whole nets on a leading axis (used by --seeds).
+STACK_FORMULA = "mean((relu(outer(x, w) + outer(o, b)) @ v + c * o - y)**2)"
+STACK_SHAPES = ("w=h", "b=h", "v=h", "x=B", "y=B", "o=B")
+_ALL = ("x", "y", "o", "w", "b", "v", "c")
+#: module name -> (formula, shapes, batched inputs, variables it differentiates).
+MODULES = {
+    "relu_net": (FORMULA, SHAPES, ("x", "y"), ("w", "b", "v", "c")),
+    "relu_net_output": (FORMULA, SHAPES, ("x", "y"), ("v", "c")),
+    "relu_net_seeds": (STACK_FORMULA, STACK_SHAPES, _ALL, ("w", "b", "v", "c")),
+    "relu_net_output_seeds": (STACK_FORMULA, STACK_SHAPES, _ALL, ("v", "c")),
+}
+#: mode -> (module, trained variables). Order w, b, v, c, so each mode trains a contiguous slice.
+MODES = {"all": ("relu_net", ("w", "b", "v", "c")),
+         "hidden": ("relu_net", ("w", "b")),
+         "output": ("relu_net_output", ("v", "c"))}
+
+
+def regenerate_command(name: str) -> str:
+    formula, shapes, batch, wrt = MODULES[name]
+    shapes = " ".join(f"--shape {s}" for s in shapes)
+    return (f"symbackprop codegen '{formula}' {shapes} --wrt {','.join(wrt)} --batch {','.join(batch)} "
+            f"-o generated/{name}.py")
+
+
+def emit_source(name: str) -> str:
+    """The module's source, emitted now by symbackprop.emit (what `regenerate_command` writes)."""
+    from ..emit import emit_module
+    from ..parse import parse_formula
+
+    formula, shapes, batch, wrt = MODULES[name]
+    return emit_module(parse_formula(formula, list(shapes)), wrt=list(wrt), batch=list(batch),
+                       command=regenerate_command(name))
+
+
+def checked_in(name: str) -> Path | None:
+    """The checked-in file for module `name`: $SYMBACKPROP_GENERATED, then the checkout's generated/."""
+    env = os.environ.get("SYMBACKPROP_GENERATED")
+    here = Path(__file__).resolve().parent
+    for folder in ([Path(env)] if env else []) + [here.parents[1] / "generated"]:
+        if (folder / f"{name}.py").is_file():
+            return folder / f"{name}.py"
+    return None
+
+
+_LOADED: dict[str, types.ModuleType] = {}
+
+
+def load_module(name: str) -> types.ModuleType:
+    """The generated module `name` (e.g. "relu_net"): the checked-in file, else emitted in memory."""
+    if name in _LOADED:
+        return _LOADED[name]
+    if name not in MODULES:
+        raise SymbackpropError(f"unknown generated module {name!r}", hint="one of " + ", ".join(MODULES))
+    path = checked_in(name)
+    modname = f"symbackprop_generated_{name}"
+    if path is not None:
+        spec = importlib.util.spec_from_file_location(modname, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = types.ModuleType(modname)
+        module.__file__ = f"<emitted: {regenerate_command(name)}>"
+        exec(compile(emit_source(name), module.__file__, "exec"), module.__dict__)   # noqa: S102 (our own emitter)
+    sys.modules.setdefault(modname, module)
+    _LOADED[name] = module
+    return module
+
+
+def value_and_grad_for(mode: str, seeds: bool = False):
+    """(value_and_grad, trained variable names) for a training mode ("all", "hidden", "output");
+    with `seeds`, a function taking parameters stacked on a leading seed axis."""
+    name, names = MODES[mode]
+    if not seeds:
+        return load_module(name).value_and_grad, names
+    return SeedStack(load_module(name + "_seeds").value_and_grad, names), names
+
+
+class SeedStack:
+    """value_and_grad over S stacked nets (w: (S, h), c: (S,), x: (S, B)), from a module whose every
+    input is batched: one generated call; the batch mean over nets is undone (× S), so each net gets
+    the gradient of its own minibatch MSE."""
+
+    def __init__(self, stacked_value_and_grad, names):
+        self.vag, self.names, self.ones = stacked_value_and_grad, names, None
+
+    def __call__(self, w, b, v, c, x, y):
+        S = x.shape[0]
+        if self.ones is None or self.ones.shape != x.shape:
+            self.ones = np.ones(x.shape)
+        value, g = self.vag(w=w, b=b, v=v, c=c, x=x, y=y, o=self.ones)
+        for n in self.names:
+            g[n] *= S
+        return value * S, g
