@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import html
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -102,8 +103,10 @@ class Verdict:
     claim_shape: str | None = None
     layout: str | None = None
     gradient: str | None = None
+    where: list = field(default_factory=list)
     factor: str | None = None
     method: str = ""
+    symbolic: str = ""
     points: int = 0
     dims_tried: list = field(default_factory=list)
     counterexample: Counterexample | None = None
@@ -129,17 +132,18 @@ class Verdict:
             s += f": {self.summary}"
         return s
 
-    def text(self) -> str:
+    def text(self, where: bool = True, method: bool = True) -> str:
         lines = [f"∂{self.objective}/∂{self.wrt} = {self.claim}", f"  verdict: {self.headline()}"]
         lines += ["  " + d for d in self.details]
         if self.counterexample is not None and self.diagnosis == "counterexample":
             lines.append("  counterexample:")
             lines += ["    " + l for l in self.counterexample.lines()]
         if self.gradient:
-            lines.append("  the gradient (shaped like the variable):")
-            lines += ["    " + l for l in self.gradient.split("\n")]
-        if self.points:
-            lines.append(f"  {self.method}")
+            lines.append(f"  the gradient (shaped like {self.wrt}): {self.gradient}")
+            if self.where and where:
+                lines.append("  where " + "; ".join(self.where))
+        if self.points and method:
+            lines.append("  " + (f"{self.symbolic}; " if self.symbolic else "") + self.method)
         return "\n".join(lines)
 
     def markdown(self) -> str:
@@ -150,16 +154,18 @@ class Verdict:
         if self.counterexample is not None and self.diagnosis == "counterexample":
             body += ["counterexample:"] + ["  " + l for l in self.counterexample.lines()]
         if self.gradient:
-            body += ["the gradient (shaped like the variable):"] + ["  " + l for l in self.gradient.split("\n")]
+            body.append(f"the gradient (shaped like {self.wrt}): {self.gradient}")
+            if self.where:
+                body.append("where " + "; ".join(self.where))
         if self.points:
-            body.append(self.method)
+            body.append((f"{self.symbolic}; " if self.symbolic else "") + self.method)
         if body:
             lines += ["```", *body, "```"]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("wrt", "claim", "status", "summary", "details", "diagnosis", "objective",
-                                           "due_shape", "claim_shape", "layout", "gradient", "factor", "method",
+                                           "due_shape", "claim_shape", "layout", "gradient", "where", "factor", "method", "symbolic",
                                            "points", "dims_tried", "line", "label", "expect")}
         d["verdict"] = self.verdict
         d["counterexample"] = self.counterexample.to_dict() if self.counterexample else None
@@ -229,13 +235,15 @@ class Problem:
         if not text.strip():
             raise FormulaError(f"{what} is empty", hint="write an expression, e.g. W2.T @ x4")
         known = set(self.parser.variables)
+        error = None
         try:
             node = self.parser.expression(text, scope=dict(self.lets))
-        finally:
-            new = [n for n in self.parser.variables if n not in known]
-            for n in new:
-                del self.parser.variables[n]
-        if new:
+        except SymbackpropError as e:
+            error = e
+        new = [n for n in self.parser.variables if n not in known]
+        for n in new:                               # a claim never adds variables
+            del self.parser.variables[n]
+        if new:                                     # an unknown name explains any later shape error
             name = new[0]
             m = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text)
             names = list(self.program.variables) + list(self.program.intermediates) + list(self.lets)
@@ -245,7 +253,9 @@ class Problem:
                 source=text, offset=m.start() if m else None, length=len(name),
                 hint=(f"did you mean `{near[0]}`? " if near else "")
                 + "Name intermediates with --let NAME=EXPR (or `lets:` in a solution file); known names: "
-                + ", ".join(names))
+                + ", ".join(names)) from None
+        if error is not None:
+            raise error
         return node
 
     @property
@@ -308,21 +318,23 @@ class Problem:
         """Check the claim ∂objective/∂wrt = claim; malformed input raises SymbackpropError."""
         truth, deriv, target = self.truth(wrt)
         obj = self.objective_name
-        grad_text = _strip_lhs(deriv.text(wrt=[wrt]))
+        grad_text, where = _split_gradient(deriv.text(wrt=[wrt]))
         base = dict(wrt=wrt, claim=str(claim).strip(), objective=obj, due_shape=format_shape(truth.shape),
-                    label=label, line=line, expect=expect)
+                    label=label, line=line, expect=expect, where=where)
         try:
             node = self.parse(claim)
         except ShapeError as e:
             return Verdict(status="wrong", diagnosis="ill-formed",
-                           summary="the claim's dimensions do not fit together",
+                           summary="its dimensions do not fit together",
                            details=e.format().replace("error: ", "", 1).split("\n"), gradient=grad_text, **base)
         return _Judge(self, wrt, node, truth, target, grad_text, base).run()
 
 
-def _strip_lhs(text: str) -> str:
+def _split_gradient(text: str) -> tuple[str, list[str]]:
+    """'∂ℓ/∂W = x4 x2ᵀ    [k×h]\nwhere\n  x1 = ...' -> ('x4 x2ᵀ    [k×h]', ['x1 = ...', ...])."""
     first, *rest = text.split("\n")
-    return "\n".join([first.split("=", 1)[1].strip()] + rest)
+    where = [re.sub(r"\s{2,}", " ", l.strip()) for l in rest if l.strip() and l.strip() != "where"]
+    return first.split("=", 1)[1].strip(), where
 
 
 # ----- the judge -----
@@ -365,13 +377,12 @@ class _Judge:
                    if truth.ndim == 2 else f" (a vector; 1×{truth.shape[0]} as a row in the numerator layout)"
                    if truth.ndim == 1 else "")
             return Verdict(status="wrong", diagnosis="shape",
-                           summary=f"wrong shape: ∂{self.obj}/∂{self.wrt} must be {due}, the claim is "
-                                   f"{format_shape(claim.shape)}",
+                           summary=f"wrong shape: due {due}, given {format_shape(claim.shape)}",
                            details=[f"due: {due}, shaped like {self.wrt}{alt}; given: {format_shape(claim.shape)}"],
                            gradient=self.grad_text, **v)
-        symbolic = ("identical to the derived expression; " if claim is truth else
-                    "its transpose is identical to the derived expression; "
-                    if truth.ndim == 2 and E.transpose(claim) is truth else "")
+        v["symbolic"] = ("identical to the derived expression" if claim is truth else
+                         "its transpose is identical to the derived expression"
+                         if truth.ndim == 2 and E.transpose(claim) is truth else "")
         cands = self.candidates()
         samples = self.sample([truth, claim] + [c[2] for c in cands])
         if not samples:
@@ -380,7 +391,7 @@ class _Judge:
         agree = {o: all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients}
         v["points"] = len(samples)
         v["dims_tried"] = _dims_tried(samples)
-        v["method"] = self.method(samples, symbolic)
+        v["method"] = self.method(samples)
         if agree.get("same") or agree.get("column") or agree.get("zero"):
             layout, note = self.layout_note(orients[0])
             return Verdict(status="correct", summary="", details=note, layout=layout, **v)
@@ -399,12 +410,12 @@ class _Judge:
                                gradient=self.grad_text, counterexample=cx, **v)
         cx = self.counterexample(orients)
         return Verdict(status="wrong", diagnosis="counterexample",
-                       summary="the claim differs from the derivative (see the counterexample)",
+                       summary="it differs from the derivative (see the counterexample)",
                        details=[], gradient=self.grad_text, counterexample=cx, **v)
 
-    def method(self, samples, symbolic) -> str:
+    def method(self, samples) -> str:
         dims = _dims_tried(samples)
-        s = symbolic + f"checked numerically at {len(samples)} random points"
+        s = f"checked numerically at {len(samples)} random points"
         if dims and any(dims):
             s += " (sizes " + "; ".join(", ".join(f"{k}={v}" for k, v in d.items()) for d in dims) + ")"
         abstract = tuple(self.p.program.elementwise) + tuple(self.p.program.functions)
@@ -511,10 +522,10 @@ class _Judge:
                 if abs(k) < 1e-9:
                     return ("zero", "the claim is 0, but the derivative is not", [], "0")
                 if abs(k + 1) < 1e-9:
-                    return ("sign", f"wrong sign: the claim is −1 times the derivative{tr}",
+                    return ("sign", f"wrong sign{tr}",
                             [f"claim = −(∂{self.obj}/∂{self.wrt})"], "-1")
                 f = _nice(k)
-                return ("factor", f"off by a constant factor: the claim is {f} times the derivative{tr}",
+                return ("factor", f"off by a constant factor: {f} times the derivative{tr}",
                         [f"claim = {f} · ∂{self.obj}/∂{self.wrt}"], f)
         return None
 
@@ -532,7 +543,7 @@ class _Judge:
                     word = {"missing-factor": "a forgotten derivative factor",
                             "function-for-derivative": "a function in place of its derivative",
                             "missing-term": "a missing term", "extra-term": "an extra term"}[kind]
-                    return (kind, f"{word}: {desc}{tr}", [f"{desc}; otherwise the claim matches the derivative"], None)
+                    return (kind, desc + tr, [f"{word}: with that fixed, the claim matches the derivative"], None)
         return None
 
     def diagnose_special(self, orients):
@@ -540,7 +551,8 @@ class _Judge:
         program = self.p.program
         square = [n for n, v in program.variables.items() if v.ndim == 2 and shapes_equal((v.shape[0],), (v.shape[1],))]
         roots = [self.truth, self.claim]
-        for group in ([[n] for n in square] + ([square] if len(square) > 1 else [])):
+        groups = [[n] for n in square] + [list(g) for g in itertools.combinations(square, 2)]
+        for group in groups + ([square] if len(square) > 2 else []):
             samples = self.sample(roots, symmetric=set(group))
             if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients if o != "zero"):
                 names = " and ".join(group)
@@ -554,7 +566,8 @@ class _Judge:
             if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients if o != "zero"):
                 return ("scalar-only", "right only when every dimension is 1",
                         ["the claim agrees with the derivative for 1×1 matrices and length-1 vectors (scalars), "
-                         "but not for larger sizes: an order of products or a transpose that scalars ignore"], None)
+                         "but not for larger sizes. Scalars ignore the order of products, transposes and the difference "
+                         "between ⊙ and a matrix product: look for one of those"], None)
         return None
 
     def counterexample(self, orients) -> Counterexample | None:
@@ -798,7 +811,11 @@ class Report:
 
     def text(self) -> str:
         head = f"{self.filename}: {self.title}" if self.title else self.filename
-        lines = [head, f"  {self.objective} = {self.formula}", ""]
+        lines = [head, f"  {self.objective} = {self.formula}"]
+        where = list(dict.fromkeys(w for v in self.verdicts for w in v.where))
+        if where:
+            lines.append("  where " + "; ".join(where))
+        lines.append("")
         claims = [f"∂{v.objective}/∂{v.wrt} = {v.claim}" for v in self.verdicts]
         width = min(max((len(c) for c in claims), default=10), 60)
         lines.append(f"  #  line  {'claim'.ljust(width)}  verdict")
@@ -811,9 +828,12 @@ class Report:
             lines += ["", "Notes:"]
             for i, v in notes:
                 lines.append(f"{i:3d}. ∂{v.objective}/∂{v.wrt} = {v.claim}   (line {v.line})")
-                body = v.text().split("\n")[2:]
+                body = v.text(where=False, method=False).split("\n")[2:]
                 lines += ["   " + l for l in body]
         lines += ["", self.summary()]
+        checked = next((v for v in self.verdicts if v.points), None)
+        if checked:
+            lines.append("Each claim was " + checked.method)
         return "\n".join(lines)
 
     def markdown(self) -> str:
