@@ -129,11 +129,22 @@ class _Chains:
 
     def __init__(self, uses: dict, keep: set):
         self.uses, self.keep = uses, keep
+        self.vector_root = False
 
     def opens(self, n: Node) -> bool:
-        if n in self.keep or self.uses.get(n, 0) > 1:
+        # a shared matrix product is reopened under a chain that ends in a vector: A (B x) beats (A B) x
+        # and a shared product holding an outer product is rank one: cheaper to rebuild from its vectors
+        if n in self.keep or (self.uses.get(n, 0) > 1 and not (self.vector_root and n.ndim == 2)
+                              and not self.rank_one(n)):
             return False
         return n.op in self.PRODUCTS or (n.op == "T" and self.opens(n.args[0]))
+
+    def rank_one(self, n: Node) -> bool:
+        if n.op == "outer":
+            return True
+        if n.op == "T":
+            return self.rank_one(n.args[0])
+        return n.op == "matmul" and n not in self.keep and any(self.rank_one(a) for a in n.args)
 
     @staticmethod
     def kind(n: Node) -> str:
@@ -194,6 +205,11 @@ class _Chains:
     def best(self, n: Node, done: dict) -> Node | None:
         """The cheapest rebuild of the chain rooted at n, or None when the order as written is as cheap."""
         fs = self.factors(n, top=True)
+        self.vector_root = n.ndim < 2 or any(k in "cr" for _, k, _ in fs)
+        try:
+            fs = self.factors(n, top=True)
+        finally:
+            self.vector_root = False
         if len(fs) < 3:
             return None
         dims = [self.dims(f, k, t) for f, k, t in fs]
@@ -208,7 +224,12 @@ class _Chains:
                     c = cost[i][k] + cost[k + 1][j] + dims[i][0] * dims[k][1] * dims[j][1]
                     if cost[i][j] is None or c < cost[i][j]:
                         cost[i][j], split[i][j] = c, k
-        if cost[0][m - 1] >= self.cost_as_is(n):
+        self.vector_root = n.ndim < 2 or any(k in "cr" for _, k, _ in fs)
+        try:
+            as_is = self.cost_as_is(n)
+        finally:
+            self.vector_root = False
+        if cost[0][m - 1] >= as_is:
             return None
 
         def leaf(i):
@@ -271,7 +292,19 @@ def _np_number(v) -> str:
 
 
 def _is_diag_vec(n: Node) -> bool:
+    """diag(v) for a vector v, or its transpose (the same matrix)."""
+    if n.op == "T":
+        n = n.args[0]
     return n.op == "diag" and n.args[0].ndim == 1
+
+
+def _diag_arg(n: Node) -> Node:
+    return n.args[0].args[0] if n.op == "T" else n.args[0]
+
+
+def _diag_of_product(n: Node) -> bool:
+    """diag(P @ Q) with both matrices: computed as a row-wise inner product, never the n×n product."""
+    return n.op == "diag" and n.args[0].op == "matmul" and n.args[0].args[1].ndim == 2
 
 
 class _Emitter:
@@ -286,8 +319,7 @@ class _Emitter:
 
     def plan(self, objective: Node, grads: dict[str, Node], adjoint_names: dict[Node, str]):
         roots = [objective] + list(grads.values())
-        keep = set(self.user_names)
-        roots = order_chains(roots, keep)
+        roots = order_chains(roots, set(self.d.program.names))
         objective, grads = roots[0], dict(zip(grads, roots[1:]))
         self.objective, self.grads = objective, grads
         nodes = walk(roots)
@@ -342,7 +374,9 @@ class _Emitter:
 
     def _refs(self, n: Node):
         if n.op == "matmul":
-            return [a.args[0] if _is_diag_vec(a) else a for a in n.args]
+            return [_diag_arg(a) if _is_diag_vec(a) else a for a in n.args]
+        if _diag_of_product(n) and not self.batched.get(n):
+            return list(n.args[0].args)
         return list(n.args)
 
     def _always_inline(self, n: Node) -> bool:
@@ -443,6 +477,11 @@ class _Emitter:
             if a[0].ndim == 2:
                 return f"np.diagonal({self.ref(a[0])[0]}, axis1=1, axis2=2)", ATOM
             return f"_batched_diag({self.ref(a[0])[0]})", ATOM
+        if _diag_of_product(n) and not bat[n]:
+            P, Q = a[0].args
+            if Q.op == "T":
+                return f"np.einsum('ij,ij->i', {self.ref(P)[0]}, {self.ref(Q.args[0])[0]})", ATOM
+            return f"np.einsum('ij,ji->i', {self.ref(P)[0]}, {self.ref(Q)[0]})", ATOM
         if op in ("phi", "fn"):
             raise FormulaError("codegen cannot emit an abstract function (declared with --elementwise/--function)",
                                hint="replace it by a concrete one (relu, tanh, sigmoid, …) to generate code")
@@ -464,13 +503,13 @@ class _Emitter:
         a, b = n.args
         bat = self.batched
         if _is_diag_vec(a):                          # diag(v) @ M = v[:, None] * M
-            v = a.args[0]
+            v = _diag_arg(a)
             if b.ndim == 1:
                 return self.product(E.mul(v, b), [])
             vs = self.paren(v, POSTFIX) + ("[:, :, None]" if bat[v] else "[:, None]")
             return f"{vs} * {self.paren(b, MUL + 1)}", MUL
         if _is_diag_vec(b):                          # M @ diag(v) = M * v
-            v = b.args[0]
+            v = _diag_arg(b)
             vs = self.paren(v, POSTFIX) + ("[:, None, :]" if bat[v] and not bat[a] else "[:, None, :]" if bat[v] else "")
             return f"{self.paren(a, MUL)} * {vs}", MUL
         if not bat[a] and bat[b] and b.ndim == 1:   # A x_b for every b: X Aᵀ
@@ -536,6 +575,8 @@ class _Emitter:
                         f"np.einsum('b,bij->ij', {s}, {self.ref(A)[0]})")
             elif not barr and len(bsc) == 2:
                 core = f"{self.paren(bsc[0], MUL)} @ {self.paren(bsc[1], MUL + 1)}"
+            elif not barr and len(bsc) == 1:
+                core, _ = self.bsum(bsc[0], [])
             elif len(barr) == 1 and not bsc:
                 inner, p = self.bsum(barr[0], [])
                 core = inner if p >= MUL else f"({inner})"
@@ -627,6 +668,8 @@ class _Emitter:
                 return f"np.zeros({self.shape_src(var.shape)}{self._dt()})" if var.ndim else "0.0"
             return f"np.zeros({self.shape_src(var.shape, True)}{self._dt()})"
         cs = [] if c == 1 else [self.const_src(c)]
+        if c == -1 and x.op != "mul":
+            return "-" + self.paren(x, NEG)
         if not self.batch or name in self.batch:
             if name in self.batch and not self.batched[g]:
                 return f"np.broadcast_to({self.ref(g)[0]}, {self.shape_src(var.shape, True)}).copy()"
@@ -756,7 +799,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         while gname in taken:
             gname += "_"
         src = em.grad_src(n, g, program.variables[n])
-        if src in returned or (src.isidentifier() and src in em.name.values()):
+        if src in returned:
             src += ".copy()" if (program.variables[n].ndim or n in bset) else ""
         returned.add(src)
         grad_lines.append(f"{gname} = {src}  # {em.shape_comment(program.variables[n]) if n not in bset else em.shape_src(program.variables[n].shape, True)}")
@@ -821,7 +864,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         formula_repr=repr(program.source), inputs_repr=repr(tuple(inputs)), shapes_repr=_dict_repr(shapes_py),
         batched_repr=repr(tuple(batch)), wrt_repr=repr(tuple(wrt)), dims_repr=repr(tuple(dims_order)),
         dtype_repr=repr(dtype), helpers=helpers, args=", ".join(inputs), kwargs=", ".join(f"{n}={n}" for n in inputs),
-        dim_lines=dim_lines or ["pass"], shape_test=" and ".join(tests) or "True", dims_tuple=dims_tuple,
+        dim_lines=dim_lines, shape_test=" and ".join(tests) or "True", dims_tuple=dims_tuple,
         dims_assign=dims_assign, forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
         vg_backward=vg_b, grads_dict="{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}",
     )
@@ -904,9 +947,12 @@ def refresh(root: Path | None = None, check: bool = False) -> list[str]:
         path = root / rel
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / path.name
-            rc = cli_main(["codegen", *args, "-o", str(out), "--command-output", rel])
+            import contextlib
+            import io
+            with contextlib.redirect_stderr(io.StringIO()) as err:
+                rc = cli_main(["codegen", *args, "-o", str(out), "--command-output", rel])
             if rc != 0:
-                raise RuntimeError(f"codegen failed for {rel}")
+                raise RuntimeError(f"codegen failed for {rel}: {err.getvalue()}")
             new = out.read_text(encoding="utf-8")
         old = path.read_text(encoding="utf-8") if path.exists() else None
         if new != old:
@@ -929,6 +975,14 @@ def main(argv=None) -> int:
     for rel in stale:
         print(("differs: " if args.check else "rewrote: ") + rel)
     return 1 if (args.check and stale) else 0
+
+
+def load_source(source: str, name: str = "symbackprop_generated"):
+    """Execute generated module source into a fresh module object (tests, notebooks)."""
+    import types
+    module = types.ModuleType(name)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    return module
 
 
 if __name__ == "__main__":
