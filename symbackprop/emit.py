@@ -716,8 +716,9 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     >>> from symbackprop import parse_formula
     >>> src = emit_module(parse_formula("x @ x", {"x": "n"}))
     >>> ns = {}; exec(compile(src, "m", "exec"), ns)
-    >>> import numpy as np; ns["value_and_grad"](x=np.array([1.0, 2.0]))
-    (5.0, {'x': array([2., 4.])})
+    >>> import numpy as np; value, grads = ns["value_and_grad"](x=np.array([1.0, 2.0]))
+    >>> float(value), grads["x"].tolist()
+    (5.0, [2.0, 4.0])
     """
     if dtype not in DTYPES:
         raise FormulaError(f"unknown dtype {dtype!r}", hint="use float64 or float32")
