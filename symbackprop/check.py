@@ -368,8 +368,8 @@ class _Judge:
         claim, truth = self.claim, self.truth
         v["claim_shape"] = format_shape(claim.shape)
         orients = self.orientations()
-        if claim.shape == () and E.is_zero(claim) and truth.shape != ():
-            orients = ["zero"]
+        if claim.shape == () and truth.shape != ():
+            orients = ["broadcast"]                  # a scalar c stands for the constant array c·𝟙
         if not orients:
             due = format_shape(truth.shape)
             alt = (f" (or {format_shape(tuple(reversed(truth.shape)))} in the numerator layout)"
@@ -392,7 +392,7 @@ class _Judge:
         v["points"] = len(samples)
         v["dims_tried"] = _dims_tried(samples)
         v["method"] = self.method(samples)
-        if agree.get("same") or agree.get("column") or agree.get("zero"):
+        if agree.get("same") or agree.get("column") or agree.get("broadcast"):
             layout, note = self.layout_note(orients[0])
             return Verdict(status="correct", summary="", details=note, layout=layout, **v)
         if agree.get("transposed") or agree.get("row"):
@@ -434,6 +434,9 @@ class _Judge:
         if orient == "row":
             return "numerator", [f"The claim is a 1×{t.shape[0]} row vector: the numerator layout. The gradient is "
                                  f"the column vector of length {t.shape[0]}."]
+        if orient == "broadcast":
+            return "gradient", [f"The scalar claim stands for the constant {format_shape(t.shape)} array with every "
+                                f"entry equal to it."]
         if orient == "column":
             return "denominator", [f"The claim is a {t.shape[0]}×1 column: the gradient (denominator layout)."]
         if t.ndim == 1:
@@ -493,20 +496,18 @@ class _Judge:
         terms = _terms(truth)
         if len(terms) > 1:
             for sign, t in terms:
-                out.append(("missing-term", f"the term {'−' if sign < 0 else '+'}{to_text(t, names)} is missing",
+                out.append(("missing-term", f"the term {'−' if sign < 0 else ''}{to_text(t, names)} is missing",
                             E.sub(truth, t) if sign > 0 else E.add(truth, t), "truth"))
         cterms = _terms(claim)
         if len(cterms) > 1:
             for sign, t in cterms:
-                out.append(("extra-term", f"the term {'−' if sign < 0 else '+'}{to_text(t, names)} does not belong",
+                out.append(("extra-term", f"the term {'−' if sign < 0 else ''}{to_text(t, names)} does not belong",
                             E.sub(claim, t) if sign > 0 else E.add(claim, t), "claim"))
         return out
 
     def diagnose_factor(self, samples, orients):
         """claim = c · gradient for one constant c (c = −1: the sign)."""
         for o in orients:
-            if o == "zero":
-                return ("zero", "the claim is 0, but the derivative is not", [], None)
             cs = []
             for s in samples:
                 c, t = _orient(o, s.vals[1]), np.asarray(s.vals[0], dtype=float)
@@ -532,8 +533,6 @@ class _Judge:
     def diagnose_candidates(self, samples, orients, cands):
         for i, (kind, desc, _, side) in enumerate(cands):
             for o in orients:
-                if o == "zero":
-                    continue
                 if side == "truth":
                     ok = all(_agrees(o, s.vals[1], s.vals[2 + i]) for s in samples)
                 else:
@@ -554,7 +553,7 @@ class _Judge:
         groups = [[n] for n in square] + [list(g) for g in itertools.combinations(square, 2)]
         for group in groups + ([square] if len(square) > 2 else []):
             samples = self.sample(roots, symmetric=set(group))
-            if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients if o != "zero"):
+            if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients):
                 names = " and ".join(group)
                 eqs = ", ".join(f"{n} = {n}ᵀ" for n in group)
                 return ("symmetric-only", f"right only when {names} {'is' if len(group) == 1 else 'are'} symmetric",
@@ -563,7 +562,7 @@ class _Judge:
         if program.dims:
             ones = {d: 1 for d in program.dims}
             samples = self.sample(roots, dims_list=[ones, ones])
-            if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients if o != "zero"):
+            if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients):
                 return ("scalar-only", "right only when every dimension is 1",
                         ["the claim agrees with the derivative for 1×1 matrices and length-1 vectors (scalars), "
                          "but not for larger sizes. Scalars ignore the order of products, transposes and the difference "
@@ -582,7 +581,7 @@ class _Judge:
             got = _good_point(program, rng, dims, roots, kink_args, round_to=1 if attempt < 30 else None)
             if got is None:
                 continue
-            if not any(_agrees(o, got.vals[1], got.vals[0]) for o in orients if o != "zero"):
+            if not any(_agrees(o, got.vals[1], got.vals[0]) for o in orients):
                 fallback = got
                 break
         if fallback is None:
@@ -640,10 +639,10 @@ def _orient(o, value):
 
 
 def _agrees(o, claim_value, truth_value) -> bool:
-    if o == "zero":
-        return _close(np.zeros(np.shape(truth_value)), truth_value)
     c = _orient(o, claim_value)
     t = np.asarray(truth_value, dtype=float)
+    if o == "broadcast":
+        c = np.broadcast_to(c, t.shape)
     return c.shape == t.shape and _close(c, t)
 
 
@@ -840,7 +839,8 @@ class Report:
         lines = [f"### {self.title or self.filename}", "", f"`{self.objective} = {self.formula}`", "",
                  "| # | line | claim | verdict | note |", "|---:|---:|---|---|---|"]
         for i, v, verdict in self._rows():
-            note = "; ".join([v.summary] * bool(v.summary and not v.ok) + [d for d in v.details if v.status != "correct"])
+            note = "; ".join([v.summary] * bool(v.summary and not v.ok) + [d for d in v.details if v.status != "correct"]
+                             + [f"the gradient (shaped like {v.wrt}): {v.gradient}"] * bool(v.gradient))
             lines.append(f"| {i} | {v.line or ''} | `∂{v.objective}/∂{v.wrt} = {_md_cell(v.claim)}` | "
                          f"**{verdict}** | {_md_cell(note)} |")
         lines += ["", self.summary()]

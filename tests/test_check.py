@@ -320,6 +320,15 @@ def test_formula_intermediates_and_lets():
     assert check(f, shapes, wrt="x", claim="A.T @ g", lets={"g": "r"}).status == "correct"
 
 
+def test_scalar_claims_for_constant_gradients():
+    """∂sum(x)/∂x = 𝟙: the claim 1 stands for the constant vector."""
+    assert check("sum(x)", {"x": "n"}, wrt="x", claim="1").status == "correct"
+    v = check("sum(x)", {"x": "n"}, wrt="x", claim="2")
+    assert v.status == "wrong" and v.diagnosis == "factor" and v.factor == "2"
+    v = check("sum(A @ x)", {"A": "m,n", "x": "n"}, wrt="x", claim="1")
+    assert v.status == "wrong"
+
+
 def test_zero_derivative():
     v = check("sum(x) + 0 * sum(y)", {"x": "n", "y": "n"}, wrt="y", claim="0")
     assert v.status == "correct"
