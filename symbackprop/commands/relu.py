@@ -54,7 +54,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="learning rate (default: all/hidden 0.02, output 0.2, adam 0.02)")
     p.add_argument("--batch", type=_positive_int, default=40, help="minibatch size, drawn with replacement (default 40)")
     p.add_argument("--ridge-lambda", type=float, default=None, metavar="LAMBDA",
-                   help="ridge penalty λ on the output weights (default 1e-4)")
+                   help="ridge penalty λ on the output weights (default 1e-7; try 1e-8 to 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the initial nets and the minibatches")
     p.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
                    help="train N nets per configuration (seeds SEED..SEED+N-1) as one stacked computation; "

@@ -5,7 +5,7 @@ Notebook use:
     >>> from symbackprop.relu import experiment
     >>> ex = experiment(widths=[10], modes=["all", "ridge"], steps=300, every=100, progress=False)
     >>> [r.label for r in ex.runs]
-    ['all w=10 sgd lr=0.02', 'ridge w=10 λ=0.0001']
+    ['all w=10 sgd lr=0.02', 'ridge w=10 λ=1e-07']
     >>> figs = ex.figures()          # {name: matplotlib Figure}
 """
 from __future__ import annotations

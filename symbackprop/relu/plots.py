@@ -166,7 +166,7 @@ def plot_seed_study(runs):
     return fig
 
 
-def save_gif(run, path, frames=60, fps=8, seed_index=0):
+def save_gif(run, path, frames=60, fps=8, seed_index=0, dpi=60):
     """Animated GIF of the fit over the snapshots (elbows moving), written atomically with Pillow."""
     plt = _plt()
     from matplotlib.animation import FuncAnimation, PillowWriter
@@ -179,7 +179,7 @@ def save_gif(run, path, frames=60, fps=8, seed_index=0):
         draw_fit(ax, run, ks[i], seed_index)
 
     anim = FuncAnimation(fig, frame, frames=len(ks))
-    _atomic(path, lambda tmp: anim.save(tmp, writer=PillowWriter(fps=fps)))
+    _atomic(path, lambda tmp: anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi))
     plt.close(fig)
 
 

@@ -17,7 +17,7 @@ DEFAULT_LR = {"all": 0.02, "hidden": 0.02, "output": 0.2}
 ADAM_LR = 0.02
 MOMENTUM = 0.9
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
-RIDGE_LAMBDA = 1e-4
+RIDGE_LAMBDA = 1e-7
 PARAMS = ("w", "b", "v", "c")
 
 
@@ -166,6 +166,14 @@ def train(problem: Problem, width: int, mode: str = "all", *, optimizer: str = "
 def _sgd_loop(vag, views, names, lr, X, Y):
     """Plain SGD, one net: the hot loop (one generated call and two NumPy calls per variable per step)."""
     w, b, v, c = views["w"], views["b"], views["v"], views["c"]
+    if names == ("w", "b", "v", "c"):
+        for xb, yb in zip(X, Y):
+            g = vag(w=w, b=b, v=v, c=c, x=xb, y=yb)[1]
+            w -= lr * g["w"]
+            b -= lr * g["b"]
+            v -= lr * g["v"]
+            c -= lr * g["c"]
+        return
     targets = [(n, views[n]) for n in names]
     for xb, yb in zip(X, Y):
         g = vag(w=w, b=b, v=v, c=c, x=xb, y=yb)[1]
