@@ -306,7 +306,7 @@ class Problem:
             same = [n for n, v in zip(same, vals[1:]) if _close(v, vals[0])]
         if same and len(same) < len(walk(self.program.objective)):
             return same[-1]
-        raise FormulaError(f"`{name}` = {to_text(node, self.names)} does not occur in the formula, so "
+        raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} does not occur in the formula, so "
                            f"∂{self.objective_name}/∂{name} is not defined",
                            hint="a derivative with respect to an intermediate needs the intermediate to be part of "
                                 "the formula; define the let as a sub-expression of the formula, e.g. W1 @ x + b")
@@ -565,8 +565,8 @@ class _Judge:
             if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients):
                 return ("scalar-only", "right only when every dimension is 1",
                         ["the claim agrees with the derivative for 1×1 matrices and length-1 vectors (scalars), "
-                         "but not for larger sizes. Scalars ignore the order of products, transposes and the difference "
-                         "between ⊙ and a matrix product: look for one of those"], None)
+                         "but not for larger sizes. Scalars ignore the order of products, transposes, sums over entries "
+                         "and the difference between ⊙ and a matrix product: look for one of those"], None)
         return None
 
     def counterexample(self, orients) -> Counterexample | None:
@@ -826,7 +826,8 @@ class Report:
         if notes:
             lines += ["", "Notes:"]
             for i, v in notes:
-                lines.append(f"{i:3d}. ∂{v.objective}/∂{v.wrt} = {v.claim}   (line {v.line})")
+                lines.append(f"{i:3d}. " + (f"{v.label}: " if v.label else "")
+                             + f"∂{v.objective}/∂{v.wrt} = {v.claim}   (line {v.line})")
                 body = v.text(where=False, method=False).split("\n")[2:]
                 lines += ["   " + l for l in body]
         lines += ["", self.summary()]
@@ -839,7 +840,7 @@ class Report:
         lines = [f"### {self.title or self.filename}", "", f"`{self.objective} = {self.formula}`", "",
                  "| # | line | claim | verdict | note |", "|---:|---:|---|---|---|"]
         for i, v, verdict in self._rows():
-            note = "; ".join([v.summary] * bool(v.summary and not v.ok) + [d for d in v.details if v.status != "correct"]
+            note = "; ".join([str(v.label)] * bool(v.label) + [v.summary] * bool(v.summary and not v.ok) + [d for d in v.details if v.status != "correct"]
                              + [f"the gradient (shaped like {v.wrt}): {v.gradient}"] * bool(v.gradient))
             lines.append(f"| {i} | {v.line or ''} | `∂{v.objective}/∂{v.wrt} = {_md_cell(v.claim)}` | "
                          f"**{verdict}** | {_md_cell(note)} |")

@@ -162,6 +162,7 @@ HANDOUT_LINES = [
     ("x", "x4.T @ W2 @ diag(Phi'(x1)) @ W1", "correct"),
     ("b", "x4.T @ W2 @ diag(Phi'(x1))", "correct"),
     ("W1", "outer(x, x4) @ W2 @ diag(Phi'(x1))", "transposed"),
+    ("W1", "outer(x4.T @ W2 @ diag(Phi'(x1)), x)", "correct"),         # the index form before equation (2)
 ]
 
 
@@ -485,9 +486,9 @@ def test_cli_exit_codes(tmp_path):
 
 def test_cli_solution_files(tmp_path):
     r = _cli(HANDOUT)
-    assert r.returncode == 0 and "6 correct, 2 correct up to transpose, 0 wrong" in r.stdout
+    assert r.returncode == 0 and "7 correct, 2 correct up to transpose, 0 wrong" in r.stdout
     r = _cli(HANDOUT, "--format", "md")
-    assert r.returncode == 0 and r.stdout.count("| correct") + r.stdout.count("**correct") >= 6
+    assert r.returncode == 0 and r.stdout.count("**correct**") == 7
     r = _cli(MISTAKES, "--json")
     assert r.returncode == 1 and json.loads(r.stdout)["exit_code"] == 1
     r = _cli(str(tmp_path / "missing.yaml"))
