@@ -358,7 +358,7 @@ def vjp_of_expansion(node: Node, g: Node) -> Node:
     """Adjoint of a macro node's single argument, by a reverse sweep through its expansion."""
     from .derive import backprop
     x = node.args[0]
-    return backprop(RULES[node.op].expand(node), g, [x])[x]
+    return backprop(RULES[node.op].expand(node), g, [x]).get(x, E.zeros(x.shape))
 
 
 # ----- abstract functions (declared with --elementwise / --function) -----
