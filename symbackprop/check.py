@@ -33,10 +33,10 @@ import sympy
 
 from . import expr as E
 from .derivation import Derivation
-from .errors import FormulaError, ShapeError, SymbackpropError
-from .evaluate import Substitute, concrete, evaluate, random_dims, random_point
+from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .evaluate import Substitute, evaluate, random_dims, random_point
 from .expr import RULES, Node, format_shape, shapes_equal, walk
-from .parse import NAME_RE, Parser
+from .parse import MAX_FORMULA_CHARS, NAME_RE, Parser
 from .printing import expand_macros, to_text
 
 #: Random sizes drawn for the symbolic dims, and random points per draw.
@@ -234,6 +234,8 @@ class Problem:
                 raise FormulaError(f"{what} must be text, got {type(text).__name__}")
         if not text.strip():
             raise FormulaError(f"{what} is empty", hint="write an expression, e.g. W2.T @ x4")
+        if len(text) > MAX_FORMULA_CHARS:
+            raise LimitError(f"{what} is {len(text)} characters long; the limit is {MAX_FORMULA_CHARS}")
         known = set(self.parser.variables)
         error = None
         try:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import symbackprop
-from symbackprop.check import Problem, SolutionError, check, check_solution
+from symbackprop.check import Problem, check, check_solution
 from symbackprop.errors import FormulaError, SymbackpropError
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -354,6 +354,12 @@ def test_malformed_claims(mlp, claim, fragment):
     assert e.value.exit_code == 2
     assert fragment in e.value.format()
     assert "x5" not in mlp.parser.variables                 # a failed claim leaves no stray variable
+
+
+def test_claim_length_limit(mlp):
+    from symbackprop.parse import MAX_FORMULA_CHARS
+    with pytest.raises(SymbackpropError, match="limit"):
+        mlp.check("x", "x" + " " * MAX_FORMULA_CHARS)
 
 
 def test_malformed_wrt_and_lets():
