@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..cli import add_formula_arguments, split_names
 from ..derivation import LAYOUTS, Derivation
@@ -27,12 +28,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "(same as gradient for a scalar objective)")
     p.add_argument("--no-check", action="store_true", help="skip the numerical self-check (not recommended)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random points of the self-check")
+    second = p.add_argument_group("second order")
+    second.add_argument("--hessian", action="store_true",
+                        help="the Hessian with respect to one variable (--wrt NAME), in closed matrix form; for a "
+                             "matrix variable, the Hessian-vector product instead")
+    second.add_argument("--hvp", action="store_true",
+                        help="the Hessian-vector product along a direction v (one per --wrt variable), in closed form")
     return p
 
 
 def run(args) -> int:
     program = parse_formula(args.formula, args.shape, split_names(args.elementwise), split_names(args.function))
     d = Derivation(program, wrt=split_names(args.wrt) or None, check=not args.no_check, seed=args.seed)
+    if args.hessian or args.hvp:
+        return _second_order(d, args)
     if args.json:
         print(d.to_json(args.layout))
         return 0
@@ -59,4 +68,41 @@ def run(args) -> int:
             line += " Not verified: " + "; ".join(f"{c.name} ({c.note or f'{c.passed}/{c.trials} points agreed'})"
                                                    for c in unverified)
         print(line)
+    return 0
+
+
+def _second_order(d, args) -> int:
+    from ..errors import FormulaError
+    from ..hessian import second_order
+    wrt = split_names(args.wrt) or list(d.program.variables)
+    if args.hessian and len(wrt) != 1:
+        raise FormulaError(f"--hessian is taken with respect to one variable; the formula has {len(wrt)} "
+                           f"({', '.join(wrt)})", hint=f"add --wrt {wrt[0]} (or use --hvp for several variables)")
+    so = second_order(d, wrt=wrt, check=not args.no_check, seed=args.seed)
+    if args.json:
+        print(json.dumps(so.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    if args.latex:
+        print(so.latex())
+        return 0
+    print("Gradients (each shaped like its variable):")
+    print(d.text(wrt=wrt))
+    print()
+    show_hvp = args.hvp or so.hessian is None
+    if args.hessian and so.hessian is None:
+        print(f"No Hessian matrix: {so.hessian_note}.")
+    if show_hvp:
+        what = ", ".join(f"{so.directions[n].attrs[0]} like {n}" for n in so.wrt)
+        print(f"Hessian-vector product (the directional derivative of the gradient along {what}):")
+        print(so.hvp_text())
+    if args.hessian and so.hessian is not None:
+        if show_hvp:
+            print()
+        n = so.wrt[0]
+        print(f"Hessian with respect to {n} (symmetric, {so.hessian.shape[0]}×{so.hessian.shape[1]}):"
+              if so.hessian.ndim == 2 else f"Second derivative with respect to {n}:")
+        print(so.hessian_text())
+    if so.checks:
+        print(f"Checked against central finite differences of the gradient at {so.checks['trials']} random points: "
+              f"worst relative error {so.checks['worst_relative_error']:.1e}.")
     return 0

@@ -1,0 +1,572 @@
+"""Second order: Hessian-vector products by a second reverse sweep, and closed-form Hessians read off them.
+
+The gradient a derivation returns is itself an expression over the rule table's
+operators, so its directional derivative needs no new rule: the Hessian-vector
+product along a direction v is the gradient of ⟨∇ℓ, v⟩, one more reverse sweep
+over the gradient's own graph ("reverse over reverse"; the result is the same
+expression forward-over-reverse would give, since H v = ∇⟨∇ℓ, v⟩).
+
+For a vector variable the HVP is a linear map v ↦ H v, and `hessian_matrix`
+reads the matrix H off it by pulling v out of the expression:
+A (B v) -> A B, a ⊙ v -> diag(a) v, u (wᵀv) -> u wᵀ, …  For a matrix variable
+the Hessian is a 4-index object and only the HVP is given.
+
+    >>> from symbackprop import derive
+    >>> so = second_order(derive("x @ A @ x", {"A": "n,n", "x": "n"}, wrt=["x"]))
+    >>> print(so.hessian_text())
+    ∂²ℓ/∂x² = Aᵀ + A    [n×n]
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import expr as E
+from .derivation import Derivation
+from .derive import backprop
+from .errors import FormulaError, InternalError
+from .evaluate import FD_ATOL, FD_EPS, FD_RTOL, evaluate, find_point
+from .expr import Node, format_shape, walk
+from .printing import to_latex, to_text
+
+CHECK_TRIALS = 3
+
+
+# ----- the second sweep -----
+
+def inner(a: Node, b: Node) -> Node:
+    """⟨a, b⟩ = sum of the entrywise products, for two arrays of the same shape."""
+    if a.ndim == 0:
+        return E.mul(a, b)
+    if a.ndim == 1:
+        return E.dot(a, b)
+    return E._sum(E.mul(a, b))
+
+
+def hvp(grads: dict[Node, Node], directions: dict[Node, Node]) -> dict[Node, Node]:
+    """{variable: (H v) block} for the Hessian of the objective whose gradients are `grads`.
+
+    `grads` maps each variable node to its gradient expression, `directions` each variable
+    node to a direction variable shaped like it; H v = ∇⟨∇ℓ, v⟩ by one reverse sweep.
+
+    >>> x, v = E.var("x", ()), E.var("v", ())
+    >>> print(to_text(hvp({x: 3 * x * x}, {x: v})[x]))
+    6·(v·x)
+    """
+    s = E.const(0)
+    for node, g in grads.items():
+        s = E.add(s, inner(g, directions[node]))
+    adj = backprop(s, E.const(1), list(grads))
+    return {node: adj.get(node, E.zeros(node.shape)) for node in grads}
+
+
+# ----- reading the matrix off a linear map -----
+
+class NotLinear(Exception):
+    """The expression is not (recognisably) linear in the direction."""
+
+
+def _dg(a: Node) -> Node:
+    """diag(a) as a matrix (a vector): printed diag(a); emitted as a broadcast wherever it multiplies."""
+    return Node("diag", (a,))
+
+
+def _is_dg(n: Node) -> bool:
+    return n.op == "diag" and n.args[0].ndim == 1
+
+
+def _lm(A: Node, M: Node) -> Node:
+    """A @ M with the rewrites that keep Hessians readable: diag(a) distributes over sums, folds into
+    diag(b) and outer(u, w), and A outer(u, w) = (A u) wᵀ."""
+    if M.op == "eye":
+        return A
+    if A.op == "eye":
+        return M
+    c, X = E._split_coeff(M)
+    if c != 1:
+        return E._scaled(c, _lm(A, X))
+    if M.op == "outer":
+        return E.outer(_mv(A, M.args[0]), M.args[1])
+    if _is_dg(A):
+        a = A.args[0]
+        if _is_dg(M):
+            return _dg(E.mul(a, M.args[0]))
+        if M.op == "matmul" and _is_dg(M.args[0]):
+            return _lm(_dg(E.mul(a, M.args[0].args[0])), M.args[1])
+        if M.op in ("add", "sub"):
+            return E.apply(M.op, _lm(A, M.args[0]), _lm(A, M.args[1]))
+    return E.matmul(A, M)
+
+
+def _mv(A: Node, u: Node) -> Node:
+    """A @ u for a vector u; diag(a) u = a ⊙ u."""
+    if _is_dg(A):
+        return E.mul(A.args[0], u)
+    return E.matmul(A, u)
+
+
+def _rm(M: Node, B: Node) -> Node:
+    """M @ B (B constant in the direction), through transposes: (Bᵀ Mᵀ)ᵀ."""
+    return E.transpose(_lm(E.transpose(B), E.transpose(M)))
+
+
+def _covec(M: Node, c: Node) -> Node:
+    """Mᵀ c: the covector of the scalar cᵀ (M v)."""
+    if M.op == "eye":
+        return c
+    if _is_dg(M):
+        return E.mul(M.args[0], c)
+    return _mv(E.transpose(M), c)
+
+
+class _Linear:
+    """Representations of sub-expressions linear in a vector direction v of length n:
+
+    scalar e: a vector w with e = wᵀv;   vector e: a matrix M with e = M v;
+    matrix e: a list of terms, each ('ol', M, u) = (M v) uᵀ, ('or', u, M) = u (M v)ᵀ,
+    ('sc', w, C) = (wᵀv) C or ('ldr', L, M, R) = L diag(M v) R (L, R None for I)."""
+
+    def __init__(self, v: Node):
+        self.v, self.n = v, v.shape[0]
+
+    def matrix(self, root: Node) -> Node:
+        """M with root = M v (root a vector linear in v)."""
+        rep: dict[Node, object] = {}
+        for node in walk(root):
+            if node is self.v:
+                rep[node] = E.eye(self.n)
+            elif not node.args or all(rep.get(a) is None for a in node.args):
+                rep[node] = None
+            else:
+                rep[node] = self.apply(node, [rep.get(a) for a in node.args])
+        out = rep[root]
+        if out is None:
+            if E.is_zero(root):
+                return E.zeros((root.shape[0], self.n))
+            raise NotLinear(root)
+        return out
+
+    # ----- helpers on representations -----
+
+    @staticmethod
+    def scale(r, ndim, s: Node):
+        """s · e for a scalar s constant in v."""
+        if ndim < 2:
+            return E.mul(s, r)
+        out = []
+        for t in r:
+            if t[0] == "ol":
+                out.append(("ol", E.mul(s, t[1]), t[2]))
+            elif t[0] == "or":
+                out.append(("or", t[1], E.mul(s, t[2])))
+            elif t[0] == "sc":
+                out.append(("sc", E.mul(s, t[1]), t[2]))
+            else:
+                out.append(("ldr", t[1], E.mul(s, t[2]), t[3]))
+        return out
+
+    @staticmethod
+    def transpose(r):
+        flip = {"ol": lambda t: ("or", t[2], t[1]), "or": lambda t: ("ol", t[2], t[1]),
+                "sc": lambda t: ("sc", t[1], E.transpose(t[2])),
+                "ldr": lambda t: ("ldr", None if t[3] is None else E.transpose(t[3]), t[2],
+                                  None if t[1] is None else E.transpose(t[1]))}
+        return [flip[t[0]](t) for t in r]
+
+    def broadcast(self, w: Node, shape) -> object:
+        """A scalar wᵀv broadcast to `shape`."""
+        if len(shape) == 1:
+            return E.outer(E.ones(shape), w)
+        return [("sc", w, E.ones(shape))]
+
+    def add(self, a, b, ndim):
+        if ndim < 2:
+            return E.add(a, b)
+        return list(a) + list(b)
+
+    def neg(self, r, ndim):
+        return self.scale(r, ndim, E.const(-1))
+
+    def left(self, A: Node, r, ndim_r):
+        """A @ e for A constant in v."""
+        if ndim_r == 1:
+            return _lm(A, r)
+        out = []
+        for t in r:
+            if t[0] == "ol":
+                out.append(("ol", _lm(A, t[1]), t[2]))
+            elif t[0] == "or":
+                out.append(("or", _mv(A, t[1]), t[2]))
+            elif t[0] == "sc":
+                out.append(("sc", t[1], E.matmul(A, t[2])))
+            else:
+                out.append(("ldr", A if t[1] is None else E.matmul(A, t[1]), t[2], t[3]))
+        return out
+
+    def right(self, r, B: Node):
+        """e @ B for a matrix e linear in v and B constant: a vector map (B a vector) or terms."""
+        if B.ndim == 1:
+            M = None
+            for t in r:
+                if t[0] == "ol":
+                    part = E.mul(E.dot(t[2], B), t[1])
+                elif t[0] == "or":
+                    part = E.outer(t[1], _covec(t[2], B))
+                elif t[0] == "sc":
+                    part = E.outer(_mv(t[2], B), t[1])
+                else:
+                    y = B if t[3] is None else _mv(t[3], B)
+                    part = _lm(_dg(y), t[2])
+                    if t[1] is not None:
+                        part = _lm(t[1], part)
+                M = part if M is None else E.add(M, part)
+            return M
+        out = []
+        for t in r:
+            if t[0] == "ol":
+                out.append(("ol", t[1], _mv(E.transpose(B), t[2])))
+            elif t[0] == "or":
+                out.append(("or", t[1], _lm(E.transpose(B), t[2])))
+            elif t[0] == "sc":
+                out.append(("sc", t[1], E.matmul(t[2], B)))
+            else:
+                out.append(("ldr", t[1], t[2], B if t[3] is None else E.matmul(t[3], B)))
+        return out
+
+    # ----- one node -----
+
+    def apply(self, node: Node, reps: list):
+        op, args = node.op, node.args
+        lin = [r is not None for r in reps]
+        if op == "neg":
+            return self.neg(reps[0], node.ndim)
+        if op in ("add", "sub"):
+            parts = []
+            for a, r in zip(args, reps):
+                if r is None:
+                    if not E.is_zero(a):
+                        raise NotLinear(node)
+                    continue
+                if a.ndim < node.ndim:           # a scalar broadcast against an array
+                    r = self.broadcast(r, node.shape)
+                parts.append(r)
+            if op == "sub" and lin[1]:
+                parts[-1] = self.neg(parts[-1], node.ndim)
+            out = parts[0]
+            for p in parts[1:]:
+                out = self.add(out, p, node.ndim)
+            return out
+        if op in ("mul", "div"):
+            if all(lin) or (op == "div" and lin[1]):
+                raise NotLinear(node)
+            i = 0 if lin[0] else 1
+            e, r, c = args[i], reps[i], args[1 - i]
+            if op == "div":
+                c = E.div(E.const(1), c)
+            if c.ndim == 0:
+                return self.scale(r, e.ndim, c)
+            if e.ndim == 0:                       # (wᵀv) c
+                return E.outer(c, r) if c.ndim == 1 else [("sc", r, c)]
+            if e.ndim == 1:
+                return _lm(_dg(c), r)
+            out = []
+            for t in r:                           # (matrix linear in v) ⊙ C
+                if t[0] == "ol":
+                    out.append(("ldr", None, t[1], E.matmul(c, _dg(t[2]))))
+                elif t[0] == "or":
+                    out.append(("ldr", E.matmul(_dg(t[1]), c), t[2], None))
+                elif t[0] == "sc":
+                    out.append(("sc", t[1], E.mul(c, t[2])))
+                elif t[1] is None and t[3] is None:     # diag(M v) ⊙ C = diag(diag(C) ⊙ M v)
+                    out.append(("ldr", None, _lm(_dg(Node("diag", (c,))), t[2]), None))
+                else:
+                    raise NotLinear(node)
+            return out
+        if op == "matmul":
+            if all(lin):
+                raise NotLinear(node)
+            A, B = args
+            if lin[1]:
+                return self.left(A, reps[1], B.ndim)
+            return self.right(reps[0], B)
+        if op == "T":
+            return self.transpose(reps[0]) if node.ndim == 2 else reps[0]
+        if op == "dot":
+            if all(lin):
+                raise NotLinear(node)
+            i = 0 if lin[0] else 1
+            return _covec(reps[i], args[1 - i])
+        if op == "outer":
+            if all(lin):
+                raise NotLinear(node)
+            return [("ol", reps[0], args[1])] if lin[0] else [("or", args[0], reps[1])]
+        if op == "diag":
+            r = reps[0]
+            if args[0].ndim == 1:
+                return [("ldr", None, r, None)]
+            M = None
+            for t in r:
+                if t[0] in ("ol", "or"):
+                    u, m = (t[2], t[1]) if t[0] == "ol" else (t[1], t[2])
+                    part = _lm(_dg(u), m)
+                elif t[0] == "sc":
+                    part = E.outer(Node("diag", (t[2],)), t[1])
+                else:
+                    L, m, R = t[1], t[2], t[3]
+                    if L is None and R is None:
+                        part = m
+                    elif L is None:
+                        part = _lm(_dg(Node("diag", (R,))), m)
+                    elif R is None:
+                        part = _lm(_dg(Node("diag", (L,))), m)
+                    else:
+                        part = E.matmul(E.mul(L, E.transpose(R)), m)
+                M = part if M is None else E.add(M, part)
+            return M
+        if op in ("sum", "mean", "trace"):
+            r, a = reps[0], args[0]
+            if a.ndim == 0:
+                return r
+            if a.ndim == 1:
+                if op == "trace":
+                    raise NotLinear(node)
+                w = _covec(r, E.ones(a.shape))
+            else:
+                w = None
+                for t in r:
+                    if op == "trace":
+                        if t[0] in ("ol", "or"):
+                            u, m = (t[2], t[1]) if t[0] == "ol" else (t[1], t[2])
+                            part = _covec(m, u)
+                        elif t[0] == "sc":
+                            part = E.mul(Node("trace", (t[2],)), t[1])
+                        else:
+                            L, m, R = t[1], t[2], t[3]
+                            if L is None and R is None:
+                                dd = E.ones((m.shape[0],))
+                            else:
+                                RL = L if R is None else (R if L is None else E.matmul(R, L))
+                                dd = Node("diag", (RL,))
+                            part = _covec(m, dd)
+                    else:
+                        if t[0] in ("ol", "or"):
+                            u, m = (t[2], t[1]) if t[0] == "ol" else (t[1], t[2])
+                            part = E.mul(E._sum(u), _covec(m, E.ones((m.shape[0],))))
+                        elif t[0] == "sc":
+                            part = E.mul(E._sum(t[2]), t[1])
+                        else:
+                            L, m, R = t[1], t[2], t[3]
+                            k = m.shape[0]
+                            lt = E.ones((k,)) if L is None else _covec(L, E.ones((L.shape[0],)))
+                            rt = E.ones((k,)) if R is None else _mv(R, E.ones((R.shape[1],)))
+                            part = _covec(m, E.mul(lt, rt))
+                    w = part if w is None else E.add(w, part)
+            if op == "mean":
+                w = E.div(w, E.const(E.numel(a.shape)))
+            return w
+        raise NotLinear(node)
+
+
+def hessian_matrix(hv: Node, direction: Node) -> Node | None:
+    """The matrix H with hv = H v, for a vector direction v; None if it cannot be read off."""
+    if direction.ndim == 0:
+        return E.substitute(hv, {direction: E.const(1)})
+    if direction.ndim != 1:
+        return None
+    try:
+        return _Linear(direction).matrix(hv)
+    except NotLinear:
+        return None
+
+
+# ----- what a user asks for -----
+
+class SecondOrder:
+    """Hessian-vector products of a derivation's objective (w.r.t. its variables) and, for one
+    vector or scalar variable, the Hessian in closed form; numerically self-checked.
+
+    `directions` maps each variable name to the direction variable of the HVP (v, or v_x, v_W, …
+    when there are several)."""
+
+    def __init__(self, d: Derivation, wrt=None, check: bool = True, seed: int = 0):
+        self.d = d
+        program = d.program
+        names = list(wrt) if wrt else list(d.wrt_nodes)
+        for name in names:
+            if name not in program.variables:
+                raise FormulaError(f"second derivatives are taken with respect to variables; `{name}` is not one",
+                                   hint=f"variables: {', '.join(program.variables)}")
+        if any(n not in d.grads for n in names):
+            d = self.d = Derivation(program, wrt=names, check=check, seed=seed)
+        self.wrt = names
+        self.variables = {n: program.variables[n] for n in names}
+        taken = set(program.variables) | set(program.intermediates) | {s.name for s in program.dims}
+        self.directions: dict[str, Node] = {}
+        for n in names:
+            nm = "v" if len(names) == 1 else f"v_{n}"
+            while nm in taken:
+                nm += "_"
+            taken.add(nm)
+            self.directions[n] = E.var(nm, self.variables[n].shape)
+        out = hvp({self.variables[n]: d.grads[n] for n in names},
+                  {self.variables[n]: self.directions[n] for n in names})
+        self.hvps: dict[str, Node] = {n: out[self.variables[n]] for n in names}
+        self.hessian: Node | None = None
+        self.hessian_note = ""
+        if len(names) == 1:
+            n = names[0]
+            var = self.variables[n]
+            if var.ndim == 2:
+                self.hessian_note = (f"{n} is a matrix ({format_shape(var.shape)}), so its Hessian is a 4-index "
+                                     f"object; the Hessian-vector product is its closed form")
+            else:
+                self.hessian = hessian_matrix(self.hvps[n], self.directions[n])
+                if self.hessian is None:
+                    self.hessian_note = "no closed matrix form was recognised; the Hessian-vector product is exact"
+        else:
+            self.hessian_note = "a Hessian is given for one variable at a time (--wrt NAME)"
+        self.checks = self._self_check(seed) if check else {}
+
+    @property
+    def objective_name(self) -> str:
+        return self.d.objective_name
+
+    # ----- checking -----
+
+    def _self_check(self, seed: int) -> dict:
+        """H v and (where there is one) the matrix H against central differences of the gradient along v."""
+        rng = np.random.default_rng(seed + 1)
+        grads = [self.d.grads[n] for n in self.wrt]
+        hv = [self.hvps[n] for n in self.wrt]
+        extra = [self.hessian] if self.hessian is not None else []
+        worst, trials = 0.0, 0
+        for _ in range(CHECK_TRIALS):
+            point, _ = find_point(self.d.program, rng, [self.d.objective] + grads)
+            if point is None:
+                break
+            for n, v in self.directions.items():
+                point.values[v.attrs[0]] = rng.standard_normal(
+                    tuple(int(s) if isinstance(s, int) else point.dims[s] for s in v.shape))
+            vals = evaluate(hv + extra, point)
+            if not all(np.all(np.isfinite(x)) for x in vals):
+                continue
+            xs = {n: np.asarray(point.values[n], dtype=float) for n in self.wrt}
+            dirs = {n: np.asarray(point.values[self.directions[n].attrs[0]], dtype=float) for n in self.wrt}
+            scale = max([1.0] + [float(np.max(np.abs(x))) for x in xs.values() if x.size])
+            eps = FD_EPS * scale
+            hi = evaluate(grads, point, {self.variables[n]: xs[n] + eps * dirs[n] for n in self.wrt})
+            lo = evaluate(grads, point, {self.variables[n]: xs[n] - eps * dirs[n] for n in self.wrt})
+            g0 = evaluate(grads, point)
+            trials += 1
+            for i, n in enumerate(self.wrt):
+                numeric = (np.asarray(hi[i], float) - np.asarray(lo[i], float)) / (2 * eps)
+                got = [np.broadcast_to(vals[i], xs[n].shape)]
+                if extra:
+                    H = np.asarray(vals[-1], float)
+                    got.append(H @ dirs[n] if dirs[n].ndim else H * dirs[n])
+                for analytic in got:
+                    err = float(np.max(np.abs(numeric - analytic))) if numeric.size else 0.0
+                    size = max(float(np.max(np.abs(numeric))) if numeric.size else 0.0,
+                               float(np.max(np.abs(analytic))) if numeric.size else 0.0)
+                    gscale = float(np.max(np.abs(g0[i]))) if np.size(g0[i]) else 0.0
+                    tol = 10 * FD_RTOL * size + FD_ATOL * max(1.0, gscale) * 10
+                    rel = err / max(size, 1e-12)
+                    worst = max(worst, rel if math.isfinite(rel) else math.inf)
+                    if not (math.isfinite(err) and err <= tol):
+                        raise InternalError(
+                            f"self-check failed: the derived second derivative with respect to {n} disagrees with "
+                            f"finite differences of the gradient (max error {err:.2e}). This is a bug in "
+                            f"symbackprop; please report it with the formula and shapes.")
+        return {"trials": trials, "worst_relative_error": worst}
+
+    # ----- presentation -----
+
+    def _names(self, roots):
+        names = self.d._result_names(roots)
+        for n in self.wrt:
+            names.pop(self.directions[n], None)
+        return names
+
+    def _label(self, name: str) -> str:
+        obj = self.objective_name
+        if len(self.wrt) == 1:
+            return f"∂²{obj}/∂{name}² · {self.directions[name].attrs[0]}"
+        return f"(H v)_{name}"
+
+    def hvp_text(self) -> str:
+        roots = [self.hvps[n] for n in self.wrt]
+        names = self._names(roots)
+        lines = []
+        if len(self.wrt) > 1:
+            vs = ", ".join(self.directions[n].attrs[0] for n in self.wrt)
+            lines.append(f"H is the Hessian of {self.objective_name} with respect to ({', '.join(self.wrt)}); "
+                         f"v = ({vs}), each shaped like its variable.")
+        for n, r in zip(self.wrt, roots):
+            lines.append(f"{self._label(n)} = {to_text(r, names)}    [{format_shape(r.shape)}]")
+        lines += self._where_lines(names, roots)
+        return "\n".join(lines)
+
+    def hessian_text(self) -> str:
+        if self.hessian is None:
+            return ""
+        n = self.wrt[0]
+        names = self._names([self.hessian])
+        lines = [f"∂²{self.objective_name}/∂{n}² = {to_text(self.hessian, names)}    "
+                 f"[{format_shape(self.hessian.shape)}]"]
+        lines += self._where_lines(names, [self.hessian])
+        return "\n".join(lines)
+
+    def _where_lines(self, names, roots, style="text"):
+        where = self.d._where(names, roots, style)
+        if not where:
+            return []
+        return ["where"] + [f"  {k} = {v}    [{format_shape(sh)}]" for k, v, sh in where]
+
+    def latex(self) -> str:
+        from .derivation import _latex_ident
+        roots = [self.hvps[n] for n in self.wrt] + ([self.hessian] if self.hessian is not None else [])
+        names = self._names(roots)
+        tex = {k: _latex_ident(v) for k, v in names.items()}
+        obj = _latex_ident(self.objective_name)
+        rows = []
+        for n in self.wrt:
+            v = _latex_ident(self.directions[n].attrs[0])
+            lhs = (f"\\frac{{\\partial^2 {obj}}}{{\\partial {_latex_ident(n)}^2}} {v}" if len(self.wrt) == 1
+                   else f"(H v)_{{{_latex_ident(n)}}}")
+            rows.append(f"{lhs} &= {to_latex(self.hvps[n], tex)}")
+        if self.hessian is not None:
+            rows.append(f"\\frac{{\\partial^2 {obj}}}{{\\partial {_latex_ident(self.wrt[0])}^2}} &= "
+                        f"{to_latex(self.hessian, tex)}")
+        for k, v, _ in self.d._where(tex, roots, "latex"):
+            rows.append(f"{k} &= {v}")
+        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+
+    def to_dict(self) -> dict:
+        roots = [self.hvps[n] for n in self.wrt] + ([self.hessian] if self.hessian is not None else [])
+        names = self._names(roots)
+        out = {
+            "formula": self.d.program.source,
+            "wrt": list(self.wrt),
+            "directions": {n: self.directions[n].attrs[0] for n in self.wrt},
+            "hvp": {n: {"shape": [str(s) for s in self.hvps[n].shape], "text": to_text(self.hvps[n], names),
+                        "latex": to_latex(self.hvps[n], names)} for n in self.wrt},
+            "hessian": None if self.hessian is None else {
+                "shape": [str(s) for s in self.hessian.shape], "text": to_text(self.hessian, names),
+                "latex": to_latex(self.hessian, names)},
+            "note": self.hessian_note,
+            "where": {k: {"text": v, "shape": [str(s) for s in sh]} for k, v, sh in self.d._where(names, roots)},
+            "check": self.checks,
+        }
+        return out
+
+
+def second_order(d: Derivation, wrt=None, check: bool = True, seed: int = 0) -> SecondOrder:
+    """Hessian-vector products (and the closed-form Hessian for one vector variable) of a derivation.
+
+    >>> from symbackprop import derive
+    >>> so = second_order(derive("norm(A @ x - b)**2", {"A": "m,n", "x": "n", "b": "m"}), wrt=["x"])
+    >>> print(so.hessian_text())
+    ∂²ℓ/∂x² = 2·Aᵀ A    [n×n]
+    """
+    return SecondOrder(d, wrt=wrt, check=check, seed=seed)
