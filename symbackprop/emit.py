@@ -317,11 +317,13 @@ class _Emitter:
 
     # ----- planning -----
 
-    def plan(self, objective: Node, grads: dict[str, Node], adjoint_names: dict[Node, str]):
-        roots = [objective] + list(grads.values())
-        roots = order_chains(roots, set(self.d.program.names))
-        objective, grads = roots[0], dict(zip(grads, roots[1:]))
+    def plan(self, objective: Node | None, grads: dict[str, Node], adjoint_names: dict[Node, str]):
+        """(forward lines, backward lines); objective None plans `grads` alone (hvp, hessian)."""
+        head = [objective] if objective is not None else []
+        roots = order_chains(head + list(grads.values()), set(self.d.program.names))
+        objective, grads = (roots[0] if head else None), dict(zip(grads, roots[len(head):]))
         self.objective, self.grads = objective, grads
+        self.planned: list[tuple[Node, str]] = []
         nodes = walk(roots)
         self.batched: dict[Node, bool] = {}
         for n in nodes:
@@ -332,7 +334,7 @@ class _Emitter:
         for n in nodes:
             for a in self._refs(n):
                 uses[a] = uses.get(a, 0) + 1
-        forward = set(walk(objective))
+        forward = set(walk(objective)) if objective is not None else set()
         self.name: dict[Node, str] = {}
         taken = set(self.user_names.values()) | set(self.dimnames.values()) | {self.B}
         counter = 0
@@ -359,6 +361,7 @@ class _Emitter:
             line = f"{nm} = {src}"
             line = f"{line}  # {self.shape_comment(n)}"
             (lines_f if n in forward else lines_b).append(line)
+            self.planned.append((n, line))
         return lines_f, lines_b
 
     def _needed(self, roots):
@@ -707,11 +710,15 @@ def _py_shape(shape, dimnames, batched, batch_dim) -> tuple:
     return tuple(dims)
 
 
-def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "float64", command: str | None = None) -> str:
+def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "float64", command: str | None = None,
+                hessian: bool = False, hvp: bool = False) -> str:
     """Source of a NumPy module with forward(**inputs) and value_and_grad(**inputs).
 
     `batch` names inputs that get a leading batch axis; the objective is then the mean
-    over the batch of the per-example formula.
+    over the batch of the per-example formula. `hvp=True` adds hvp(direction, **inputs)
+    (H·direction for the Hessian with respect to WRT; a dict keyed by name when there are
+    several); `hessian=True` adds hessian(**inputs), the closed-form Hessian with respect
+    to the one WRT variable (a vector or a scalar).
 
     >>> from symbackprop import parse_formula
     >>> src = emit_module(parse_formula("x @ x", {"x": "n"}))
@@ -729,6 +736,9 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
             raise FormulaError(f"--wrt names `{name}`, which is not an input of the formula",
                                hint=f"inputs: {', '.join(program.variables)}")
     batch = list(batch or ())
+    if batch and (hessian or hvp):
+        raise FormulaError("--hessian and --hvp do not support --batch yet",
+                           hint="generate the per-example module (no --batch) and average its Hessians")
     for name in batch:
         if name not in program.variables:
             raise FormulaError(f"--batch names `{name}`, which is not an input of the formula",
@@ -815,7 +825,10 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     f_lines, _ = fe.plan(objective, {}, {})
     f_value = fe.value_src(fe.objective)
 
-    text = em_text = "\n".join(vg_f + vg_b + [value, f_value] + f_lines)
+    # second order
+    extra = _second_order(d, wrt, hessian, hvp, names, adjoint_names, dimnames, batch_dim, taken, dtype, objective)
+
+    text = em_text = "\n".join(vg_f + vg_b + [value, f_value] + f_lines + extra["lines"])
     helpers = [_HELPERS[h] for h in sorted(_HELPERS) if h + "(" in em_text]
 
     # the shape check
@@ -855,7 +868,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     shape_doc = [(name, ("(" + ", ".join(map(str, s)) + ("," if len(s) == 1 else "") + ")") if s else "scalar")
                  for name, s in shapes_py.items()]
     if command is None:
-        command = codegen_command(program, wrt if wrt != inputs else None, batch, dtype, None)
+        command = codegen_command(program, wrt if wrt != inputs else None, batch, dtype, None, hessian, hvp)
     formula_doc = "\n".join("    " + line for line in program.source.strip().splitlines())
     formula_doc = formula_doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     ctx = dict(
@@ -868,10 +881,94 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         dim_lines=dim_lines, shape_test=" and ".join(tests) or "True", dims_tuple=dims_tuple,
         dims_assign=dims_assign, forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
         vg_backward=vg_b, grads_dict="{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}",
+        hvp=extra["hvp"], hessian=extra["hessian"],
     )
     out = environment().get_template("module.py.j2").render(**ctx)
     if not out.startswith(MARKER):
         raise AssertionError("template must start with the marker")
+    return out
+
+
+def _unique(name: str, taken: set) -> str:
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names: dict, adjoint_names: dict,
+                  dimnames: dict, batch_dim: str, taken: set, dtype: str, objective: Node) -> dict:
+    """Template context of hvp(direction, **inputs) and hessian(**inputs): each a fresh plan over the
+    same names, so forward and gradient intermediates keep theirs (x1, g_x1, …)."""
+    out = {"hvp": None, "hessian": None, "lines": []}
+    if not (hessian or hvp):
+        return out
+    from .hessian import SecondOrder
+    program = d.program
+    taken = set(taken) | set(names.values())
+    forward = set(walk(objective))
+
+    def body(roots: dict, directions: dict):
+        em = _Emitter(d, list(roots), set(), dtype, names, dimnames, batch_dim)
+        em.plan(None, roots, adjoint_names)
+        dirs = set(directions.values())
+        dep: set = set()
+        for n in walk(list(em.grads.values())):
+            if n in dirs or any(a in dep for a in n.args):
+                dep.add(n)
+        sections = [("forward", [ln for n, ln in em.planned if n in forward]),
+                    ("gradient", [ln for n, ln in em.planned if n not in forward and n not in dep]),
+                    ("along the direction", [ln for n, ln in em.planned if n in dep])]
+        out["lines"].extend(ln for _, ln in em.planned)
+        return em, [(title, lines) for title, lines in sections if lines]
+
+    if hvp:
+        for name in wrt:
+            if name not in program.variables:
+                raise FormulaError(f"--hvp is taken with respect to variables; `{name}` is not one")
+        param = _unique("direction", taken)
+        dnames = {wrt[0]: param} if len(wrt) == 1 else {n: _unique(f"v_{n}", taken) for n in wrt}
+        so = SecondOrder(d, wrt=wrt, check=True, direction_names=dnames)
+        roots = dict(zip(wrt, expand_macros([so.hvps[n] for n in wrt])))
+        em, sections = body(roots, so.directions)
+        returns = {}
+        for n in wrt:
+            src = em.grad_src(n, em.grads[n], program.variables[n])
+            if src in set(program.variables) | set(dnames.values()) and program.variables[n].ndim:
+                src += ".copy()"
+            returns[n] = src
+        prelude = [] if len(wrt) == 1 else [f"{dnames[n]} = {param}[{n!r}]" for n in wrt]
+        var = program.variables[wrt[0]]
+        out["hvp"] = dict(
+            param=param, prelude=prelude, sections=sections,
+            value=returns[wrt[0]] if len(wrt) == 1 else "{" + ", ".join(f"{n!r}: {returns[n]}" for n in wrt) + "}",
+            doc=(f"H @ {param} for the Hessian H of the objective with respect to {wrt[0]}; {param} is shaped like "
+                 f"{wrt[0]}, " + (em.shape_src(var.shape) if var.ndim else "a scalar") + "." if len(wrt) == 1 else
+                 f"H @ {param} for the Hessian H of the objective with respect to WRT jointly; {param} is a dict "
+                 f"{{name: array shaped like that input}}, and so is the result."),
+            wrt_repr=repr(tuple(wrt)))
+    if hessian:
+        if len(wrt) != 1:
+            raise FormulaError(f"--hessian is taken with respect to one variable, got {len(wrt)} ({', '.join(wrt)})",
+                               hint=f"add --wrt {wrt[0]}, or use --hvp for several variables")
+        name = wrt[0]
+        var = program.variables.get(name)
+        if var is None or var.ndim == 2:
+            raise FormulaError(f"--hessian needs a vector or scalar variable; `{name}` is "
+                               + ("a matrix, so its Hessian is a 4-index object" if var is not None else "not a variable"),
+                               hint="use --hvp for the Hessian-vector product of a matrix variable")
+        so = SecondOrder(d, wrt=[name], check=True)
+        if so.hessian is None:
+            raise FormulaError(f"no closed matrix form of the Hessian with respect to `{name}` was recognised",
+                               hint="use --hvp: the Hessian-vector product is exact and never needs the matrix")
+        H, = expand_macros([so.hessian])
+        em, sections = body({name: H}, {})
+        src = em.grad_src(name, em.grads[name], E.var("_hessian", H.shape))
+        if src in set(program.variables):
+            src += ".copy()"
+        out["hessian"] = dict(sections=sections, value=src, wrt_repr=repr(name),
+                              doc=f"The Hessian of the objective with respect to {name}, "
+                                  + (f"an array of shape {em.shape_src(H.shape)}." if H.ndim else "a scalar."))
     return out
 
 
@@ -880,7 +977,7 @@ def _dict_repr(d: dict) -> str:
     return "{\n    " + items + ",\n}" if d else "{}"
 
 
-def codegen_command(program: Program, wrt, batch, dtype, output) -> str:
+def codegen_command(program: Program, wrt, batch, dtype, output, hessian: bool = False, hvp: bool = False) -> str:
     """The exact `symbackprop codegen` command line that regenerates a module."""
     parts = ["symbackprop", "codegen", shlex.quote(program.source)]
     for name, shape in program.shapes.items():
@@ -891,6 +988,10 @@ def codegen_command(program: Program, wrt, batch, dtype, output) -> str:
         parts += ["--batch", ",".join(batch)]
     if dtype != "float64":
         parts += ["--dtype", dtype]
+    if hessian:
+        parts.append("--hessian")
+    if hvp:
+        parts.append("--hvp")
     if output:
         parts += ["-o", shlex.quote(str(output))]
     return " ".join(parts)

@@ -389,7 +389,7 @@ class SecondOrder:
     `directions` maps each variable name to the direction variable of the HVP (v, or v_x, v_W, …
     when there are several)."""
 
-    def __init__(self, d: Derivation, wrt=None, check: bool = True, seed: int = 0):
+    def __init__(self, d: Derivation, wrt=None, check: bool = True, seed: int = 0, direction_names=None):
         self.d = d
         program = d.program
         names = list(wrt) if wrt else list(d.wrt_nodes)
@@ -404,6 +404,9 @@ class SecondOrder:
         taken = set(program.variables) | set(program.intermediates) | {s.name for s in program.dims}
         self.directions: dict[str, Node] = {}
         for n in names:
+            if direction_names:
+                self.directions[n] = E.var(direction_names[n], self.variables[n].shape)
+                continue
             nm = "v" if len(names) == 1 else f"v_{n}"
             while nm in taken:
                 nm += "_"

@@ -33,6 +33,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="PATH.py", help="write the module here (default: print it)")
     p.add_argument("--force", action="store_true", help="overwrite PATH even if it is not a symbackprop-generated module")
     p.add_argument("--seed", type=int, default=0, help="seed of the random points of the self-check")
+    p.add_argument("--hessian", action="store_true",
+                   help="also emit hessian(**inputs): the closed-form Hessian with respect to the one --wrt "
+                        "variable (a vector or scalar)")
+    p.add_argument("--hvp", action="store_true",
+                   help="also emit hvp(direction, **inputs): the Hessian-vector product with respect to --wrt "
+                        "(direction shaped like the variable, or a dict keyed by name when there are several)")
     p.add_argument("--command-output", help=argparse.SUPPRESS)   # the -o shown in the header (generated/ refresh)
     return p
 
@@ -52,8 +58,9 @@ def run(args) -> int:
     batch = split_names(args.batch)
     d = Derivation(program, wrt=[w for w in wrt if w in program.variables] if wrt else None, check=True, seed=args.seed)
     shown = args.command_output or args.output
-    command = codegen_command(program, wrt, batch, args.dtype, shown)
-    text = emit_module(d, wrt=wrt, batch=batch, dtype=args.dtype, command=command)
+    hessian, hvp = getattr(args, "hessian", False), getattr(args, "hvp", False)
+    command = codegen_command(program, wrt, batch, args.dtype, shown, hessian, hvp)
+    text = emit_module(d, wrt=wrt, batch=batch, dtype=args.dtype, command=command, hessian=hessian, hvp=hvp)
     if out is None:
         sys.stdout.write(text)
         return 0
