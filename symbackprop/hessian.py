@@ -106,6 +106,42 @@ def _mv(A: Node, u: Node) -> Node:
     return E.matmul(A, u)
 
 
+def _terms(M: Node, sign: int, out: list) -> list:
+    """M as a signed sum of terms."""
+    if M.op in ("add", "sub"):
+        _terms(M.args[0], sign, out)
+        _terms(M.args[1], sign if M.op == "add" else -sign, out)
+    elif M.op == "neg":
+        _terms(M.args[0], -sign, out)
+    else:
+        out.append((sign, M))
+    return out
+
+
+def _collect(M: Node) -> Node:
+    """diag(a) R ± diag(b) R -> diag(a ± b) R: one diagonal per right factor."""
+    terms = _terms(M, 1, [])
+    groups: dict[Node, list] = {}
+    rest = []
+    for sign, t in terms:
+        if t.op == "matmul" and _is_dg(t.args[0]):
+            groups.setdefault(t.args[1], []).append(E._scaled(sign, t.args[0].args[0]))
+        else:
+            rest.append((sign, t))
+    if all(len(g) < 2 for g in groups.values()):
+        return M
+    out = None
+    for R, parts in groups.items():
+        a = parts[0]
+        for p in parts[1:]:
+            a = E.add(a, p)
+        t = _lm(_dg(a), R)
+        out = t if out is None else E.add(out, t)
+    for sign, t in rest:
+        out = E.add(out, t) if sign > 0 else E.sub(out, t)
+    return out
+
+
 def _rm(M: Node, B: Node) -> Node:
     """M @ B (B constant in the direction), through transposes: (Bᵀ Mᵀ)ᵀ."""
     return E.transpose(_lm(E.transpose(B), E.transpose(M)))
@@ -181,6 +217,8 @@ class _Linear:
         return [("sc", w, E.ones(shape))]
 
     def add(self, a, b, ndim):
+        if ndim == 1:
+            return _collect(E.add(a, b))
         if ndim < 2:
             return E.add(a, b)
         return list(a) + list(b)
