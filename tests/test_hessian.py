@@ -304,3 +304,26 @@ def test_cli_codegen_writes_a_newton_ready_module(tmp_path):
         _, g = m.value_and_grad(A=A, x=x, y=y)
         x = x - np.linalg.solve(m.hessian(A=A, x=x, y=y) + 1e-9 * np.eye(3), g["x"])
     assert np.linalg.norm(m.value_and_grad(A=A, x=x, y=y)[1]["x"]) < 1e-8
+
+
+# ----- docs/hessian.md shows real output -----
+
+def test_doc_outputs_are_current(capsys):
+    """Every `$ symbackprop derive …` block in docs/hessian.md: each line shown is a line the command prints today."""
+    import shlex
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs/hessian.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^    \$ (symbackprop derive .*)\n((?:    (?!\$).*\n|\n)*)", text, re.M)
+    assert len(blocks) >= 6
+    for command, shown in blocks:
+        rc = cli_main(shlex.split(command)[1:])
+        out = capsys.readouterr().out.splitlines()
+        assert rc == 0, command
+        for line in shown.splitlines():
+            line = line[4:]
+            if line.strip():
+                assert line in out, (command, line)
+    module = (root / "generated/logistic_hessian.py").read_text(encoding="utf-8")
+    excerpt = re.search(r"```python\n(def hvp.*?)```", text, re.S).group(1)
+    assert excerpt.strip() in module.replace("\n\nHESSIAN_WRT = 'x'\n", "")
