@@ -142,11 +142,6 @@ def _collect(M: Node) -> Node:
     return out
 
 
-def _rm(M: Node, B: Node) -> Node:
-    """M @ B (B constant in the direction), through transposes: (Bᵀ Mᵀ)ᵀ."""
-    return E.transpose(_lm(E.transpose(B), E.transpose(M)))
-
-
 def _covec(M: Node, c: Node) -> Node:
     """Mᵀ c: the covector of the scalar cᵀ (M v)."""
     if M.op == "eye":
@@ -318,6 +313,10 @@ class _Linear:
                     out.append(("sc", t[1], E.mul(c, t[2])))
                 elif t[1] is None and t[3] is None:     # diag(M v) ⊙ C = diag(diag(C) ⊙ M v)
                     out.append(("ldr", None, _lm(_dg(Node("diag", (c,))), t[2]), None))
+                elif t[1] is None:                      # (diag(a) R) ⊙ C = diag(a) (R ⊙ C)
+                    out.append(("ldr", None, t[2], E.mul(t[3], c)))
+                elif t[3] is None:                      # (L diag(a)) ⊙ C = (L ⊙ C) diag(a)
+                    out.append(("ldr", E.mul(t[1], c), t[2], None))
                 else:
                     raise NotLinear(node)
             return out

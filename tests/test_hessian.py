@@ -16,7 +16,6 @@ from symbackprop.evaluate import Point, Substitute, evaluate
 from symbackprop.expr import Node
 from symbackprop.hessian import hessian_matrix, hvp, inner, second_order
 from symbackprop.printing import to_text
-from symbackprop.rules import ELEMENTWISE
 from test_codegen import CASES, SH, _point                     # the per-rule formulas of the codegen tests
 from test_rules import ATTRS, DOMAIN, OPS, arg_shapes, sample   # the per-rule domains of the rule tests
 
@@ -208,6 +207,20 @@ def test_generated_hvp_matches_finite_differences(op):
             assert ok, (op, formula, n, err)
 
 
+#: Formulas whose HVPs pass matrices linear in v through products, diag, trace, sum and ⊙ on the way.
+STRUCTURED_FORMULAS = [
+    ("trace(outer(x, x) @ S @ outer(x, x))", {"S": "n,n", "x": "n"}),
+    ("sum(diag(outer(x, y) * S))**2", {"S": "n,n", "x": "n", "y": "n"}),
+    ("sum(sin(outer(x, y) @ S))", {"S": "n,n", "x": "n", "y": "n"}),
+    ("sum(sin(S @ outer(y, x)))", {"S": "n,n", "x": "n", "y": "n"}),
+    ("sum(diag(x) @ S @ diag(x))", {"S": "n,n", "x": "n"}),
+    ("trace(S @ diag(x) @ S @ diag(x))", {"S": "n,n", "x": "n"}),
+    ("mean(outer(x, x) * S) + sum(exp(x)) * sum(x)", {"S": "n,n", "x": "n"}),
+    ("y @ diag(outer(x, x) @ S) + norm(x)", {"S": "n,n", "x": "n", "y": "n"}),
+    ("sum(tanh(diag(x) @ S) @ y)", {"S": "n,n", "x": "n", "y": "n"}),
+    ("(x @ y) * (x @ S @ x)", {"S": "n,n", "x": "n", "y": "n"}),
+]
+
 HESSIAN_CASES = {
     **{k: (formula, shapes) for k, (formula, shapes, _, _) in CLOSED.items()},
     "tanh net": ("0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2",
@@ -218,9 +231,9 @@ HESSIAN_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(HESSIAN_CASES))
+@pytest.mark.parametrize("case", sorted(HESSIAN_CASES) + [f for f, _ in STRUCTURED_FORMULAS])
 def test_generated_hessian_matches_finite_differences(case):
-    formula, shapes = HESSIAN_CASES[case]
+    formula, shapes = HESSIAN_CASES.get(case) or (case, dict(STRUCTURED_FORMULAS)[case])
     m = load_source(emit_module(sb.derive(formula, shapes), wrt=["x"], hessian=True, hvp=True))
     rng = np.random.default_rng(9)
     for _ in range(2):
@@ -327,3 +340,28 @@ def test_doc_outputs_are_current(capsys):
     module = (root / "generated/logistic_hessian.py").read_text(encoding="utf-8")
     excerpt = re.search(r"```python\n(def hvp.*?)```", text, re.S).group(1)
     assert excerpt.strip() in module.replace("\n\nHESSIAN_WRT = 'x'\n", "")
+
+
+
+
+@pytest.mark.parametrize("formula, shapes", STRUCTURED_FORMULAS)
+def test_structured_hessians_match_the_jacobian_of_the_gradient(formula, shapes):
+    d = sb.derive(formula, shapes, wrt=["x"])
+    so = second_order(d)
+    assert so.hessian is not None, (formula, so.hessian_note)
+    x = d.program.variables["x"]
+    rng = np.random.default_rng(21)
+    dims = {s: 4 for s in d.program.dims}
+    for _ in range(2):
+        values = {k: rng.standard_normal((4, 4) if v == "n,n" else (4,)) for k, v in shapes.items()}
+        point = Point(dims, values)
+        H, g = evaluate([so.hessian, d.grads["x"]], point)
+        fd = np.zeros((4, 4))
+        for j in range(4):
+            e = np.zeros(4)
+            e[j] = EPS
+            hi, = evaluate([d.grads["x"]], point, {x: values["x"] + e})
+            lo, = evaluate([d.grads["x"]], point, {x: values["x"] - e})
+            fd[:, j] = (hi - lo) / (2 * EPS)
+        ok, err = _close(H, fd, float(np.max(np.abs(g))))
+        assert ok, (formula, err)
