@@ -95,7 +95,10 @@ def _eval_node(node: Node, memo, point: Point):
         return point.functions[node.attrs[0]](args[0], node.attrs[1])
     if op == "fn":
         return point.functions[node.attrs[0]](tuple(args), node.attrs[1])
-    return RULES[op].fn(*args)
+    try:
+        return RULES[op].fn(*args)
+    except np.linalg.LinAlgError:                    # inv of a singular matrix: not a valid point
+        return np.full(concrete(node.shape, point.dims), np.nan)
 
 
 def random_dims(symbols, rng: np.random.Generator, low: int = 2, high: int = 6) -> dict:
@@ -149,21 +152,25 @@ class FDResult:
         return abs(self.analytic - self.numeric) / max(abs(self.analytic), abs(self.numeric), 1e-12)
 
 
-def directional_check(objective: Node, wrt: Node, grad: Node, point: Point, rng, base_value=None) -> FDResult:
-    """Compare ⟨grad, v⟩ with the central difference of the objective along a random v in `wrt`."""
-    g_val, x_val = evaluate([grad, wrt], point)
-    x_val = np.asarray(x_val, dtype=float)
-    v = rng.standard_normal(x_val.shape)
-    scale = max(1.0, float(np.max(np.abs(x_val)))) if x_val.size else 1.0
+def directional_check(objective: Node, wrt, grad, point: Point, rng, base_value=None) -> FDResult:
+    """Compare ⟨grad, v⟩ with the central difference of the objective along a random v.
+
+    `wrt` and `grad` are one node each, or equal-length lists (a joint direction in all of them)."""
+    wrts = list(wrt) if isinstance(wrt, (list, tuple)) else [wrt]
+    grads = list(grad) if isinstance(grad, (list, tuple)) else [grad]
+    vals = evaluate(grads + wrts, point)
+    g_vals, x_vals = vals[:len(grads)], [np.asarray(x, dtype=float) for x in vals[len(grads):]]
+    vs = [rng.standard_normal(x.shape) for x in x_vals]
+    scale = max([1.0] + [float(np.max(np.abs(x))) for x in x_vals if x.size])
     eps = FD_EPS * scale
-    hi, = evaluate([objective], point, {wrt: x_val + eps * v})
-    lo, = evaluate([objective], point, {wrt: x_val - eps * v})
+    hi, = evaluate([objective], point, {w: x + eps * v for w, x, v in zip(wrts, x_vals, vs)})
+    lo, = evaluate([objective], point, {w: x - eps * v for w, x, v in zip(wrts, x_vals, vs)})
     numeric = float((hi - lo) / (2 * eps))
-    analytic = float(np.vdot(np.broadcast_to(g_val, x_val.shape), v))
+    analytic = float(sum(np.vdot(np.broadcast_to(g, x.shape), v) for g, x, v in zip(g_vals, x_vals, vs)))
     f0 = base_value if base_value is not None else evaluate([objective], point)[0]
     tol = FD_RTOL * max(abs(numeric), abs(analytic)) + FD_ATOL * max(1.0, abs(float(f0)))
     ok = math.isfinite(numeric) and math.isfinite(analytic) and abs(numeric - analytic) <= tol
-    return FDResult(_label(wrt), analytic, numeric, ok)
+    return FDResult(", ".join(_label(w) for w in wrts), analytic, numeric, ok)
 
 
 def _label(node: Node) -> str:

@@ -51,12 +51,7 @@ class Node:
         _INTERN[key] = node
         return node
 
-    # Nodes are interned: identity is structural equality.
-    def __eq__(self, other):
-        return self is other
-
-    def __hash__(self):
-        return id(self)
+    # Nodes are interned, so object identity (Python's default == and hash) is structural equality.
 
     def __reduce__(self):
         return (Node, (self.op, self.args, self.attrs, self.shape if self.op in _LEAVES else None))
@@ -422,10 +417,13 @@ def walk(roots, stop=()) -> list[Node]:
     return order
 
 
-def substitute(root: Node, mapping: dict[Node, Node]) -> Node:
-    """Replace nodes by others (e.g. a variable by an expression), rebuilding through smart constructors."""
+def substitute(root, mapping: dict[Node, Node]):
+    """Replace nodes by others (e.g. a variable by an expression), rebuilding through smart constructors.
+
+    `root` is a node or a list of nodes (then a list comes back, sharing the work)."""
+    roots = root if isinstance(root, (list, tuple)) else [root]
     done: dict[Node, Node] = {}
-    for node in walk(root):
+    for node in walk(roots):
         if node in mapping:
             done[node] = mapping[node]
         elif not node.args:
@@ -433,4 +431,5 @@ def substitute(root: Node, mapping: dict[Node, Node]) -> Node:
         else:
             new_args = tuple(done[a] for a in node.args)
             done[node] = node if all(x is y for x, y in zip(new_args, node.args)) else apply(node.op, *new_args, attrs=node.attrs)
-    return done[root]
+    out = [done[r] for r in roots]
+    return out if isinstance(root, (list, tuple)) else out[0]

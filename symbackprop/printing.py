@@ -18,12 +18,13 @@ def expand_macros(roots: list[Node]) -> list[Node]:
     if not mapping:
         return list(roots)
     # expansions may themselves hold macros (rare): expand to a fixed point
-    out = [substitute(r, mapping) for r in roots]
+    out = substitute(list(roots), mapping)
     return expand_macros(out) if any(RULES[n.op].expand for n in walk(out)) else out
 
 
-def render(root: Node, style: str = "text", names: dict[Node, str] | None = None) -> str:
-    """Print `root` in `style` ('text', 'latex' or 'np'); nodes in `names` print as their names."""
+def render(root: Node, style: str = "text", names: dict[Node, str] | None = None, define: bool = False) -> str:
+    """Print `root` in `style` ('text', 'latex' or 'np'); nodes in `names` print as their names
+    (except `root` itself when `define` is true: then it prints as its definition)."""
     names = names or {}
     if style == "np":
         roots = expand_macros([root])
@@ -31,7 +32,7 @@ def render(root: Node, style: str = "text", names: dict[Node, str] | None = None
     done: dict[Node, tuple[str, int]] = {}
     lo, hi = _PARENS[style]
     for node in walk(root, stop=names):
-        if node in names:
+        if node in names and not (define and node is root):
             done[node] = (names[node], ATOM)
             continue
         fmt = getattr(RULES[node.op], style)

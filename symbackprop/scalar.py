@@ -70,11 +70,27 @@ def from_sympy_scalar(e, variables: dict[str, Node]) -> Node:
     raise ValueError(f"cannot convert {e!r}")
 
 
+#: Scalar results whose expression tree (shared nodes counted each time) is larger keep their DAG form.
+MAX_TREE = 200
+
+
+def _tree_size(root: Node) -> int:
+    """Nodes in the expression *tree* (shared nodes counted every time), counting stops past MAX_TREE."""
+    count, stack = 0, [root]
+    while stack and count <= MAX_TREE:
+        node = stack.pop()
+        count += 1
+        stack.extend(node.args)
+    return count
+
+
 def canonical_scalar(root: Node, variables: dict[str, Node]) -> Node:
     """A plain scalar expression in its simplest of a few SymPy canonical forms (else unchanged)."""
     if not root.args or root.shape != ():
         return root
     from .printing import expand_macros
+    if _tree_size(root) > MAX_TREE:
+        return root                                  # SymPy trees would repeat shared nodes: keep the DAG
     plain = expand_macros([root])[0]
     if not is_plain_scalar(plain):
         return root
