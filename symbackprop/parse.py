@@ -25,6 +25,9 @@ from .rules import RULES, numpy_matmul
 MAX_FORMULA_CHARS = 100_000
 MAX_NESTING = 200
 MAX_GRAPH_NODES = 20_000
+#: Syntax-tree nodes visited while building one formula (or claim), counting each inlined call of a
+#: user-defined function again: bounds the time of `f2(t) = f1(f1(t)); f3(t) = f2(f2(t)); ...`.
+MAX_EXPANSION = 250_000
 
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 PRIME = "ʹ"                                          # U+02B9, a letter Python accepts in identifiers
@@ -134,6 +137,7 @@ class Parser:
         self.variables: dict[str, Node] = {}
         self.intermediates: dict[str, Node] = {}
         self.definitions: dict[str, FunctionDef] = {}
+        self.visits, self._in_program = 0, False
         for name in self.elementwise + self.functions:
             self._check_new_name(name, "function", None, None)
             if name in RULES:
@@ -147,6 +151,13 @@ class Parser:
     # ----- statements -----
 
     def parse_program(self, source: str) -> Program:
+        self.visits, self._in_program = 0, True
+        try:
+            return self._parse_program(source)
+        finally:
+            self._in_program = False
+
+    def _parse_program(self, source: str) -> Program:
         if not isinstance(source, str):
             raise FormulaError("the formula must be text")
         if len(source) > MAX_FORMULA_CHARS:
@@ -154,6 +165,10 @@ class Parser:
                              hint="split it into named intermediates, or use the Python API")
         if "\x00" in source:
             raise FormulaError("the formula contains a null byte", source=source, offset=source.index("\x00"))
+        bad = _unencodable(source)
+        if bad is not None:
+            raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
+                               hint=f"character {bad} cannot be encoded; retype it")
         statements = list(_split_statements(source))
         if not statements:
             raise FormulaError("the formula is empty", hint="e.g. symbackprop derive '0.5 * norm(A @ x - b)**2' --shape A=m,n --shape x=n --shape b=m")
@@ -188,6 +203,10 @@ class Parser:
             raise ShapeError(f"the objective must be a scalar, but it has shape {E.format_shape(objective.shape)}",
                              source=source, offset=statements[-1][1], length=len(statements[-1][0]),
                              hint="reduce it, e.g. with sum(...), norm(...)**2 or a @ b")
+        if not self.variables:
+            raise FormulaError("the formula has no variables to differentiate with respect to",
+                               source=source, offset=statements[-1][1], length=len(statements[-1][0]),
+                               hint="use names for the inputs, e.g. 0.5 * norm(A @ x - b)**2")
         unused = [n for n in self.shapes if n not in self.variables]
         if unused:
             near = difflib.get_close_matches(unused[0], list(self.variables), 1)
@@ -214,6 +233,9 @@ class Parser:
         self.definitions[name] = FunctionDef(name, params, tree, source, offset + m.end(), dict(self.definitions))
 
     def _check_new_name(self, name, what, source, offset):
+        if not NAME_RE.match(name):                  # Python would NFKC-normalise a non-ASCII name: `aﬁ` is `afi`
+            raise FormulaError(f"`{name}` is not a valid {what} name", source=source, offset=offset,
+                               length=len(name), hint="names are ASCII letters, digits and _, starting with a letter")
         if name in RESERVED or name.startswith("_"):
             raise FormulaError(f"`{name}` is reserved and cannot name a {what}", source=source, offset=offset,
                                length=len(name), hint="pick another name")
@@ -231,10 +253,16 @@ class Parser:
     def expression(self, text: str, source: str | None = None, offset: int = 0, scope=None) -> Node:
         """Parse one expression (`text` sits at `offset` of `source`, for error carets)."""
         source = text if source is None else source
+        if not self._in_program:
+            self.visits = 0
         tree = self._ast(text, source, offset)
         return self._build(tree, source, offset, scope or {}, dict(self.definitions))
 
     def _ast(self, text, source, offset):
+        bad = _unencodable(text)
+        if bad is not None:                          # lone surrogates (undecodable bytes on the command line)
+            raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
+                               hint=f"character {bad} cannot be encoded; retype it")
         if self.allow_primes:
             text = re.sub(r"(?<=[A-Za-z0-9_])'", PRIME, text)
         lead = len(text) - len(text.lstrip())
@@ -290,6 +318,11 @@ class _Ctx:
         return self.source[off:off + length]
 
     def visit(self, node) -> Node:
+        self.p.visits += 1
+        if self.p.visits > MAX_EXPANSION:
+            raise LimitError(f"the formula expands to more than {MAX_EXPANSION} operations (counting each call of "
+                             f"a defined function in full)", hint="define fewer nested function calls, or name "
+                             "intermediate results (z = ...) instead of defining functions")
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is None:
             self.fail(node, f"{_describe(node)} is not allowed in formulas",
@@ -362,6 +395,9 @@ class _Ctx:
         return E.transpose(self.visit(node.value))
 
     def visit_Call(self, node):
+        if isinstance(node.func, ast.Attribute):
+            self.fail(node.func, f"attribute access `.{node.func.attr}` is not allowed in formulas",
+                      hint=f"call built-ins directly, e.g. {node.func.attr}(x) rather than np.{node.func.attr}(x)")
         if not isinstance(node.func, ast.Name):
             self.fail(node.func, "only named functions can be called", hint="e.g. relu(x) or tanh(W @ x)")
         if node.keywords:
@@ -373,11 +409,17 @@ class _Ctx:
         base = name.replace(PRIME, "")
         if primes and (not name.endswith(PRIME * primes)):
             self.fail(node.func, f"bad derivative name `{name.replace(PRIME, chr(39))}`")
+        if not primes and name not in self.visible and name not in self.p.elementwise + self.p.functions and (
+                name not in RULES or RULES[name].builtin is None):
+            if name in self.scope or name in self.p.intermediates or name in self.p.variables:
+                self.fail(node.func, f"`{name}` is a variable, not a function")
+            if name in RESERVED or name.startswith("_"):
+                self.fail(node.func, f"`{name}` is reserved and is not a formula function",
+                          hint="formulas may call the built-ins (relu, tanh, norm, …) and functions they define or declare")
+            self._unknown(node.func, name)
         args = [self.visit(a) for a in node.args]
         if primes:
             return self._derivative(node, base, primes, args)
-        if name in self.scope and name not in self.visible:
-            self.fail(node.func, f"`{name}` is a variable, not a function")
         if name in self.visible:
             return self._inline(node, self.visible[name], args)
         if name in self.p.elementwise:
@@ -388,9 +430,7 @@ class _Ctx:
                 return Node("fn", tuple(args), (name, ()))
             except ShapeError as e:
                 self.fail(node, e.message, hint=e.hint, cls=ShapeError)
-        rule = RULES.get(name)
-        if rule is None or rule.builtin is None:
-            self._unknown(node.func, name)
+        rule = RULES[name]
         self._arity(node, name, rule.builtin)
         try:
             return rule.build(*args) if rule.build else E.apply(name, *args)
@@ -460,6 +500,14 @@ def _char_offset_lines(lines, lineno, col, chars=False):
     if not chars:
         col = len(line.encode("utf-8")[:col].decode("utf-8", errors="ignore"))
     return sum(len(l) + 1 for l in lines[:lineno - 1]) + min(max(col, 0), len(line))
+
+
+def _unencodable(text: str):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"{ascii(text[e.start])} at offset {e.start}"
+    return None
 
 
 def _depth(root) -> int:

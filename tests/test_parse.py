@@ -1,0 +1,167 @@
+"""The formula language: what parses, what is refused, and how errors read."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from symbackprop import FormulaError, LimitError, ShapeError, SymbackpropError, parse_formula
+from symbackprop.cli import main
+from symbackprop.parse import MAX_FORMULA_CHARS
+
+SHAPES = {"W1": "h,d", "W2": "k,h", "x": "d", "b": "h", "y": "k"}
+
+
+def error_of(formula, shapes=None, **kw) -> SymbackpropError:
+    with pytest.raises(SymbackpropError) as info:
+        parse_formula(formula, shapes, **kw)
+    return info.value
+
+
+def test_numpy_semantics_of_at():
+    p = parse_formula("u @ v + u @ A @ v", {"u": "n", "v": "n", "A": "n,n"})
+    assert p.objective.shape == ()
+    p = parse_formula("sum(u @ A)", {"u": "m", "A": "m,n"})     # u @ A is Aᵀu, a vector of length n
+    assert p.objective.args[0].shape[0].name == "n"
+
+
+def test_transpose_of_a_vector_is_a_no_op():
+    p = parse_formula("x.T @ x", {"x": "n"})
+    q = parse_formula("x @ x", {"x": "n"})
+    assert p.objective is q.objective
+
+
+def test_statements_intermediates_and_functions():
+    p = parse_formula("z = W1 @ x + b\nh = relu(z); 0.5 * norm(W2 @ h - y)**2", SHAPES)
+    assert list(p.intermediates) == ["z", "h"]
+    p = parse_formula("f(t) = t**2; g(t) = t; h(a, c) = a**2 + c**2; h(f(x), g(x))")
+    assert list(p.variables) == ["x"]
+
+
+@pytest.mark.parametrize("formula, fragment", [
+    ("x.__class__", "attribute `.__class__`"),
+    ("__import__('os')", "reserved"),
+    ("(lambda t: t)(x)", "lambda"),
+    ("open(x)", "reserved"),
+    ("np.exp(x)", "attribute"),
+    ("x[0]", "indexing"),
+    ("x if y else z", "if-expression"),
+    ("[x for x in y]", "comprehension"),
+    ("'text'", "constant"),
+    ("x // y", "//"),
+    ("relu(x, y)", "relu takes 1 argument"),
+    ("relu(x=1)", "keyword"),
+    ("rleu(x)", "did you mean `relu`"),
+    ("x = 1", "no variables"),
+    ("f(t) = t", "last statement defines a function"),
+    ("import os", "syntax error"),
+    ("x +", "syntax error"),
+    ("", "empty"),
+    ("x\x00", "null byte"),
+    ("2 ** 99999", "too large"),
+    ("1e999 * x", "too large"),
+])
+def test_hostile_or_bad_input_gets_one_clean_error(formula, fragment):
+    err = error_of(formula)
+    assert fragment in err.format(), err.format()
+
+
+def test_deep_nesting_and_huge_input_hit_documented_limits():
+    assert isinstance(error_of("(" * 5000 + "x" + ")" * 5000), (LimitError, FormulaError))
+    assert isinstance(error_of("-" * 300 + "x"), LimitError)
+    huge = "x + " * (MAX_FORMULA_CHARS // 4 + 10) + "x"
+    assert isinstance(error_of(huge), LimitError)
+    assert isinstance(error_of("x" * 1_000_000), LimitError)
+
+
+def test_caret_points_at_the_culprit():
+    err = error_of("W1 @ x + rleu(b)", SHAPES)
+    lines = err.format().splitlines()
+    assert lines[1] == "  W1 @ x + rleu(b)"
+    assert lines[2] == "  " + " " * 9 + "^^^^"
+
+
+def test_shape_error_names_the_grouping_and_both_shapes():
+    err = error_of("sum(b * W1 @ x)", {"b": "h", "W1": "h,d", "x": "d"})
+    assert isinstance(err, ShapeError)
+    text = err.format()
+    assert "`b * W1` combines (h,) with (h, d)" in text
+    assert "^^^^^^" in text
+
+
+def test_objective_must_be_scalar():
+    err = error_of("W1 @ x", SHAPES)
+    assert "objective must be a scalar" in err.format()
+
+
+def test_shape_for_an_unused_name_is_reported():
+    err = error_of("sum(x)", {"x": "n", "xx": "n"})
+    assert "`xx`" in err.format()
+
+
+@pytest.mark.parametrize("name", ["np", "import", "sum", "_x", "print"])
+def test_reserved_names_cannot_be_defined(name):
+    err = error_of(f"{name} = x; {name} * 2")
+    assert any(s in err.format() for s in ("cannot name", "syntax error", "not a valid"))
+
+
+def test_dims_must_be_positive_and_at_most_two():
+    assert "positive" in error_of("sum(x)", {"x": "0"}).format()
+    assert "3 dims" in error_of("sum(x)", {"x": "a,b,c"}).format()
+
+
+def test_abstract_function_declarations():
+    p = parse_formula("sum(Phi(W @ x))", {"W": "n,d", "x": "d"}, elementwise=["Phi"])
+    assert p.objective.args[0].op == "phi"
+    err = error_of("f(x)", {"x": "n"}, functions=["f"])
+    assert "scalar arguments" in err.format()
+
+
+# ----- the CLI -----
+
+def run_cli(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_derive_prints_gradients_and_steps(capsys):
+    argv = ["derive", "0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2"] + [f"--shape={k}={v}" for k, v in SHAPES.items()]
+    code, out, err = run_cli(argv + ["--steps"], capsys)
+    assert code == 0 and "x4 = x3 − y" in out and "∂ℓ/∂W1" in out and "Checked against central finite differences" in out
+    code, out, _ = run_cli(argv + ["--json"], capsys)
+    data = json.loads(out)
+    assert set(data["gradients"]) == {"W1", "W2", "x", "b", "y"}
+    assert data["gradients"]["W1"]["shape"] == ["h", "d"]
+    assert all(c["passed"] == c["trials"] == 3 for c in data["check"].values())
+    code, out, _ = run_cli(argv + ["--latex"], capsys)
+    assert out.startswith("\\begin{aligned}") and "\\odot" in out
+    code, out, _ = run_cli(argv + ["--layout", "numerator", "--wrt", "W2"], capsys)
+    assert "∂ℓ/∂W2 = x2 (W2 x2 − y)ᵀ    [h×k]" in out and "numerator" in out   # the handout's layout
+
+
+@pytest.mark.parametrize("argv", [
+    ["derive", "x.__class__"],
+    ["derive", "sum(W @ x)", "--shape", "W=3,4", "--shape", "x=3"],
+    ["derive", "sum(x)", "--shape", "x"],
+    ["derive", "sum(x)", "--wrt", "nope", "--shape", "x=3"],
+    ["derive"],
+    ["frobnicate"],
+])
+def test_cli_errors_exit_2_without_traceback(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    assert code == 2
+    assert "Traceback" not in out.err and "error" in out.err.lower()
+
+
+def test_module_entry_point_runs_as_a_subprocess():
+    r = subprocess.run([sys.executable, "-m", "symbackprop", "derive", "x @ B @ x", "-s", "x=n", "-s", "B=n,n"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "∂ℓ/∂x = " in r.stdout
+    r = subprocess.run([sys.executable, "-m", "symbackprop", "derive", "(" * 5000 + "x" + ")" * 5000],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("error:")
