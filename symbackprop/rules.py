@@ -167,10 +167,11 @@ def _np_unary(fname: str):
 
 
 def _text_mul(node):
+    # Scalar products and ⊙ are associative and commute with each other, so a·(b·X) prints as a·b·X.
     a, b = node.args
-    if a.op == "const" or (a.shape == () and b.shape != ()) or (a.shape == () and b.shape == ()):
-        return Fmt("{0}·{1}", MUL, (MUL, MUL + 1))
-    return Fmt("{0} ⊙ {1}", MUL, (MUL, MUL + 1))
+    if a.shape == ():
+        return Fmt("{0}·{1}", MUL, (MUL, MUL))
+    return Fmt("{0} ⊙ {1}", MUL, (MUL, MUL if b.op == "mul" and b.args[0].shape != () else MUL + 1))
 
 
 def _latex_mul(node):
@@ -304,6 +305,7 @@ class Elementwise:
     d: Callable
     sympy: Callable
     domain: str = "real"             # real | positive | nonzero
+    np_prec: int = ATOM              # precedence of the NumPy source (sigmoid's is a product)
 
 
 def apply_fn(name: str, x: Node) -> Node:
@@ -317,12 +319,13 @@ def _sig(x):
 ELEMENTWISE = {
     "relu": Elementwise("np.maximum({0}, 0.0)", lambda x: np.maximum(x, 0.0), lambda x, y: apply_fn("step", x),
                         lambda t: sympy.Piecewise((t, t > 0), (0, True))),
-    "step": Elementwise("({0} > 0)", lambda x: (np.asarray(x) > 0).astype(float), lambda x, y: E.zeros(x.shape),
+    # step prints as a float, not a bool: (a > 0) + (c > 0) would be a logical or, -(a > 0) an error
+    "step": Elementwise("np.heaviside({0}, 0.0)", lambda x: (np.asarray(x) > 0).astype(float), lambda x, y: E.zeros(x.shape),
                         lambda t: sympy.Piecewise((1, t > 0), (0, True))),
     "sign": Elementwise("np.sign({0})", np.sign, lambda x, y: E.zeros(x.shape), sympy.sign),
     "abs": Elementwise("np.abs({0})", np.abs, lambda x, y: apply_fn("sign", x), sympy.Abs),
     "sigmoid": Elementwise("0.5 * (1.0 + np.tanh(0.5 * {0}))", _sig, lambda x, y: y * (1 - y),
-                           lambda t: 1 / (1 + sympy.exp(-t))),
+                           lambda t: 1 / (1 + sympy.exp(-t)), np_prec=MUL),
     "tanh": Elementwise("np.tanh({0})", np.tanh, lambda x, y: 1 - y ** 2, sympy.tanh),
     "exp": Elementwise("np.exp({0})", np.exp, lambda x, y: y, sympy.exp),
     "log": Elementwise("np.log({0})", np.log, lambda x, y: 1 / x, sympy.log, "positive"),
@@ -341,7 +344,7 @@ def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
         return f.d(x, apply_fn(name, x))
 
     return {
-        name: Rule(_same, lambda g, ans: (g * Node(prime, ans.args),), f.fn, Fmt(f.np),
+        name: Rule(_same, lambda g, ans: (g * Node(prime, ans.args),), f.fn, Fmt(f.np, f.np_prec),
                    Fmt(name + "({0})"), Fmt("\\operatorname{{" + name + "}}\\left({0}\\right)"),
                    kind="elementwise", builtin=1),
         prime: Rule(_same, lambda g, ans: (vjp_of_expansion(ans, g),), None, None,
