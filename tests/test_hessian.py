@@ -342,8 +342,6 @@ def test_doc_outputs_are_current(capsys):
     assert excerpt.strip() in module.replace("\n\nHESSIAN_WRT = 'x'\n", "")
 
 
-
-
 @pytest.mark.parametrize("formula, shapes", STRUCTURED_FORMULAS)
 def test_structured_hessians_match_the_jacobian_of_the_gradient(formula, shapes):
     d = sb.derive(formula, shapes, wrt=["x"])
