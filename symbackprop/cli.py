@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from . import __version__
@@ -59,9 +60,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    out = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out |= _option_strings(sub)
+    return out
+
+
+def _protect_values(argv: list[str], options: set[str]) -> list[str]:
+    """Formulas may start with a minus (`-x @ y`, `--claim '-outer(a, b)'`): argparse would take them
+    for options. A leading space keeps them values; the formula parser ignores it."""
+    out = []
+    for tok in argv:
+        flag = tok.split("=", 1)[0]
+        if tok.startswith("-") and flag not in options and not _is_number(tok) and not re.fullmatch(r"--[A-Za-z][\w-]*", flag):
+            tok = " " + tok
+        out.append(tok)
+    return out
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+        return True
+    except ValueError:
+        return False
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_protect_values(argv, _option_strings(parser)))
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -165,3 +165,13 @@ def test_module_entry_point_runs_as_a_subprocess():
     r = subprocess.run([sys.executable, "-m", "symbackprop", "derive", "(" * 5000 + "x" + ")" * 5000],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("error:")
+
+
+def test_cli_formula_may_start_with_a_minus(capsys):
+    code, out, err = run_cli(["derive", "-sum(x)", "--shape", "x=3"], capsys)
+    assert code == 0 and "∂ℓ/∂x = −𝟙" in out
+    try:
+        main(["derive", "sum(x)", "--shape", "x=3", "--frobnicate"])
+    except SystemExit as e:
+        assert e.code == 2
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
