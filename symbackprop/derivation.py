@@ -39,7 +39,7 @@ class Derivation:
 
     >>> d = derive("0.5 * norm(A @ x - b)**2", shapes={"A": "m,n", "x": "n", "b": "m"})
     >>> print(d.text(wrt=["x"]))
-    ∂ℓ/∂x = Aᵀ(A x − b)    [n]
+    ∂ℓ/∂x = Aᵀ (A x − b)    [n]
     """
 
     def __init__(self, program: Program, wrt=None, check: bool = True, seed: int = 0):
@@ -338,8 +338,8 @@ def derive(formula: str, shapes=None, *, wrt=None, elementwise=(), functions=(),
 
     >>> d = derive("x @ B @ x", shapes={"B": "n,n", "x": "n"})
     >>> print(d.text())
+    ∂ℓ/∂x = Bᵀ x + B x    [n]
     ∂ℓ/∂B = x xᵀ    [n×n]
-    ∂ℓ/∂x = B x + Bᵀx    [n]
     """
     program = parse_formula(formula, shapes, elementwise, functions)
     return Derivation(program, wrt=wrt, check=check, seed=seed)

@@ -14,7 +14,7 @@ def backprop(root: Node, seed: Node, wanted: list[Node] | None = None) -> dict[N
     >>> from symbackprop.expr import var
     >>> x = var("x")
     >>> backprop(x * x, var("one"))[x]
-    <mul 2·(one·x) : scalar>
+    <mul 2·one·x : scalar>
     """
     order = walk(root)
     targets = set(wanted) if wanted is not None else {n for n in order if n.op == "var"}
