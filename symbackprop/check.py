@@ -403,8 +403,10 @@ class _Judge:
                                                         "(numerator layout)",
                            details=note, layout=layout, gradient=self.grad_text, **v)
         # wrong: look for a diagnosis
-        for diag in (self.diagnose_factor(samples, orients), self.diagnose_candidates(samples, orients, cands),
-                     self.diagnose_special(orients)):
+        for diagnose in (lambda: self.diagnose_factor(samples, orients),
+                         lambda: self.diagnose_candidates(samples, orients, cands),
+                         lambda: self.diagnose_special(orients)):
+            diag = diagnose()                        # in order; the first that fits wins
             if diag:
                 kind, summary, details, factor = diag
                 cx = self.counterexample(orients)
