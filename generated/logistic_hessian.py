@@ -80,7 +80,7 @@ def value_and_grad(A, x, y):
     x4 = x2 - x3  # (m,)
     value = np.mean(x4)
     # backward
-    grad_x = A.T @ ((-1/m) * y + (1/m) * 0.5 * (1.0 + np.tanh(0.5 * x1)))  # (n,)
+    grad_x = A.T @ ((-1/m) * y + (1/m) * (0.5 * (1.0 + np.tanh(0.5 * x1))))  # (n,)
     return value, {'x': grad_x}
 
 

@@ -84,7 +84,7 @@ def value_and_grad(W2, W1, x, b, y):
     x4 = x3 - y  # (d,)
     value = 0.5 * (x4 @ x4)
     # backward
-    g_x1 = (W2.T @ x4) * (x1 > 0)  # (d,)
+    g_x1 = (W2.T @ x4) * np.heaviside(x1, 0.0)  # (d,)
     grad_W2 = np.outer(x4, x2)  # (d, d)
     grad_W1 = np.outer(g_x1, x)  # (d, d)
     grad_x = W1.T @ g_x1  # (d,)

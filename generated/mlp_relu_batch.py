@@ -91,7 +91,7 @@ def value_and_grad(W2, W1, x, b, y):
     # backward
     _seed = 1.0 / B  # the seed of the reverse sweep: d(mean)/d(each example's objective)
     g_x3 = _seed * x4  # (B, k)
-    g_x1 = (g_x3 @ W2) * (x1 > 0)  # (B, h)
+    g_x1 = (g_x3 @ W2) * np.heaviside(x1, 0.0)  # (B, h)
     grad_W1 = g_x1.T @ x  # (h, d)
     grad_b = g_x1.sum(axis=0)  # (h,)
     grad_W2 = g_x3.T @ x2  # (k, h)

@@ -96,7 +96,7 @@ def value_and_grad(v, w, x, b, c, y):
     # backward
     _seed = 2.0 / B  # the seed of the reverse sweep: d(mean)/d(each example's objective) times 2.0, the factor every gradient shares
     _t0 = _seed * x6  # (B,)
-    _t1 = _t0[:, None] * v * (x2 > 0)  # (B, h)
+    _t1 = _t0[:, None] * v * np.heaviside(x2, 0.0)  # (B, h)
     grad_w = x @ _t1  # (h,)
     grad_b = _t1.sum(axis=0)  # (h,)
     grad_v = _t0 @ x3  # (h,)

@@ -27,9 +27,9 @@ import sympy
 from . import expr as E
 from .derivation import Derivation
 from .derive import backprop
-from .errors import FormulaError
+from .errors import FormulaError, InternalError
 from .expr import RULES, Node, walk
-from .parse import Program
+from .parse import RESERVED, Program
 from .printing import expand_macros
 from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np
 
@@ -336,7 +336,7 @@ class _Emitter:
                 uses[a] = uses.get(a, 0) + 1
         forward = set(walk(objective)) if objective is not None else set()
         self.name: dict[Node, str] = {}
-        taken = set(self.user_names.values()) | set(self.dimnames.values()) | {self.B}
+        taken = set(self.user_names.values()) | set(self.dimnames.values()) | {self.B} | set(self.d.program.variables)
         counter = 0
         lines_f, lines_b = [], []
         needed = self._needed(roots)
@@ -388,7 +388,8 @@ class _Emitter:
         return n.op == "T" and n.args[0].op == "var"
 
     def shape_comment(self, n: Node) -> str:
-        dims = ([self.B] if self.batched[n] else []) + [self.dim_src(s) for s in n.shape]
+        batched = self.batched.get(n, n.op == "var" and n.attrs[0] in self.batch)   # inputs the value ignores
+        dims = ([self.B] if batched else []) + [self.dim_src(s) for s in n.shape]
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
     def dim_src(self, s) -> str:
@@ -756,7 +757,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     dimnames = {}
     for s in program.dims:
         nm = s.name
-        while nm in taken:
+        while nm in taken or nm in RESERVED:         # keywords, builtins, np, value: never a dim's local name
             nm = nm + "_"
         dimnames[s] = nm
         taken.add(nm)
@@ -888,6 +889,11 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     out = environment().get_template("module.py.j2").render(**ctx)
     if not out.startswith(MARKER):
         raise AssertionError("template must start with the marker")
+    try:
+        compile(out, "<generated module>", "exec")
+    except SyntaxError as e:                         # never write a module that cannot be imported
+        raise InternalError(f"the generated module does not compile ({e.msg}, line {e.lineno}). This is a bug in "
+                            f"symbackprop; please report it with the formula and shapes.") from None
     return out
 
 

@@ -477,9 +477,14 @@ _ASSIGN_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)")
 
 def _split_statements(source: str):
     """Yield (text, offset) for each statement, split at ';' and newlines outside brackets."""
-    depth, start = 0, 0
+    depth, start, comment = 0, 0, False
     for i, ch in enumerate(source + ";"):
-        if ch in "([{":
+        if comment and ch != "\n" and i < len(source):      # a ; inside a comment separates nothing
+            continue
+        comment = False
+        if ch == "#":
+            comment = True
+        elif ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth = max(0, depth - 1)

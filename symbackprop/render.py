@@ -455,6 +455,9 @@ def render_bytes(dot_source: str, fmt: str, renderer: str = "auto") -> tuple[byt
 
 def write_atomic(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FormulaError(f"the folder {os.path.dirname(path) or directory} does not exist",
+                           hint="create it first, or write somewhere else")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

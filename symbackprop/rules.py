@@ -312,8 +312,8 @@ def apply_fn(name: str, x: Node) -> Node:
     return Node(name, (x,))
 
 
-def _sig(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+def _sig(x):                          # accurate to the last digits for very negative x too (the self-check divides)
+    return np.exp(-np.logaddexp(0.0, -x))
 
 
 ELEMENTWISE = {
