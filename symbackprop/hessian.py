@@ -52,7 +52,7 @@ def hvp(grads: dict[Node, Node], directions: dict[Node, Node]) -> dict[Node, Nod
 
     >>> x, v = E.var("x", ()), E.var("v", ())
     >>> print(to_text(hvp({x: 3 * x * x}, {x: v})[x]))
-    6·(v·x)
+    6·v·x
     """
     s = E.const(0)
     for node, g in grads.items():
