@@ -379,7 +379,9 @@ class _Ctx:
             return E.apply(op, a, b)
         except ShapeError as e:
             sym = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "@": "@"}[op]
-            self.fail(node, f"`{self.segment(node.left)} {sym} {self.segment(node.right)}` combines "
+            whole, left = self.segment(node), self.segment(node.left)
+            right = whole[len(left):].strip()[len(sym):].strip() if whole.startswith(left) else self.segment(node.right)
+            self.fail(node, f"`{left} {sym} {right}` combines "
                             f"{_shape_words(a.shape)} with {_shape_words(b.shape)}: {e.message}", hint=e.hint, cls=ShapeError)
 
     def visit_UnaryOp(self, node):

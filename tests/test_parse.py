@@ -175,3 +175,8 @@ def test_cli_formula_may_start_with_a_minus(capsys):
     except SystemExit as e:
         assert e.code == 2
     assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
+
+
+def test_shape_error_keeps_the_parentheses_of_the_right_operand():
+    err = error_of("sum(W1 @ (W2.T @ x4 * v))", {"W1": "h,d", "W2": "k,h", "x4": "k", "v": "h"})
+    assert "`W1 @ (W2.T @ x4 * v)` combines (h, d) with (h,)" in err.format()
