@@ -1,4 +1,7 @@
-"""The images in docs/graphs.md are what the commands shown beside them make today."""
+"""The images in docs/graphs.md are what the commands shown beside them make today.
+
+Refresh after an intended change of the drawings:  python tests/test_docs_images.py --refresh
+"""
 import os
 import re
 import shlex
@@ -57,3 +60,14 @@ def test_doc_image_is_regenerated_identically(argv, tmp_path, capsys):
         assert new == old, f"{committed} is stale: rerun the command in docs/graphs.md"
     else:                                         # another Graphviz lays out differently: compare the text
         assert _labels(new) == _labels(old)
+
+
+def refresh():
+    """Rerun every command of docs/graphs.md (after an intended change of the drawings)."""
+    os.chdir(ROOT)
+    for argv in COMMANDS:
+        assert cli.main(argv) == 0, argv
+
+
+if __name__ == "__main__" and "--refresh" in os.sys.argv:
+    refresh()
