@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,12 +61,22 @@ def run_cli(argv):
     """main(argv) in-process: (exit code, stdout, stderr, seconds). Any exception escaping is a failure."""
     out, err = io.StringIO(), io.StringIO()
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main(list(argv))
-        except SystemExit as e:                     # argparse usage errors
-            rc = e.code if isinstance(e.code, int) else 2
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(int(3 * TIME_BOUND))              # a hang fails the test (and shows the input) instead of CI
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(list(argv))
+            except SystemExit as e:                 # argparse usage errors
+                rc = e.code if isinstance(e.code, int) else 2
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     return rc, out.getvalue(), err.getvalue(), time.perf_counter() - t0
+
+
+def _hung(signum, frame):
+    raise AssertionError(f"no answer within {3 * TIME_BOUND:.0f} s")
 
 
 def assert_clean(rc, out, err, seconds, ok=(0, 2)):
