@@ -111,9 +111,9 @@ def test_batch_mode_matches_a_loop_over_examples(op):
 
 def test_relu_net_module_is_hand_written_quality():
     src = (ROOT / "generated/relu_net.py").read_text()
-    body = src[src.index("def value_and_grad"):]
+    body = src[src.index("def value_and_grad"):src.index("\ndef grad(")]
     assert "for " not in body                       # no Python loop over examples
-    assert "np.heaviside(x2, 0.0)" in body          # relu' as a float mask (a bool mask breaks step(a) + step(c))
+    assert "* (x2 > 0)" in body                     # relu' as a mask, multiplying a float product
     assert "x @ _t1" in body or re.search(r"x @ \w+", body)
     assert "np.outer" not in body and "np.eye" not in body and "np.diag" not in body
     m = load_source(src)
@@ -132,22 +132,22 @@ def test_relu_net_module_is_hand_written_quality():
 
 def test_optimisations_visible_in_source():
     src = (ROOT / "generated/mlp_relu.py").read_text()
-    body = src[src.index("def value_and_grad"):]
-    assert "g_x1 = (W2.T @ x4) * np.heaviside(x1, 0.0)" in body   # forward x1/x4 reused, mask, transpose as a view
+    body = src[src.index("def value_and_grad"):src.index("\ndef grad(")]
+    assert "g_x1 = (W2.T @ x4) * (x1 > 0)" in body   # forward x1/x4 reused, mask, transpose as a view
     assert body.count("W1 @ x") == 1                 # each node once (CSE)
     for bad in ("np.eye", "np.kron", "np.diag", "np.einsum"):
         assert bad not in body
     batch = (ROOT / "generated/mlp_relu_batch.py").read_text()
     assert "grad_W1 = g_x1.T @ x" in batch and "x @ W1.T" in batch   # batched products, no per-example outer
     tanh = (ROOT / "generated/mlp_tanh.py").read_text()
-    assert "(1.0 - x2 ** 2.0)" in tanh and tanh.count("np.tanh(") == 2   # tanh' reuses the forward tanh
+    assert "(1.0 - x2 ** 2.0)" in tanh and tanh.count("np.tanh(") == 3   # forward, value_and_grad, grad: tanh' reuses the forward tanh
 
 
 def test_matrix_chain_ordered_vector_first():
     src = emit_module(sb.parse_formula("sum(sin(A @ B @ C @ x))", {"A": "n,n", "B": "n,n", "C": "n,n", "x": "n"}))
     fwd = src[src.index("def forward"):src.index("def value_and_grad")]
     assert re.search(r"C @ x\b", fwd) and not re.search(r"A @ B\b|B @ C\b", src[src.index("def forward"):]), fwd
-    body = src[src.index("def value_and_grad"):]
+    body = src[src.index("def value_and_grad"):src.index("\ndef grad(")]
     # every product has a vector on one side: no n×n×n product anywhere
     for line in body.splitlines():
         assert not re.search(r"\b[ABC](\.T)? @ [ABC]\b", line), line
@@ -279,3 +279,17 @@ def test_float32_module_keeps_dtype():
     p = {k: v.astype(np.float32) for k, v in random_inputs(m, {"m": 3, "n": 2}, rng).items()}
     value, grads = m.value_and_grad(**p)
     assert all(g.dtype == np.float32 for g in grads.values())
+
+
+def test_step_prints_as_a_float_unless_it_multiplies_a_float():
+    """The boolean mask (z > 0) only appears as a factor of a float product; elsewhere step is
+    np.heaviside, a float (a bool would make step(a) + step(c) a logical or)."""
+    from symbackprop import derive
+    src = emit_module(derive("sum(step(a) + step(c)) + sum(relu(a) * c)", {"a": "n", "c": "n"}))
+    assert "np.heaviside(a, 0.0)" in src and "np.heaviside(c, 0.0)" in src and "> 0)" not in src
+    module = load_source(src)
+    a, c = np.array([1.0, -2.0, 3.0]), np.array([-1.0, 2.0, 0.5])
+    value, grads = module.value_and_grad(a=a, c=c)
+    assert value == pytest.approx(np.sum((a > 0) * 1.0 + (c > 0)) + np.sum(np.maximum(a, 0) * c))
+    assert np.allclose(grads["a"], c * (a > 0)) and np.allclose(grads["c"], np.maximum(a, 0))
+    assert module.grad(a=a, c=c).keys() == grads.keys()
