@@ -83,9 +83,8 @@ def load_module(name: str) -> types.ModuleType:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     else:
-        module = types.ModuleType(modname)
-        module.__file__ = f"<emitted: {regenerate_command(name)}>"
-        exec(compile(emit_source(name), module.__file__, "exec"), module.__dict__)   # noqa: S102 (our own emitter)
+        from ..emit import load_source
+        module = load_source(emit_source(name), modname)
     sys.modules.setdefault(modname, module)
     _LOADED[name] = module
     return module
@@ -100,19 +99,29 @@ def value_and_grad_for(mode: str, seeds: bool = False):
     return SeedStack(load_module(name + "_seeds").value_and_grad, names), names
 
 
+def grad_for(mode: str, seeds: bool = False):
+    """(grad, trained variable names): the generated module's grad(**inputs) -> {name: gradient}
+    (value_and_grad without the value), what the training loops call."""
+    name, names = MODES[mode]
+    if not seeds:
+        return load_module(name).grad, names
+    return SeedStack(load_module(name + "_seeds").grad, names, with_value=False), names
+
+
 class SeedStack:
     """value_and_grad over S stacked nets (w: (S, h), c: (S,), x: (S, B)), from a module whose every
     input is batched: one generated call; the batch mean over nets is undone (× S), so each net gets
     the gradient of its own minibatch MSE."""
 
-    def __init__(self, stacked_value_and_grad, names):
-        self.vag, self.names, self.ones = stacked_value_and_grad, names, None
+    def __init__(self, stacked_value_and_grad, names, with_value: bool = True):
+        self.vag, self.names, self.ones, self.with_value = stacked_value_and_grad, names, None, with_value
 
     def __call__(self, w, b, v, c, x, y):
         S = x.shape[0]
         if self.ones is None or self.ones.shape != x.shape:
             self.ones = np.ones(x.shape)
-        value, g = self.vag(w=w, b=b, v=v, c=c, x=x, y=y, o=self.ones)
+        out = self.vag(w=w, b=b, v=v, c=c, x=x, y=y, o=self.ones)
+        value, g = out if self.with_value else (None, out)
         for n in self.names:
             g[n] *= S
-        return value * S, g
+        return (value * S, g) if self.with_value else g

@@ -103,11 +103,11 @@ def _slice(width: int, names) -> slice:
 def train(problem: Problem, width: int, mode: str = "all", *, optimizer: str = "sgd", lr: float | None = None,
           steps: int = 150_000, batch: int = 40, every: int = 1000, seed: int = 0, seeds: int | None = None,
           ridge_lambda: float = RIDGE_LAMBDA, init: dict | None = None, progress=None,
-          value_and_grad=None) -> Run:
+          grad=None) -> Run:
     """Train one net (or `seeds` nets stacked, as one computation) and keep a snapshot every `every` steps.
 
     Gradients come from the generated module for the mode (generated/relu_net.py, relu_net_output.py);
-    `value_and_grad` overrides it (benchmarks only). `init` overrides the notebook's initial net.
+    `grad` (a function like the module's grad(**inputs) -> {name: gradient}) overrides it (benchmarks only). `init` overrides the notebook's initial net.
 
     >>> from symbackprop.relu.problem import make_problem
     >>> run = train(make_problem(), 10, steps=200, every=100)
@@ -137,10 +137,10 @@ def train(problem: Problem, width: int, mode: str = "all", *, optimizer: str = "
         run.seconds = time.perf_counter() - t0
         return _finish(run)
 
-    if value_and_grad is not None:
-        vag, names = value_and_grad, gradients.MODES[mode][1]
+    if grad is not None:
+        vag, names = grad, gradients.MODES[mode][1]
     else:
-        vag, names = gradients.value_and_grad_for(mode, seeds=seeds is not None)
+        vag, names = gradients.grad_for(mode, seeds=seeds is not None)
     sl = _slice(width, names)
     state = _Optimizer(optimizer, lr, theta[..., sl])
     _record(run, 0, views)
@@ -168,7 +168,7 @@ def _sgd_loop(vag, views, names, lr, X, Y):
     w, b, v, c = views["w"], views["b"], views["v"], views["c"]
     if names == ("w", "b", "v", "c"):
         for xb, yb in zip(X, Y):
-            g = vag(w=w, b=b, v=v, c=c, x=xb, y=yb)[1]
+            g = vag(w=w, b=b, v=v, c=c, x=xb, y=yb)
             w -= lr * g["w"]
             b -= lr * g["b"]
             v -= lr * g["v"]
@@ -176,7 +176,7 @@ def _sgd_loop(vag, views, names, lr, X, Y):
         return
     targets = [(n, views[n]) for n in names]
     for xb, yb in zip(X, Y):
-        g = vag(w=w, b=b, v=v, c=c, x=xb, y=yb)[1]
+        g = vag(w=w, b=b, v=v, c=c, x=xb, y=yb)
         for n, p in targets:
             p -= lr * g[n]
 
@@ -200,7 +200,7 @@ class _Optimizer:
             at += k
         b1, b2 = ADAM_BETAS
         for xb, yb in zip(X, Y):
-            grads = vag(w=w, b=b, v=v, c=c, x=xb, y=yb)[1]
+            grads = vag(w=w, b=b, v=v, c=c, x=xb, y=yb)
             for n, i, j in cuts:
                 if j is None:
                     g[..., i] = grads[n]
