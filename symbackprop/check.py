@@ -317,14 +317,17 @@ class Problem:
 
     def check(self, wrt: str, claim: str, *, label: str | None = None, line: int | None = None,
               expect: str | None = None) -> Verdict:
-        """Check the claim ∂objective/∂wrt = claim; malformed input raises SymbackpropError."""
+        """Check the claim ∂objective/∂wrt = claim; malformed input raises SymbackpropError.
+
+        `claim` is formula text, or an expression Node built over this problem's variables (API use)."""
         truth, deriv, target = self.truth(wrt)
         obj = self.objective_name
         grad_text, where = _split_gradient(deriv.text(wrt=[wrt]))
-        base = dict(wrt=wrt, claim=str(claim).strip(), objective=obj, due_shape=format_shape(truth.shape),
+        shown = to_text(claim, self.names) if isinstance(claim, Node) else str(claim).strip()
+        base = dict(wrt=wrt, claim=shown, objective=obj, due_shape=format_shape(truth.shape),
                     label=label, line=line, expect=expect, where=where)
         try:
-            node = self.parse(claim)
+            node = claim if isinstance(claim, Node) else self.parse(claim)
         except ShapeError as e:
             return Verdict(status="wrong", diagnosis="ill-formed",
                            summary="its dimensions do not fit together",

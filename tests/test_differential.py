@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
 import strategies as S
 from symbackprop import derive
+from symbackprop import expr as E
+from symbackprop.check import Problem
 from symbackprop.emit import emit_module
 from symbackprop.render import build_graph, render_dot
 from symbackprop.testing import check_grads, load_module
@@ -99,7 +101,28 @@ def run_pipeline(formula, seed=0):
     for backward in (False, True):
         dot = render_dot(build_graph(d, backward=backward))
         assert "digraph symbackprop {" in dot and dot.rstrip().endswith("}")
+    _through_checker(formula, d, seed, got)
     return {"compared": True}
+
+
+def _through_checker(formula, d, seed, got):
+    """The checker says `correct` to the true gradient and `wrong` to perturbed ones
+    (for a variable whose gradient is not zero at the point compared above)."""
+    name = next((n for n in formula.variables if np.max(np.abs(got[n]), initial=0.0) > 1e-3), None)
+    if name is None:
+        return
+    problem = Problem(formula.text, formula.shapes, seed=seed)
+    grad, var = d.grads[name], d.program.variables[name]
+    verdict = problem.check(name, grad)
+    assert verdict.status == "correct", (name, verdict.text())
+    for wrong in (E.mul(E.const(sympy_rational(3, 2)), grad), E.add(grad, E.mul(E.const(sympy_rational(1, 10)), var))):
+        verdict = problem.check(name, wrong)
+        assert verdict.status == "wrong", (name, verdict.text())
+
+
+def sympy_rational(p, q):
+    import sympy
+    return sympy.Rational(p, q)
 
 
 # ----- the property -----
