@@ -15,6 +15,8 @@ from .printing import expand_macros
 FD_EPS = 1e-6
 FD_RTOL = 1e-5
 FD_ATOL = 1e-8
+#: inv of a matrix worse conditioned than this counts as undefined (the point is not used).
+MAX_CONDITION = 1e12
 
 
 @dataclass
@@ -95,6 +97,8 @@ def _eval_node(node: Node, memo, point: Point):
         return point.functions[node.attrs[0]](args[0], node.attrs[1])
     if op == "fn":
         return point.functions[node.attrs[0]](tuple(args), node.attrs[1])
+    if op == "inv" and np.linalg.cond(args[0]) > MAX_CONDITION:
+        return np.full(concrete(node.shape, point.dims), np.nan)   # numerically singular: not a valid point
     try:
         return RULES[op].fn(*args)
     except np.linalg.LinAlgError:                    # inv of a singular matrix: not a valid point

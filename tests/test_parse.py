@@ -180,3 +180,11 @@ def test_cli_formula_may_start_with_a_minus(capsys):
 def test_shape_error_keeps_the_parentheses_of_the_right_operand():
     err = error_of("sum(W1 @ (W2.T @ x4 * v))", {"W1": "h,d", "W2": "k,h", "x4": "k", "v": "h"})
     assert "`W1 @ (W2.T @ x4 * v)` combines (h, d) with (h,)" in err.format()
+
+
+def test_singular_everywhere_is_reported_as_not_verified(capsys):
+    """inv(w wᵀ) is singular for every w: no valid point, so the result is marked unverified
+    (never a false "bug" report, never silently presented as checked)."""
+    code, out, err = run_cli(["derive", "sum(inv(outer(w, w)))", "--shape", "w=n"], capsys)
+    assert code == 0
+    assert out.strip().splitlines()[-1].startswith("Not verified numerically")

@@ -58,16 +58,8 @@ def run(args) -> int:
     else:
         print("Gradients (each shaped like its variable):")
     print(d.text(layout=args.layout))
-    verified = [c for c in d.checks.values() if c.verified]
     if d.checks:
-        worst = max((c.worst_error for c in d.checks.values()), default=0.0)
-        unverified = [c for c in d.checks.values() if not c.verified]
-        line = (f"Checked against central finite differences at {max(c.trials for c in d.checks.values())} "
-                f"random points: worst relative error {worst:.1e}.")
-        if unverified:
-            line += " Not verified: " + "; ".join(f"{c.name} ({c.note or f'{c.passed}/{c.trials} points agreed'})"
-                                                   for c in unverified)
-        print(line)
+        print(check_line(d.checks))
     return 0
 
 
@@ -106,3 +98,19 @@ def _second_order(d, args) -> int:
         print(f"Checked against central finite differences of the gradient at {so.checks['trials']} random points: "
               f"worst relative error {so.checks['worst_relative_error']:.1e}.")
     return 0
+
+
+def check_line(checks) -> str:
+    """One line saying how the results were checked (or why some could not be)."""
+    tried = [c for c in checks.values() if c.trials]
+    if not tried:
+        note = next((c.note for c in checks.values() if c.note), "")
+        return f"Not verified numerically: {note or 'no usable random point'} (singular matrices count as undefined)."
+    worst = max(c.worst_error for c in tried)
+    line = (f"Checked against central finite differences at {max(c.trials for c in tried)} random points: "
+            f"worst relative error {worst:.1e}.")
+    unverified = [c for c in checks.values() if not c.verified]
+    if unverified:
+        line += " Not verified: " + "; ".join(f"{c.name} ({c.note or f'{c.passed}/{c.trials} points agreed'})"
+                                               for c in unverified)
+    return line
