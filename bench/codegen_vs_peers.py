@@ -35,6 +35,10 @@ def hand(W2, W1, x, b, y):
     return value, {"W1": gz.T @ x, "b": gz.sum(axis=0), "W2": g3.T @ a}
 
 
+#: Seconds of quiet before each timed peer (other libraries' worker threads spin down).
+PAUSE = 0.3
+
+
 def peers(p):
     """name -> zero-argument callable computing value and gradients; notes for peers skipped."""
     out, notes = {}, []
@@ -116,8 +120,13 @@ def main(argv=None):
             one = max(time.perf_counter() - t, 1e-7)
             number[name] = max(1, min(10000, int(0.02 / one)))
         times = {name: [] for name in fns}
-        for _ in range(args.repeats):                 # interleaved: every peer once per round
-            for name, fn in fns.items():
+        order = list(fns)
+        for r in range(args.repeats):                 # interleaved: every peer once per round
+            # Rotate the order each round, and pause before each peer: PyTorch's and JAX's thread
+            # pools keep spinning for a while after a call, and whoever runs next would pay for it.
+            for name in order[r % len(order):] + order[:r % len(order)]:
+                fn = fns[name]
+                time.sleep(PAUSE)
                 t = time.perf_counter()
                 for _ in range(number[name]):
                     fn()

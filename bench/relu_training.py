@@ -23,6 +23,10 @@ from symbackprop.relu.problem import init_params, make_problem, minibatch_indice
 from symbackprop.relu.train import train  # noqa: E402
 
 
+#: Seconds of quiet before each timed contender (other libraries' worker threads spin down).
+PAUSE = 0.3
+
+
 # ----- the hand-written NumPy baseline (same signature as generated/relu_net.py) -----
 
 def value_and_grad(w, b, v, c, x, y):
@@ -144,8 +148,13 @@ def main(argv=None):
         for name, fn in contenders.items():                 # warm-up (jit compiles here)
             if fn is not None and fn != "vag":
                 fn(X[:50], Y[:50], p, lr)
-        for _ in range(a.repeats):
-            for name, fn in contenders.items():
+        order = list(contenders)
+        for r in range(a.repeats):
+            # Rotate the order each round and pause before each contender: PyTorch's and JAX's thread
+            # pools keep spinning for a while after a call, and whoever runs next would pay for it.
+            for name in order[r % len(order):] + order[:r % len(order)]:
+                fn = contenders[name]
+                time.sleep(PAUSE)
                 t0 = time.perf_counter()
                 if fn is None:
                     train(problem, width, "all", steps=a.steps, every=a.steps)
