@@ -46,11 +46,12 @@ NOMINAL_DIM = 100
 def template_dir() -> Path:
     """templates/ beside the package in a source checkout, else the installed package data."""
     import symbackprop
-    here = Path(symbackprop.__file__).resolve().parent.parent / "templates"
-    if (here / "module.py.j2").is_file():
-        return here
-    import importlib.resources
-    return Path(str(importlib.resources.files("symbackprop.templates")))
+    package = Path(symbackprop.__file__).resolve().parent
+    for here in (package.parent / "templates", package / "templates"):     # checkout, then installed wheel
+        if (here / "module.py.j2").is_file():
+            return here
+    raise InternalError("the code templates are missing from this installation (templates/module.py.j2); "
+                        "reinstall symbackprop")
 
 
 def environment() -> jinja2.Environment:
