@@ -32,6 +32,7 @@ from .errors import FormulaError, InternalError
 from .expr import RULES, Node, walk
 from .parse import RESERVED, Program
 from .printing import expand_macros
+from .files import write_atomic  # noqa: F401  (re-exported for commands.codegen)
 from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np
 
 #: First line of every generated module: how `codegen -o` recognises files it may overwrite.
@@ -840,7 +841,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     # second order
     extra = _second_order(d, wrt, hessian, hvp, names, adjoint_names, dimnames, batch_dim, taken, dtype, objective)
 
-    text = em_text = "\n".join(vg_f + vg_b + [value, f_value] + f_lines + extra["lines"])
+    em_text = "\n".join(vg_f + vg_b + [value, f_value] + f_lines + extra["lines"])
     helpers = [_HELPERS[h] for h in sorted(_HELPERS) if h + "(" in em_text]
 
     # the shape check
@@ -1024,22 +1025,6 @@ def is_generated(path: Path) -> bool:
             return f.read(len(MARKER)) == MARKER
     except (OSError, UnicodeDecodeError):
         return False
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temp file in the same folder and os.replace, so nothing is half-written."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(path.parent or "."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ----- generated/: the committed modules and their refresh -----

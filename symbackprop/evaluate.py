@@ -68,7 +68,7 @@ class Substitute:
 
 
 def concrete(shape: tuple, dims: dict) -> tuple:
-    return tuple(int(d) if isinstance(d, int) else int(sympy.sympify(d).subs(dims)) for d in shape)
+    return tuple(int(d) if isinstance(d, int) else int(d.subs(dims)) for d in shape)
 
 
 def evaluate(roots: list[Node], point: Point, overrides: dict[Node, np.ndarray] | None = None) -> list:

@@ -17,6 +17,7 @@ they apply is exercised by the finite-difference tests.
 from __future__ import annotations
 
 import weakref
+from fractions import Fraction
 from typing import Callable
 
 import sympy
@@ -104,7 +105,13 @@ def var(name: str, shape: tuple = ()) -> Node:
 
 def const(value, shape: tuple = ()) -> Node:
     """A scalar constant; `value` becomes an exact SymPy number where possible."""
-    value = sympy.sympify(value) if not isinstance(value, sympy.Basic) else value
+    if isinstance(value, bool) or not isinstance(value, (int, float, sympy.Basic)):
+        raise TypeError(f"const() takes a number, got {type(value).__name__}")
+    if isinstance(value, int):
+        value = sympy.Integer(value)
+    elif isinstance(value, float):                   # exact where the binary fraction is short (0.5 -> 1/2)
+        value = sympy.Rational(value) if value.is_integer() or Fraction(value).denominator <= 1 << 20 \
+            else sympy.Float(value)
     if shape:
         raise ValueError("const() is scalar; use zeros/ones/eye for arrays")
     return Node("const", (), (value,), ())

@@ -406,7 +406,7 @@ class _Ctx:
             self.fail(node.keywords[0].value, "keyword arguments are not allowed in formulas")
         if any(isinstance(a, ast.Starred) for a in node.args):
             self.fail(node, "starred arguments are not allowed in formulas")
-        name, nargs = node.func.id, len(node.args)
+        name = node.func.id
         primes = name.count(PRIME)
         base = name.replace(PRIME, "")
         if primes and (not name.endswith(PRIME * primes)):

@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import textwrap
 import unicodedata
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 from . import expr as E
 from .derive import backprop
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .files import write_atomic
 from .expr import RULES, Node, format_shape, walk
 from .printing import to_text
 from .rules import Fmt
@@ -451,25 +451,6 @@ def render_bytes(dot_source: str, fmt: str, renderer: str = "auto") -> tuple[byt
         tried.insert(0, f"the embedded renderer makes SVG only, not {fmt.upper()}")
     raise RenderUnavailable(f"cannot render {fmt.upper()}: " + "; ".join(tried),
                             hint="install Graphviz (e.g. apt install graphviz) for PNG/PDF, or write .svg or .dot")
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FormulaError(f"the folder {os.path.dirname(path) or directory} does not exist",
-                           hint="create it first, or write somewhere else")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def output_format(path: str, fmt: str | None = None) -> str:

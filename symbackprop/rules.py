@@ -8,7 +8,7 @@ the evaluator and the parametrised tests are all read off this table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np

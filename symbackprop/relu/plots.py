@@ -1,11 +1,10 @@
 """Pictures of ReLU-net training: fits with each unit's contribution, elbows, slopes, MSE, GIF, comparisons."""
 from __future__ import annotations
 
-import os
-import tempfile
 
 import numpy as np
 
+from ..files import atomic_output
 from .problem import contributions, elbows, predict
 
 
@@ -179,28 +178,13 @@ def save_gif(run, path, frames=60, fps=8, seed_index=0, dpi=60):
         draw_fit(ax, run, ks[i], seed_index)
 
     anim = FuncAnimation(fig, frame, frames=len(ks))
-    _atomic(path, lambda tmp: anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi))
+    atomic_output(path, lambda tmp: anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi))
     plt.close(fig)
 
 
 def save(fig, path, dpi=110):
     """Write a figure atomically (temp file + os.replace) and close it."""
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+    atomic_output(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
     _plt().close(fig)
 
 
-def _atomic(path, write):
-    path = os.fspath(path)
-    d, base = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(base)[1], dir=d or ".")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
