@@ -873,6 +873,10 @@ def _md_cell(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
+#: Worked-solution files larger than this are refused (a clean error, exit 2).
+MAX_SOLUTION_CHARS = 1_000_000
+
+
 def check_solution(path: str, text: str | None = None, seed: int | None = None) -> Report:
     """Check every claim of a worked-solution YAML file (see docs/checker.md for the format)."""
     import yaml
@@ -884,9 +888,14 @@ def check_solution(path: str, text: str | None = None, seed: int | None = None) 
             raise SolutionError(f"cannot read {path}: {e.strerror}") from None
         except UnicodeDecodeError:
             raise SolutionError(f"{path} is not UTF-8 text") from None
+    if len(text) > MAX_SOLUTION_CHARS:
+        raise SolutionError(f"{path} is {len(text)} characters long; the limit is {MAX_SOLUTION_CHARS}")
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise SolutionError(f"{path}: the YAML is nested too deeply",
+                            hint="see docs/checker.md for the worked-solution format") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
@@ -895,6 +904,8 @@ def check_solution(path: str, text: str | None = None, seed: int | None = None) 
 
     def line(*keys) -> int | None:
         node = root
+        if node is None:
+            return None
         for k in keys:
             node = _yaml_child(node, k)
             if node is None:

@@ -457,3 +457,75 @@ def test_fuzz_regression_corpus(case, tmp_path):
     assert rc == case["exit"], err
     if case["command"] == "codegen" and rc == 0:
         _assert_module_sound(tmp_path / "m.py", case["formula"])
+
+
+# ----- the checker: hostile claims and solution files -----
+
+CHECK_BASE = ["check", "0.5 * norm(W2 @ Phi(W1 @ x + b) - y)**2", "-e", "Phi", "--shape", "W1=d,d", "--shape", "W2=d,d",
+              "--shape", "x=d", "--shape", "b=d", "--shape", "y=d", "--let", "x1=W1 @ x + b", "--let", "x4=W2 @ Phi(x1) - y"]
+CLAIM_SEEDS = ["outer(W2.T @ x4 * Phi'(x1), x)", "outer(x4, Phi(x1))", "W1.T @ (W2.T @ x4 * Phi'(x1))", "x4",
+               "x4.T @ W2 @ diag(Phi'(x1))", "0.5 * outer(x4, x)"]
+SOLUTION_FILE = (Path(__file__).resolve().parent.parent / "docs" / "solutions" / "handout-2d.yaml").read_text(encoding="utf-8")
+
+
+@st.composite
+def mutated_text(draw, seeds):
+    text = draw(st.sampled_from(seeds))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(text)))
+        j = draw(st.integers(i, min(len(text), i + 12)))
+        kind = draw(st.sampled_from(["insert", "delete", "dup", "swap"]))
+        if kind == "insert":
+            text = text[:i] + draw(st.sampled_from(HOSTILE_TEXT + ["'", "''", ":", "- ", "\n  ", "{", "[", "&a", "*a",
+                                                                   "!!python/object:os.system", "\t"])) + text[i:]
+        elif kind == "delete":
+            text = text[:i] + text[j:]
+        elif kind == "dup":
+            text = text[:j] + text[i:j] + text[j:]
+        elif len(text) > 1:
+            i = min(i, len(text) - 2)
+            text = text[:i] + text[i + 1] + text[i] + text[i + 2:]
+    return text
+
+
+@given(mutated_text(CLAIM_SEEDS), st.sampled_from(["W1", "x", "b", "x1", "x4", "nope"]))
+def test_check_mutated_claims(claim, wrt):
+    """A claim is right (0), wrong (1) or malformed (2, one message): never a traceback or a hang."""
+    note(repr(claim))
+    assert_clean(*run_cli([*CHECK_BASE, "--wrt", wrt, "--claim", _arg(claim)]), ok=(0, 1, 2))
+
+
+@given(mutated_text([SOLUTION_FILE]))
+def test_solution_file_reader_mutated(text):
+    """A mangled solution file gives verdicts (0/1) or one clean error naming what is wrong (2)."""
+    note(repr(text[:400]))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "solution.yaml"
+        try:
+            path.write_text(text, encoding="utf-8")
+        except UnicodeEncodeError:                   # lone surrogates cannot be stored as UTF-8 text
+            path.write_bytes(text.encode("utf-8", "replace"))
+        rc, out, err, sec = run_cli(["check", str(path)])
+        if rc == 2 and not err.strip():              # a malformed claim is a row of the verdict table
+            assert "malformed" in out, out[-2000:]
+            err = "malformed claim"
+        assert_clean(rc, out, err, sec, ok=(0, 1, 2))
+
+
+@pytest.mark.parametrize("text", [
+    "", "\x00\x01", "- just\n- a list\n", "problem: 3\n", "!!python/object/apply:os.system ['echo hi']\n",
+    "problem:\n  formula: x.__class__\nclaims: []\n", "problem:\n  formula: sum(x)\n  shapes: {x: n}\nclaims: 7\n",
+    "problem:\n  formula: sum(x)\n  shapes: {x: n}\nclaims:\n  - wrt: x\n    claim: '\"\"\"'\n",
+    "a: &a [*a]\n", "problem:\n  formula: '" + "(" * 300 + "x" + ")" * 300 + "'\nclaims: []\n",
+    "x: " + "[" * 5000 + "]" * 5000 + "\n",
+], ids=["empty", "binary", "list", "scalar-problem", "python-tag", "hostile-formula", "claims-not-list",
+        "triple-quote-claim", "yaml-alias-loop", "deep-formula", "deep-yaml"])
+def test_hostile_solution_files(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    rc, out, err, sec = run_cli(["check", str(path)])
+    if rc == 2 and not err.strip():
+        assert "malformed" in out
+        err = "malformed claim"
+    assert_clean(rc, out, err, sec, ok=(0, 1, 2))
+    assert rc == 2 or text.startswith("problem:\n  formula: sum")
