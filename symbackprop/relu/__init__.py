@@ -7,6 +7,9 @@ Notebook use:
     >>> [r.label for r in ex.runs]
     ['all w=10 sgd lr=0.02', 'ridge w=10 λ=1e-07']
     >>> figs = ex.figures()          # {name: matplotlib Figure}
+    >>> sorted(figs)
+    ['comparison', 'elbows', 'fit', 'mse', 'slopes']
+    >>> import matplotlib.pyplot as plt; plt.close("all")
 """
 from __future__ import annotations
 
