@@ -299,7 +299,7 @@ def test_installed_wheel_finds_its_templates(tmp_path):
     """A wheel ships templates/ as symbackprop/templates: codegen must work from an install."""
     import shutil
     import zipfile
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
                         "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         pytest.skip(f"cannot build a wheel here: {r.stderr[-300:]}")
