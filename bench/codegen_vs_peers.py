@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from symbackprop.testing import load_module  # noqa: E402
+from timing import interleaved_medians  # noqa: E402  (bench/timing.py)
 
 GEN = load_module(ROOT / "generated/mlp_relu_batch.py")
 SIZES = [(1, 1, 32, 1), (32, 16, 32, 4), (128, 64, 128, 16), (256, 256, 256, 64), (1024, 1024, 1024, 256)]
@@ -35,8 +34,6 @@ def hand(W2, W1, x, b, y):
     return value, {"W1": gz.T @ x, "b": gz.sum(axis=0), "W2": g3.T @ a}
 
 
-#: Seconds of quiet before each timed peer (other libraries' worker threads spin down).
-PAUSE = 0.3
 
 
 def peers(p):
@@ -110,35 +107,15 @@ def main(argv=None):
         v_gen, g_gen = fns["generated"]()
         v_hand, g_hand = fns["hand-written"]()
         assert np.isclose(v_gen, v_hand) and all(np.allclose(g_gen[n], g_hand[n]) for n in g_hand)
-        number = {}
-        for name, fn in fns.items():
-            if args.number:
-                number[name] = args.number
-                continue
-            t = time.perf_counter()
-            fn()
-            one = max(time.perf_counter() - t, 1e-7)
-            number[name] = max(1, min(10000, int(0.02 / one)))
-        times = {name: [] for name in fns}
-        order = list(fns)
-        for r in range(args.repeats):                 # interleaved: every peer once per round
-            # Rotate the order each round, and pause before each peer: PyTorch's and JAX's thread
-            # pools keep spinning for a while after a call, and whoever runs next would pay for it.
-            for name in order[r % len(order):] + order[:r % len(order)]:
-                fn = fns[name]
-                time.sleep(PAUSE)
-                t = time.perf_counter()
-                for _ in range(number[name]):
-                    fn()
-                times[name].append((time.perf_counter() - t) / number[name])
-        base = statistics.median(times["hand-written"])
-        fwd = statistics.median(times["forward only (generated)"])
+        med = interleaved_medians(fns, args.repeats, args.number)
+        base = med["hand-written"]
+        fwd = med["forward only (generated)"]
         print(f"\nB={B} d={d} h={h} k={k}")
         print(f"  {'':26} {'median':>12} {'÷ hand-written':>15}")
         for name in fns:
-            m = statistics.median(times[name])
+            m = med[name]
             print(f"  {name:26} {m * 1e6:>10.1f}µs {m / base:>15.2f}")
-        print(f"  generated value_and_grad ÷ its forward: {statistics.median(times['generated']) / fwd:.2f}")
+        print(f"  generated value_and_grad ÷ its forward: {med['generated'] / fwd:.2f}")
     print(f"\nload average {os.getloadavg()}")
 
 

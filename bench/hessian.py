@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from symbackprop.testing import load_module  # noqa: E402
+from timing import interleaved_medians  # noqa: E402  (bench/timing.py)
 
 LOGREG = load_module(ROOT / "generated/logistic_hessian.py")   # mean(softplus(A @ x) - y * (A @ x))
 TANH = load_module(ROOT / "generated/tanh_net_hessian.py")     # 0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2
@@ -104,23 +103,7 @@ def main(argv=None):
             for name, (fn, kind) in fns.items():              # same answers before any timing
                 want = H if kind == "H" else H @ v
                 assert np.allclose(np.asarray(fn()), want, rtol=1e-8, atol=1e-10), (title, d, name)
-            number = {}
-            for name, (fn, _) in fns.items():
-                if args.number:
-                    number[name] = args.number
-                    continue
-                t = time.perf_counter()
-                fn()
-                one = max(time.perf_counter() - t, 1e-7)
-                number[name] = max(1, min(10000, int(0.02 / one)))
-            times = {name: [] for name in fns}
-            for _ in range(args.repeats):                     # interleaved: every peer once per round
-                for name, (fn, _) in fns.items():
-                    t = time.perf_counter()
-                    for _ in range(number[name]):
-                        fn()
-                    times[name].append((time.perf_counter() - t) / number[name])
-            med = {name: statistics.median(ts) for name, ts in times.items()}
+            med = interleaved_medians({name: fn for name, (fn, _) in fns.items()}, args.repeats, args.number)
             print(f"\n{title}, d={d}")
             print(f"  {'':24} {'median':>12} {'÷ generated':>12}")
             for name, (_, kind) in fns.items():
