@@ -68,28 +68,76 @@ def _is_one(n: Node) -> bool:
     return n.op == "const" and n.attrs[0] == 1
 
 
+def _positive_const(n: Node):
+    """The value of a positive numeric constant node, else None."""
+    if n.op != "const" or getattr(n.attrs[0], "free_symbols", None):
+        return None
+    v = n.attrs[0]
+    return v if v.is_positive else None
+
+
+def _plus_exp(a: Node):
+    """(c, z) when a = c + exp(z) with c a positive constant, else None."""
+    if a.op != "add":
+        return None
+    for c, e in (a.args, a.args[::-1]):
+        if e.op == "exp" and _positive_const(c) is not None:
+            return c.attrs[0], e.args[0]
+    return None
+
+
+#: Below this, softplus(z) = exp(z) to double precision (exp(-40) < 2**-53), so log(softplus(z)) = z.
+SOFTPLUS_TAIL = 40
+
+
 def stabilise(root: Node) -> Node:
-    """log(1 + exp(z)) -> softplus(z), log(sigmoid(z)) -> -softplus(-z), log(softmax(z)) -> z - logsumexp(z),
-    log(sum(exp(z))) -> logsumexp(z): forms that overflow at |z| = 1000 become ones that do not."""
+    """Rewrite forms that overflow or lose everything at |z| = 1000 into ones that do not:
+
+    log(1 + exp(z)) -> softplus(z), and log(c + exp(z)) -> log(c) + softplus(z - log(c)) for c > 0;
+    x / (1 + exp(z)) -> x * sigmoid(-z) (so 1/(1 + exp(-z)) is sigmoid(z));
+    log(sigmoid(z)) -> -softplus(-z); log(1 - sigmoid(z)) -> -softplus(z);
+    log(softmax(z)) -> z - logsumexp(z); log(sum(exp(z))) -> logsumexp(z);
+    and last log(softplus(z)) -> log(softplus(max(z, -40))) + min(z + 40, 0), equal in float64,
+    so softplus never underflows to 0 under the log (z = -1000)."""
     for _ in range(8):
         mapping = {}
         for n in walk(root):
+            if n.op in ("div", "pow") and (n.op == "div" or (n.args[1].op == "const" and n.args[1].attrs[0] == -1)):
+                den = n.args[1] if n.op == "div" else n.args[0]
+                ce = _plus_exp(den)
+                if ce is not None and ce[0] == 1:
+                    sig = Node("sigmoid", (-ce[1],))
+                    mapping[n] = E.mul(n.args[0], sig) if n.op == "div" else sig
+                continue
             if n.op != "log":
                 continue
             a = n.args[0]
-            if a.op == "add" and any(_is_one(x) for x in a.args) and any(x.op == "exp" for x in a.args):
-                z = next(x for x in a.args if x.op == "exp").args[0]
-                mapping[n] = Node("softplus", (z,))
+            ce = _plus_exp(a)
+            if ce is not None:
+                c, z = ce
+                if c == 1:
+                    mapping[n] = Node("softplus", (z,))
+                else:
+                    log_c = E.const(float(sympy.log(c)))
+                    mapping[n] = log_c + Node("softplus", (z - log_c,))
             elif a.op == "sigmoid":
                 mapping[n] = -Node("softplus", (-a.args[0],))
+            elif a.op == "sub" and _is_one(a.args[0]) and a.args[1].op == "sigmoid":
+                mapping[n] = -Node("softplus", (a.args[1].args[0],))
             elif a.op == "softmax":
                 mapping[n] = a.args[0] - Node("logsumexp", (a.args[0],))
             elif a.op == "sum" and a.args[0].op == "exp" and a.args[0].ndim == 1:
                 mapping[n] = Node("logsumexp", (a.args[0].args[0],))
         if not mapping:
-            return root
+            break
         root = E.substitute(root, mapping)
-    return root
+    mapping = {}
+    for n in walk(root):                               # once, after the others: its result holds log(softplus(.))
+        if n.op == "log" and n.args[0].op == "softplus":
+            z = n.args[0].args[0]
+            below = Node("relu", (-z - SOFTPLUS_TAIL,))          # how far z is below -40; 0 above
+            mapping[n] = Node("log", (Node("softplus", (z + below,)),)) - below
+    return E.substitute(root, mapping) if mapping else root
 
 
 def stable_derivation(d: Derivation | Program, wrt=None) -> Derivation:
@@ -310,6 +358,20 @@ def _diag_of_product(n: Node) -> bool:
     return n.op == "diag" and n.args[0].op == "matmul" and n.args[0].args[1].ndim == 2
 
 
+class _Batched(dict):
+    """Node -> whether its value carries the batch axis (depends on a batched input); nodes built
+    while printing (diag(v) u = v ⊙ u) are worked out on first use."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def __missing__(self, n: Node) -> bool:
+        out = (n.op == "var" and n.attrs[0] in self.batch) or any(self[a] for a in n.args)
+        self[n] = out
+        return out
+
+
 class _Emitter:
     """Plans and prints the body of `forward` or `value_and_grad`."""
 
@@ -328,9 +390,9 @@ class _Emitter:
         self.objective, self.grads = objective, grads
         self.planned: list[tuple[Node, str]] = []
         nodes = walk(roots)
-        self.batched: dict[Node, bool] = {}
-        for n in nodes:
-            self.batched[n] = (n.op == "var" and n.attrs[0] in self.batch) or any(self.batched[a] for a in n.args)
+        self.batched = _Batched(self.batch)
+        for n in nodes:                             # arguments first: no deep recursion in _Batched
+            self.batched[n]
         uses: dict[Node, int] = {}
         for r in roots:
             uses[r] = uses.get(r, 0) + 1
@@ -381,7 +443,7 @@ class _Emitter:
     def _refs(self, n: Node):
         if n.op == "matmul":
             return [_diag_arg(a) if _is_diag_vec(a) else a for a in n.args]
-        if _diag_of_product(n) and not self.batched.get(n):
+        if _diag_of_product(n) and not self.batched[n]:
             return list(n.args[0].args)
         return list(n.args)
 
@@ -391,7 +453,7 @@ class _Emitter:
         return n.op == "T" and n.args[0].op == "var"
 
     def shape_comment(self, n: Node) -> str:
-        batched = self.batched.get(n, n.op == "var" and n.attrs[0] in self.batch)   # inputs the value ignores
+        batched = self.batched[n]
         dims = ([self.B] if batched else []) + [self.dim_src(s) for s in n.shape]
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
@@ -425,7 +487,7 @@ class _Emitter:
 
     def lift(self, n: Node, ndim: int) -> str:
         """A batched per-example scalar broadcast against per-example arrays of rank `ndim`."""
-        if self.batched.get(n) and n.ndim < ndim:
+        if self.batched[n] and n.ndim < ndim:
             return self.paren(n, POSTFIX) + "[:" + ", None" * (ndim - n.ndim) + "]"
         return None
 
@@ -511,8 +573,8 @@ class _Emitter:
         bat = self.batched
         if _is_diag_vec(a):                          # diag(v) @ M = v[:, None] * M
             v = _diag_arg(a)
-            if b.ndim == 1:
-                return self.product(E.mul(v, b), [])
+            if b.ndim == 1:                          # diag(v) u = v ⊙ u, a node the plan may not hold
+                return self.ref(E.mul(v, b))
             vs = self.paren(v, POSTFIX) + ("[:, :, None]" if bat[v] else "[:, None]")
             return f"{vs} * {self.paren(b, MUL + 1)}", MUL
         if _is_diag_vec(b):                          # M @ diag(v) = M * v
@@ -683,16 +745,20 @@ class _Emitter:
             if not self.batch or name not in self.batch:
                 return f"np.zeros({self.shape_src(var.shape)}{self._dt()})" if var.ndim else "0.0"
             return f"np.zeros({self.shape_src(var.shape, True)}{self._dt()})"
-        cs = [] if c == 1 else [self.const_src(c)]
+        if self.batch and name not in self.batch:
+            # an unbatched input: its gradient is the sum over the batch, whatever the factor
+            if c == -1:
+                s, p = self.bsum(x, [])
+                return "-" + (s if p > NEG else f"({s})")
+            return self.bsum(x, [] if c == 1 else [self.const_src(c)])[0]
+        if name in self.batch and not self.batched[g]:
+            return f"np.broadcast_to({self.ref(g)[0]}, {self.shape_src(var.shape, True)}).copy()"
         if c == -1 and x.op != "mul":
             return "-" + self.paren(x, NEG)
-        if not self.batch or name in self.batch:
-            if name in self.batch and not self.batched[g]:
-                return f"np.broadcast_to({self.ref(g)[0]}, {self.shape_src(var.shape, True)}).copy()"
-            if x.op == "mul" and x not in self.name:
-                return self.product(x, cs)[0]
-            return (" * ".join(cs + [self.paren(x, MUL + 1)])) if cs else self.ref(x)[0]
-        return self.bsum(x, cs)[0]
+        cs = [] if c == 1 else [self.const_src(c)]
+        if x.op == "mul" and x not in self.name:
+            return self.product(x, cs)[0]
+        return (" * ".join(cs + [self.paren(x, MUL + 1)])) if cs else self.ref(x)[0]
 
     def _dt(self):
         return ", dtype=DTYPE" if self.dtype != "float64" else ""
