@@ -86,8 +86,11 @@ def _plus_exp(a: Node):
     return None
 
 
-#: Below this, softplus(z) = exp(z) to double precision (exp(-40) < 2**-53), so log(softplus(z)) = z.
-SOFTPLUS_TAIL = 40
+#: Below -SOFTPLUS_TAIL, log(softplus(z)) is computed as log(softplus(-20)) + (z + 20): off by less than
+#: exp(-20)/2 = 1.1e-9 (relative to |z| ≥ 20, under 6e-11), and the gradient 1 by the same. Above it the
+#: gradient sigmoid(z)/softplus(z) is accurate to 3e-8 relative: NumPy's sigmoid (the tanh form) is
+#: accurate in absolute terms only, so a lower threshold would lose the gradient's digits (at z = -37, all).
+SOFTPLUS_TAIL = 20
 
 
 def stabilise(root: Node) -> Node:
@@ -97,8 +100,8 @@ def stabilise(root: Node) -> Node:
     x / (1 + exp(z)) -> x * sigmoid(-z) (so 1/(1 + exp(-z)) is sigmoid(z));
     log(sigmoid(z)) -> -softplus(-z); log(1 - sigmoid(z)) -> -softplus(z);
     log(softmax(z)) -> z - logsumexp(z); log(sum(exp(z))) -> logsumexp(z);
-    and last log(softplus(z)) -> log(softplus(max(z, -40))) + min(z + 40, 0), equal in float64,
-    so softplus never underflows to 0 under the log (z = -1000)."""
+    and last log(softplus(z)) -> log(softplus(max(z, -20))) + min(z + 20, 0) (see SOFTPLUS_TAIL), so
+    softplus never underflows to 0 under the log (z = -1000)."""
     for _ in range(8):
         mapping = {}
         for n in walk(root):
@@ -135,7 +138,7 @@ def stabilise(root: Node) -> Node:
     for n in walk(root):                               # once, after the others: its result holds log(softplus(.))
         if n.op == "log" and n.args[0].op == "softplus":
             z = n.args[0].args[0]
-            below = Node("relu", (-z - SOFTPLUS_TAIL,))          # how far z is below -40; 0 above
+            below = Node("relu", (-z - SOFTPLUS_TAIL,))          # how far z is below the tail; 0 above
             mapping[n] = Node("log", (Node("softplus", (z + below,)),)) - below
     return E.substitute(root, mapping) if mapping else root
 
@@ -353,6 +356,11 @@ def _diag_arg(n: Node) -> Node:
     return n.args[0].args[0] if n.op == "T" else n.args[0]
 
 
+def _constant(n: Node) -> bool:
+    """n depends on no input (its value prints as a Python number when it is a scalar)."""
+    return not any(m.op == "var" for m in walk(n))
+
+
 def _diag_of_product(n: Node) -> bool:
     """diag(P @ Q) with both matrices: computed as a row-wise inner product, never the n×n product."""
     return n.op == "diag" and n.args[0].op == "matmul" and n.args[0].args[1].ndim == 2
@@ -443,7 +451,7 @@ class _Emitter:
     def _refs(self, n: Node):
         if n.op == "matmul":
             return [_diag_arg(a) if _is_diag_vec(a) else a for a in n.args]
-        if _diag_of_product(n) and not self.batched[n]:
+        if _diag_of_product(n) and not self.batched.get(n):
             return list(n.args[0].args)
         return list(n.args)
 
@@ -500,7 +508,7 @@ class _Emitter:
             s = self.const_src(n.attrs[0])
             return s, (NEG if s.startswith("-") else ATOM)
         if op in ("zeros", "ones", "eye"):
-            dt = ", dtype=DTYPE" if self.dtype != "float64" else ""
+            dt = self._dt()
             if op == "eye":
                 return f"np.eye({self.dim_src(n.shape[0])}{dt})", ATOM
             return f"np.{op}({self.shape_src(n.shape)}{dt})", ATOM
@@ -743,7 +751,7 @@ class _Emitter:
         c, x = E._split_coeff(g) if g.args else (sympy.Integer(1), g)
         if E.is_zero(g):
             if not self.batch or name not in self.batch:
-                return f"np.zeros({self.shape_src(var.shape)}{self._dt()})" if var.ndim else "0.0"
+                return f"np.zeros({self.shape_src(var.shape)}{self._dt()})" if var.ndim else self.typed("0.0")
             return f"np.zeros({self.shape_src(var.shape, True)}{self._dt()})"
         if self.batch and name not in self.batch:
             # an unbatched input: its gradient is the sum over the batch, whatever the factor
@@ -752,8 +760,9 @@ class _Emitter:
                 return "-" + (s if p > NEG else f"({s})")
             return self.bsum(x, [] if c == 1 else [self.const_src(c)])[0]
         if name in self.batch and not self.batched[g]:
-            return f"np.broadcast_to({self.ref(g)[0]}, {self.shape_src(var.shape, True)}).copy()"
-        if c == -1 and x.op != "mul":
+            s = self.ref(g)[0]
+            return f"np.broadcast_to({self.typed(s) if _constant(g) else s}, {self.shape_src(var.shape, True)}).copy()"
+        if c == -1:
             return "-" + self.paren(x, NEG)
         cs = [] if c == 1 else [self.const_src(c)]
         if x.op == "mul" and x not in self.name:
@@ -761,7 +770,13 @@ class _Emitter:
         return (" * ".join(cs + [self.paren(x, MUL + 1)])) if cs else self.ref(x)[0]
 
     def _dt(self):
-        return ", dtype=DTYPE" if self.dtype != "float64" else ""
+        """The dtype argument of np.zeros/ones/eye: spelled out, never the module's DTYPE (a user's
+        variable or dim may be named DTYPE and would shadow it)."""
+        return f", dtype=np.{self.dtype}" if self.dtype != "float64" else ""
+
+    def typed(self, src: str) -> str:
+        """A constant scalar result in the module's dtype (a Python float is a float64)."""
+        return src if self.dtype == "float64" else f"np.{self.dtype}({src})"
 
 
 # ----- the module -----
@@ -775,6 +790,10 @@ _HELPERS = {
     """log(sum(exp(z))) along the last axis, shifted by the max so exp never overflows."""
     m = np.max(z, axis=-1, keepdims=True)
     return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]''',
+    "_cast": '''def _cast(*inputs):
+    """The inputs as {dtype}, converted once per call: arrays (no copy when they already are {dtype}) and
+    scalars (np.{dtype}), so every result is {dtype} whatever the inputs were."""
+    return tuple(np.asarray(a, dtype=np.{dtype}) if np.ndim(a) else np.{dtype}(a) for a in inputs)''',
     "_batched_diag": '''def _batched_diag(v):
     """diag(v_b) for each row v_b of v."""
     out = np.zeros(v.shape + v.shape[-1:], dtype=v.dtype)
@@ -881,6 +900,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     em = _Emitter(d, wrt, bset, dtype, names, dimnames, batch_dim)
     vg_f, vg_b = em.plan(objective, grads, adjoint_names)
     value = em.value_src(em.objective)
+    if _constant(em.objective):
+        value = em.typed(value)
     grad_lines, grad_names = [], {}
     returned = set(inputs)
     for n in wrt:
@@ -889,6 +910,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         while gname in taken:
             gname += "_"
         src = em.grad_src(n, g, program.variables[n])
+        if not program.variables[n].ndim and n not in bset and _constant(g):
+            src = em.typed(src)
         if src in returned:
             src += ".copy()" if (program.variables[n].ndim or n in bset) else ""
         returned.add(src)
@@ -896,19 +919,22 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         grad_names[n] = gname
     vg_b = vg_b + grad_lines
     if batch and any(seed_name in line for line in vg_b):
-        vg_b.insert(0, f"{seed_name} = {seed_value} / {batch_dim}  # the seed of the reverse sweep: d(mean)/d(each example's objective)"
+        vg_b.insert(0, f"{seed_name} = {em.typed(f'{seed_value} / {batch_dim}')}  # the seed of the reverse sweep: d(mean)/d(each example's objective)"
                        + (f" times {seed_value}, the factor every gradient shares" if seed_value != "1.0" else ""))
 
     # forward alone
     fe = _Emitter(d, wrt, bset, dtype, names, dimnames, batch_dim)
     f_lines, _ = fe.plan(objective, {}, {})
     f_value = fe.value_src(fe.objective)
+    if _constant(fe.objective):
+        f_value = fe.typed(f_value)
 
     # second order
     extra = _second_order(d, wrt, hessian, hvp, names, adjoint_names, dimnames, batch_dim, taken, dtype, objective)
 
     em_text = "\n".join(vg_f + vg_b + [value, f_value] + f_lines + extra["lines"])
-    helpers = [_HELPERS[h] for h in sorted(_HELPERS) if h + "(" in em_text]
+    helpers = [_HELPERS[h].format(dtype=dtype) if h == "_cast" else _HELPERS[h]
+               for h in sorted(_HELPERS) if h + "(" in em_text or (h == "_cast" and dtype != "float64")]
 
     # the shape check
     dim_source: dict = {}
@@ -961,7 +987,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         batched_repr=repr(tuple(batch)), wrt_repr=repr(tuple(wrt)), dims_repr=repr(tuple(dims_order)),
         dtype_repr=repr(dtype), helpers=helpers, args=", ".join(inputs), kwargs=", ".join(f"{n}={n}" for n in inputs),
         dim_lines=dim_lines, shape_test=" and ".join(tests) or "True", dims_tuple=dims_tuple,
-        dims_assign=dims_assign, forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
+        dims_assign=dims_assign, cast=_cast_line(inputs, inputs) if dtype != "float64" else "", forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
         vg_backward=vg_b, grads_dict="{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}",
         grad_needs_value=any(re.search(r"\bvalue\b", line.split("#")[0]) for line in vg_b),
         hvp=extra["hvp"], hessian=extra["hessian"],
@@ -1025,7 +1051,12 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
             if src in set(program.variables) | set(dnames.values()) and program.variables[n].ndim:
                 src += ".copy()"
             returns[n] = src
-        prelude = [] if len(wrt) == 1 else [f"{dnames[n]} = {param}[{n!r}]" for n in wrt]
+        directions = [param] if len(wrt) == 1 else [f"{param}[{n!r}]" for n in wrt]
+        if dtype == "float64":
+            prelude = [] if len(wrt) == 1 else [f"{dnames[n]} = {d}" for n, d in zip(wrt, directions)]
+        else:                                        # the directions are inputs too: converted with the others
+            inputs = list(program.variables)
+            prelude = [_cast_line([dnames[n] for n in wrt] + inputs, directions + inputs)]
         var = program.variables[wrt[0]]
         out["hvp"] = dict(
             param=param, prelude=prelude, sections=sections,
@@ -1054,10 +1085,20 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
         src = em.grad_src(name, em.grads[name], E.var("_hessian", H.shape))
         if src in set(program.variables):
             src += ".copy()"
+        if not H.ndim and _constant(H):
+            src = em.typed(src)
         out["hessian"] = dict(sections=sections, value=src, wrt_repr=repr(name),
                               doc=f"The Hessian of the objective with respect to {name}, "
                                   + (f"an array of shape {em.shape_src(H.shape)}." if H.ndim else "a scalar."))
     return out
+
+
+def _cast_line(targets: list[str], sources: list[str]) -> str:
+    """`x, y = _cast(x, y)`: the inputs converted to the module's dtype, once per call (float32 modules;
+    float64 modules use the arrays as given, at no cost)."""
+    if not targets:
+        return ""
+    return f"{', '.join(targets)}{',' if len(targets) == 1 else ''} = _cast({', '.join(sources)})"
 
 
 def _dict_repr(d: dict) -> str:
@@ -1160,21 +1201,86 @@ def main(argv=None) -> int:
     stale = refresh(check=args.check)
     for rel in stale:
         print(("differs: " if args.check else "rewrote: ") + rel)
+    total = len(GENERATED)
+    if not args.check:
+        print(f"{total} generated modules, {len(stale)} rewritten")
+    elif stale:
+        print(f"{len(stale)} of {total} generated modules differ; run: python -m symbackprop.emit --refresh")
+    else:
+        print(f"{total} generated modules up to date")
     return 1 if (args.check and stale) else 0
 
 
-def load_source(source: str, name: str = "symbackprop_generated"):
+def load_source(source: str, name: str = "symbackprop_generated", keep: bool = True):
     """Import generated module source as a fresh module object, as a user would import the file
-    (it is written to a private temporary folder first; tests, notebooks, the trainer)."""
+    (it is written to a private temporary folder first; tests, notebooks, the trainer). With
+    keep=False the folder is removed once the module is loaded."""
     import importlib.util
+    import shutil
     folder = tempfile.mkdtemp(prefix="symbackprop-")
-    path = os.path.join(folder, f"{name}.py")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        path = os.path.join(folder, f"{name}.py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(source)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
     return module
+
+
+# ----- the self-check of a generated module (what `gradcheck` would do, before anything is written) -----
+
+#: Examples per batched input in the self-check's point; points tried before the check is skipped.
+CHECK_BATCH = 3
+CHECK_POINTS = 2
+
+
+def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
+    """Import the module `source`, and compare its value_and_grad with central finite differences of
+    its forward (symbackprop.testing.check_grads, as `gradcheck` does) at a random point where the
+    formula is finite. A gradient that disagrees at every point tried raises InternalError (exit 3):
+    `codegen` never writes a module that `gradcheck` would reject. Returns a note when no usable point
+    was found (nothing checked), else None. Cost: one import and a few forward calls per input."""
+    import numpy as np
+    from .evaluate import find_point
+    from .testing import check_grads
+    module = load_source(source, "symbackprop_selfcheck", keep=False)
+    program = d.program
+    rng = np.random.default_rng(seed)
+    failing = None
+    for _ in range(CHECK_POINTS):
+        points = []
+        for _ in range(CHECK_BATCH if module.BATCHED else 1):
+            point, _ = find_point(program, rng, [program.objective], dims=points[0].dims if points else None)
+            if point is None:
+                break
+            points.append(point)
+        if len(points) < (CHECK_BATCH if module.BATCHED else 1):
+            break
+        inputs = {}
+        for name in module.INPUTS:
+            values = [np.asarray(p.values[name], dtype=float) for p in points]
+            v = np.stack(values) if name in module.BATCHED else values[0]
+            inputs[name] = float(v) if v.ndim == 0 else v
+        with np.errstate(all="ignore"):
+            try:
+                results = check_grads(module, inputs=inputs, seed=int(rng.integers(2**31)))
+            except FloatingPointError:
+                continue
+        bad = {name for name, r in results.items() if not r.ok}
+        failing = bad if failing is None else failing & bad
+        if not failing:
+            return None
+    if failing is None:
+        return ("the module was not checked numerically: no random point was found where the formula is finite")
+    name = sorted(failing)[0]
+    raise InternalError(f"self-check of the generated module failed: its gradient with respect to `{name}` "
+                        f"disagrees with central finite differences of its own forward(), so it was not "
+                        f"written. This is a bug in symbackprop; please report it with the formula, shapes "
+                        f"and options.")
 
 
 if __name__ == "__main__":
