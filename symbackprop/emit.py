@@ -1241,46 +1241,69 @@ CHECK_POINTS = 2
 def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
     """Import the module `source`, and compare its value_and_grad with central finite differences of
     its forward (symbackprop.testing.check_grads, as `gradcheck` does) at a random point where the
-    formula is finite. A gradient that disagrees at every point tried raises InternalError (exit 3):
-    `codegen` never writes a module that `gradcheck` would reject. Returns a note when no usable point
-    was found (nothing checked), else None. Cost: one import and a few forward calls per input."""
+    formula is finite. A gradient that disagrees at every point tried, or a module that raises,
+    is an InternalError (exit 3): `codegen` never writes a module that `gradcheck` would reject.
+    Returns a note when no usable point was found (nothing checked), else None. Cost: one import
+    and a few forward calls per input."""
     import numpy as np
-    from .evaluate import find_point
     from .testing import check_grads
     module = load_source(source, "symbackprop_selfcheck", keep=False)
-    program = d.program
     rng = np.random.default_rng(seed)
     failing = None
     for _ in range(CHECK_POINTS):
-        points = []
-        for _ in range(CHECK_BATCH if module.BATCHED else 1):
-            point, _ = find_point(program, rng, [program.objective], dims=points[0].dims if points else None)
-            if point is None:
-                break
-            points.append(point)
-        if len(points) < (CHECK_BATCH if module.BATCHED else 1):
+        inputs = _check_point(d.program, module, rng)
+        if inputs is None:
             break
-        inputs = {}
-        for name in module.INPUTS:
-            values = [np.asarray(p.values[name], dtype=float) for p in points]
-            v = np.stack(values) if name in module.BATCHED else values[0]
-            inputs[name] = float(v) if v.ndim == 0 else v
-        with np.errstate(all="ignore"):
-            try:
+        try:
+            with np.errstate(all="ignore"):
+                if not np.isfinite(module.forward(**inputs)):
+                    continue                         # e.g. inv of a nearly singular mix: not a usable point
                 results = check_grads(module, inputs=inputs, seed=int(rng.integers(2**31)))
-            except FloatingPointError:
-                continue
+        except np.linalg.LinAlgError:
+            continue
+        except Exception as e:                       # the module itself is broken
+            raise InternalError(f"self-check of the generated module failed: calling it raised "
+                                f"{type(e).__name__}: {e}; it was not written. This is a bug in symbackprop; "
+                                f"please report it with the formula, shapes and options.") from None
         bad = {name for name, r in results.items() if not r.ok}
         failing = bad if failing is None else failing & bad
         if not failing:
             return None
     if failing is None:
-        return ("the module was not checked numerically: no random point was found where the formula is finite")
+        return "the module was not checked numerically: no random point was found where the formula is finite"
     name = sorted(failing)[0]
     raise InternalError(f"self-check of the generated module failed: its gradient with respect to `{name}` "
                         f"disagrees with central finite differences of its own forward(), so it was not "
                         f"written. This is a bug in symbackprop; please report it with the formula, shapes "
                         f"and options.")
+
+
+def _check_point(program: Program, module, rng):
+    """Inputs for the module where the formula is finite: one random point (derive's self-check
+    draws them the same way); batched inputs get CHECK_BATCH examples that differ, each finite
+    together with the shared inputs (a repeat of the first example where none is found)."""
+    import numpy as np
+    from .evaluate import Point, evaluate, find_point, finite, random_point
+    first, _ = find_point(program, rng, [program.objective])
+    if first is None:
+        return None
+    examples = [first]
+    for _ in range(CHECK_BATCH - 1 if module.BATCHED else 0):
+        for scheme in range(3):
+            other = random_point(program, rng, scheme=scheme, dims=first.dims)
+            mix = Point(first.dims, {**first.values, **{n: other.values[n] for n in module.BATCHED}},
+                        first.functions)
+            if finite(evaluate([program.objective], mix)[0]):
+                examples.append(mix)
+                break
+        else:
+            examples.append(first)
+    inputs = {}
+    for name in module.INPUTS:
+        values = [np.asarray(p.values[name], dtype=float) for p in examples]
+        v = np.stack(values) if name in module.BATCHED else values[0]
+        inputs[name] = float(v) if v.ndim == 0 else v
+    return inputs
 
 
 if __name__ == "__main__":

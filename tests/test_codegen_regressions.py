@@ -139,6 +139,8 @@ def test_check_module_accepts_good_modules_and_notes_when_nothing_was_checked():
     assert check_module(src, d) is None
     with pytest.raises(InternalError, match="`x`"):
         check_module(src.replace("grad_x = ", "grad_x = -"), d)
+    with pytest.raises(InternalError, match="raised ZeroDivisionError"):         # a module that crashes
+        check_module(src.replace("return value, {", "return value, 1 / 0 or {"), d)
     d = sb.derive("sum(log(-x*x - 1))", {"x": "n"}, check=False)            # finite nowhere
     assert "not checked" in check_module(emit_module(d, batch=["x"]), d)
 
