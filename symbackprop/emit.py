@@ -987,7 +987,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         batched_repr=repr(tuple(batch)), wrt_repr=repr(tuple(wrt)), dims_repr=repr(tuple(dims_order)),
         dtype_repr=repr(dtype), helpers=helpers, args=", ".join(inputs), kwargs=", ".join(f"{n}={n}" for n in inputs),
         dim_lines=dim_lines, shape_test=" and ".join(tests) or "True", dims_tuple=dims_tuple,
-        dims_assign=dims_assign, cast=_cast_line(inputs, inputs) if dtype != "float64" else "", forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
+        dims_assign=dims_assign, cast=_cast_line(inputs, inputs) if dtype != "float64" else "",
+        forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
         vg_backward=vg_b, grads_dict="{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}",
         grad_needs_value=any(re.search(r"\bvalue\b", line.split("#")[0]) for line in vg_b),
         hvp=extra["hvp"], hessian=extra["hessian"],
@@ -1053,7 +1054,7 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
             returns[n] = src
         directions = [param] if len(wrt) == 1 else [f"{param}[{n!r}]" for n in wrt]
         if dtype == "float64":
-            prelude = [] if len(wrt) == 1 else [f"{dnames[n]} = {d}" for n, d in zip(wrt, directions)]
+            prelude = [] if len(wrt) == 1 else [f"{dnames[n]} = {src}" for n, src in zip(wrt, directions)]
         else:                                        # the directions are inputs too: converted with the others
             inputs = list(program.variables)
             prelude = [_cast_line([dnames[n] for n in wrt] + inputs, directions + inputs)]
