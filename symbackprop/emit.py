@@ -356,6 +356,11 @@ def _diag_arg(n: Node) -> Node:
     return n.args[0].args[0] if n.op == "T" else n.args[0]
 
 
+def _diag_of_outer(n: Node) -> bool:
+    """diag(u vᵀ): printed as u * v, never the outer product."""
+    return n.op == "diag" and n.args[0].op == "outer"
+
+
 def _constant(n: Node) -> bool:
     """n depends on no input (its value prints as a Python number when it is a scalar)."""
     return not any(m.op == "var" for m in walk(n))
@@ -452,6 +457,8 @@ class _Emitter:
         if n.op == "matmul":
             return [_diag_arg(a) if _is_diag_vec(a) else a for a in n.args]
         if _diag_of_product(n) and not self.batched.get(n):
+            return list(n.args[0].args)
+        if _diag_of_outer(n):
             return list(n.args[0].args)
         return list(n.args)
 
@@ -550,6 +557,8 @@ class _Emitter:
             return f"{self.paren(a[0], POSTFIX)}.{op}(axis={axis})", POSTFIX
         if op == "trace" and bat[a[0]]:
             return f"np.trace({self.ref(a[0])[0]}, axis1=1, axis2=2)", ATOM
+        if _diag_of_outer(n):                       # diag(u vᵀ) = u ⊙ v: no n×n matrix
+            return self.ref(E.mul(*a[0].args))
         if op == "diag" and bat[a[0]]:
             if a[0].ndim == 2:
                 return f"np.diagonal({self.ref(a[0])[0]}, axis1=1, axis2=2)", ATOM

@@ -68,6 +68,9 @@ BATCH_CASES = [
     ("sum(diag(-u/(norm(C)**2+1)))", {"u": "n", "C": "m,n"}, ["u"], None, ()),
     ("-sum(W @ x)", {"W": "k,d", "x": "d"}, ["x"], None, ()),                # −1 shared by every gradient
     ("-(x @ x) - c", {"x": "d"}, ["x"], None, ()),                          # scalar input, −1 factor
+    ("w @ diag(-u) @ v", {"u": "n", "v": "n", "w": "n"}, ["u"], None, ()),
+    ("sum(diag(outer(u, v)) * w)", {"u": "n", "v": "n", "w": "n"}, ["u"], None, ()),
+    ("sum(diag(outer(u, v)) * w)", {"u": "n", "v": "n", "w": "n"}, ["u", "v"], None, ()),
 ]
 
 
@@ -88,6 +91,7 @@ def test_diag_of_a_negated_vector_times_a_vector_is_emitted():
     assert np.allclose(g["w"], -u * v) and np.allclose(g["u"], -w * v) and np.allclose(g["v"], -w * u)
     r = _cli("codegen", "w @ diag(-u) @ v", "-s", "u=n", "-s", "v=n", "-s", "w=n")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "np.outer" not in r.stdout and "np.diag" not in r.stdout     # diag(w vᵀ) is w * v, no n×n matrix
 
 
 # ----- issue 11.2: constants that do not fit a float64 -----
