@@ -239,7 +239,8 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
         for a in node.args:
             users.setdefault(a, []).append(node)
     step_names = dict(d.step_names)
-    step_names[d.objective] = d.objective_name
+    if d.objective.args:                            # a leaf objective (`1`, `x`) prints as itself, not as ℓ
+        step_names[d.objective] = d.objective_name
 
     hidden: set[Node] = set()
     boxes: list[Node] = []

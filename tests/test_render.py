@@ -451,7 +451,8 @@ def test_labels_fit_their_boxes_in_a_wider_font(what, rankdir):
             if ellipse:
                 cx, cy, rx, ry = ellipse
                 dy = max(abs(y - cy), abs(y - 0.8 * size - cy))           # the glyphs' row farthest out
-                left, right = cx - rx * np.sqrt(1 - min(1, (dy / ry) ** 2)), cx + rx * np.sqrt(1 - min(1, (dy / ry) ** 2))
+                half_chord = rx * np.sqrt(1 - min(1, (dy / ry) ** 2))
+                left, right = cx - half_chord, cx + half_chord
             assert left + 2 <= x - half and x + half <= right - 2, (node, text, x - half, x + half, left, right)
 
 
@@ -490,3 +491,11 @@ def test_cli_rankdir_choices(capsys):
         cli.main(["graph", "x * x", "--rankdir", "BT"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--rankdir" in err and "auto" in err and "Traceback" not in err
+
+
+def test_constant_objective_is_drawn_and_its_adjoint_prints_as_a_number():
+    """A formula that folds to a constant keeps its one node; its adjoint 1 does not print as `ℓ`."""
+    nodes, edges = parse_dot(build_graph(derive("x * 0 + 1", {}, check=False), backward=True).dot())
+    (sink,) = nodes.values()
+    assert sink["lines"][0] == "1" and sink.get("peripheries") == "2" and not edges
+    assert not any(line.endswith("= ℓ") for line in sink["lines"]) and sink["lines"][-1].endswith("= 1")
