@@ -290,6 +290,15 @@ def _logsumexp_rows(z):
     return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]
 
 
+def _rows_vjp(g, ans):
+    """unbroadcast: the adjoint summed over the rows, gᵀ𝟙 (m·s·𝟙 when g is the constant array s·𝟙)."""
+    m, n = ans.shape
+    s = E._fill_value(g)
+    if s is not None:
+        return (E.mul(E.mul(s, const(m)), E.ones((n,))),)
+    return (E.matmul(E.transpose(g), E.ones((m,))),)
+
+
 def _softmax_rows_vjp(g, ans):
     """Each row: s ⊙ (g − (sᵀg) 𝟙)."""
     n = ans.shape[1]
@@ -413,8 +422,7 @@ RULES.update({
                     build=_elementwise_pair("minimum"),
                     doc="elementwise smaller of two arrays (NumPy broadcasting); ties split the gradient evenly"),
     "rows": Rule(lambda a, m: (m, a[0]) if len(a) == 1 else _vector_only(a, "rows"),
-                 lambda g, ans: (E.matmul(E.transpose(g), E.ones((ans.shape[0],))),),
-                 lambda v, m: np.broadcast_to(v, (m,) + np.shape(v)),
+                 _rows_vjp, lambda v, m: np.broadcast_to(v, (m,) + np.shape(v)),
                  lambda n: Fmt("np.broadcast_to({0}, %s)" % _shape_src(n.shape)), Fmt("𝟙 {0}ᵀ", MATMUL, (POSTFIX + 1,)),
                  Fmt("\\mathbf{{1}} {0}^\\top", MATMUL, (POSTFIX + 1,)), kind="arithmetic",
                  doc="𝟙 vᵀ: a vector broadcast along the rows of a matrix (NumPy's (m, n) + (n,))"),
