@@ -299,6 +299,13 @@ def _rows_vjp(g, ans):
     return (E.matmul(E.transpose(g), E.ones((m,))),)
 
 
+def _logsumexp_rows_vjp(g, ans):
+    """Row i of the adjoint: gᵢ softmax(row i), that is diag(g) softmax(Z, axis=1) (s·softmax for g = s·𝟙)."""
+    s = E._fill_value(g)
+    sm = Node("softmax_rows", ans.args)
+    return (E.mul(s, sm) if s is not None else E.matmul(Node("diag", (g,)), sm),)
+
+
 def _softmax_rows_vjp(g, ans):
     """Each row: s ⊙ (g − (sᵀg) 𝟙)."""
     n = ans.shape[1]
@@ -397,7 +404,7 @@ RULES.update({
                          Fmt("\\operatorname{{softmax}}_{{\\text{{rows}}}}\\left({0}\\right)"), kind="reduction",
                          doc="softmax of each row of a matrix: softmax(Z, axis=1); axis=0 is softmax_rows(Zᵀ)ᵀ"),
     "logsumexp_rows": Rule(lambda a: (a[0],) if len(a) == 2 else _vector_only((), "logsumexp_rows"),
-                           lambda g, ans: (E.matmul(Node("diag", (g,)), Node("softmax_rows", ans.args)),),
+                           _logsumexp_rows_vjp,
                            _logsumexp_rows, Fmt("_logsumexp({0})"), Fmt("logsumexp({0}, axis=1)"),
                            Fmt("\\operatorname{{logsumexp}}_{{\\text{{rows}}}}\\left({0}\\right)"),
                            kind="reduction", doc="logsumexp of each row: logsumexp(Z, axis=1) (axis=0: of Zᵀ)"),
