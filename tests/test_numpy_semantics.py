@@ -120,18 +120,27 @@ def test_generated_module_matches_autograd(formula, shapes, oracle, square):
         grads[name][...] = 0.0                       # gradients are real arrays, never read-only views
 
 
+@pytest.mark.parametrize("which", ["all", "first", "last"])
 @pytest.mark.parametrize("formula, shapes, oracle, square", CASES, ids=IDS)
-def test_batch_mode_matches_a_loop(formula, shapes, oracle, square):
-    """--batch over every input: the mean of the per-example objectives, and its gradients."""
+def test_batch_mode_matches_a_loop(formula, shapes, oracle, square, which):
+    """--batch over every input (or only the first or last): the mean of the per-example objectives,
+    and its gradients (summed over the batch for inputs shared by every example)."""
     names = list(shapes)
-    mb = load_source(emit_module(sb.parse_formula(formula, shapes), batch=names))
+    batch = {"all": names, "first": names[:1], "last": names[-1:]}[which]
+    if formula.startswith("sum(matrix_power(S, -2)") and which == "last":
+        pytest.xfail("emit.grad_src returns −(…) without summing it over the batch (a bug on main too: "
+                     "sum(inv(S) * T) with --batch T gives grad_S of shape (B, n, n)); reported, owned elsewhere")
+    mb = load_source(emit_module(sb.parse_formula(formula, shapes), batch=batch))
     rng = np.random.default_rng(9)
-    per = [_values(shapes, rng, square) for _ in range(4)]
-    stacked = {n: np.stack([e[n] for e in per]) for n in names}
+    shared = _values(shapes, rng, square)
+    per = [{**shared, **{n: v for n, v in _values(shapes, rng, square).items() if n in batch}} for _ in range(4)]
+    stacked = {n: np.stack([e[n] for e in per]) if n in batch else shared[n] for n in names}
     value, grads = mb.value_and_grad(**stacked)
     assert np.isclose(value, np.mean([oracle(*e.values()) for e in per]), rtol=1e-10)
     for i, name in enumerate(names):
-        want = np.stack([autograd.grad(oracle, i)(*e.values()) for e in per]) / len(per)
+        each = np.stack([autograd.grad(oracle, i)(*e.values()) for e in per]) / len(per)
+        want = each if name in batch else each.sum(axis=0)
+        assert np.shape(grads[name]) == np.shape(want), name
         assert np.allclose(grads[name], want, rtol=1e-8, atol=1e-10), name
 
 
