@@ -346,6 +346,8 @@ def _transpose(a: Node, budget: int) -> Node:
         return a
     if op == "outer":
         return outer(a.args[1], a.args[0])
+    if op == "rows":                                 # (𝟙 vᵀ)ᵀ = v 𝟙ᵀ
+        return outer(a.args[0], ones((a.shape[0],)))
     if op == "neg":
         return neg(transpose(a.args[0], budget))
     if op == "mul" and a.args[0].shape == ():
