@@ -320,3 +320,12 @@ def test_sympy_view_of_maximum_and_matrix_power_evaluates_right():
     point = Point({}, {"X": np.array(X, float), "R": np.array(R, float), "b": np.array(b, float).ravel()})
     gx, = evaluate([d.grads["X"]], point)
     assert np.allclose(gx, np.array([[0, 0], [3, 5]]) + 2 * np.array(X, float).T)   # R where X wins, + 2Xᵀ
+
+
+def test_checker_judges_a_broadcast_bias_gradient(capsys):
+    args = ["check", "sum(tanh(X @ W + b))", "--shape", "X=B,d", "--shape", "W=d,k", "--shape", "b=k", "--wrt", "b"]
+    assert cli_main(args + ["--claim", "sum(tanh'(X @ W + b), axis=0)"]) == 0
+    assert cli_main(args + ["--claim", "sum(tanh'(X @ W + b), axis=1)"]) == 1      # summed over the wrong axis
+    assert cli_main(args + ["--claim", "mean(tanh'(X @ W + b), axis=0)"]) == 1     # off by the factor B
+    out = capsys.readouterr().out
+    assert "verdict: correct" in out and "tanh'(X W + 𝟙 bᵀ)ᵀ 𝟙" in out
