@@ -376,7 +376,7 @@ class _Ctx:
                 return numpy_matmul(a, b)
             if op == "pow" and b.op == "const" and a.op == "const":
                 _check_const_pow(a, b)
-            return E.apply(op, a, b)
+            return E.apply(op, *E.broadcast_operands(a, b))
         except ShapeError as e:
             sym = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "@": "@"}[op]
             whole, left = self.segment(node), self.segment(node.left)
@@ -402,8 +402,11 @@ class _Ctx:
                       hint=f"call built-ins directly, e.g. {node.func.attr}(x) rather than np.{node.func.attr}(x)")
         if not isinstance(node.func, ast.Name):
             self.fail(node.func, "only named functions can be called", hint="e.g. relu(x) or tanh(W @ x)")
-        if node.keywords:
-            self.fail(node.keywords[0].value, "keyword arguments are not allowed in formulas")
+        if node.keywords and not (isinstance(node.func, ast.Name) and node.func.id in RULES
+                                  and RULES[node.func.id].builtin is not None and RULES[node.func.id].keywords):
+            self.fail(node.keywords[0].value, "keyword arguments are not allowed in formulas"
+                      + (f" (`{node.func.id}` takes none)" if isinstance(node.func, ast.Name) else ""),
+                      hint="only sum, mean, softmax and logsumexp take a keyword: axis=0, axis=1 or axis=-1")
         if any(isinstance(a, ast.Starred) for a in node.args):
             self.fail(node, "starred arguments are not allowed in formulas")
         name = node.func.id
@@ -434,8 +437,9 @@ class _Ctx:
                 self.fail(node, e.message, hint=e.hint, cls=ShapeError)
         rule = RULES[name]
         self._arity(node, name, rule.builtin)
+        kwargs = self._keywords(node, name, rule.keywords)
         try:
-            return rule.build(*args) if rule.build else E.apply(name, *args)
+            return rule.build(*args, **kwargs) if rule.build else E.apply(name, *args)
         except ShapeError as e:
             self.fail(node, f"`{self.segment(node)}`: {e.message}", hint=e.hint, cls=ShapeError)
 
@@ -457,6 +461,25 @@ class _Ctx:
             self.fail(node, f"{fdef.name} takes {len(fdef.params)} argument{'s' * (len(fdef.params) != 1)}, got {len(args)}")
         inner = _Ctx(self.p, fdef.text, fdef.body, dict(zip(fdef.params, args)), fdef.visible)
         return inner.visit(fdef.body.body)
+
+    def _keywords(self, node, name, allowed) -> dict:
+        """A built-in's keyword arguments: only those its rule names, each an integer literal."""
+        out = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.fail(node, "**-arguments are not allowed in formulas")
+            if kw.arg not in allowed:
+                self.fail(kw.value, f"`{name}` takes no keyword `{kw.arg}`",
+                          hint=f"{name} takes {', '.join(k + '=' for k in allowed)}")
+            if kw.arg in out:
+                self.fail(kw.value, f"`{kw.arg}` given twice")
+            v = kw.value
+            neg = isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.USub)
+            lit = v.operand if neg else v
+            if not (isinstance(lit, ast.Constant) and type(lit.value) is int):
+                self.fail(v, f"{kw.arg}= takes an integer, as in {name}(Z, {kw.arg}=1)")
+            out[kw.arg] = -lit.value if neg else lit.value
+        return out
 
     def _arity(self, node, name, n):
         if len(node.args) != n:

@@ -115,10 +115,12 @@ def test_every_rule_has_an_operation_label(op):
     from symbackprop.expr import Node, var
     arity = len(re.findall(r"\{\d\}", fmt.template)) if not callable(fmt) else 2
     args = {1: (var("_a", (3, 3)),), 2: (var("_a", (3, 3)), var("_b", (3, 3)))}[max(1, min(arity, 2))]
+    attrs = {"rows": (3,), "matrix_power": (3,)}.get(op, ())     # ops that carry attributes (one argument)
+    args = args[:1] if attrs else args
     try:
-        node = Node(op, args)
+        node = Node(op, args, attrs)
     except Exception:
-        node = Node(op, (var("_v", (3,)),) * len(args))
+        node = Node(op, (var("_v", (3,)),) * len(args), attrs)
     label = op_label(node)
     assert label and "{" not in label and label.strip() == label
 
