@@ -315,26 +315,39 @@ class Parser:
 
     def _juxtaposition_error(self, name, where, reading, fits) -> FormulaError:
         source, offset, length = where
+        read, hint = self._juxtaposition_words(reading, fits)
+        return FormulaError(f"`{name}` is not a known name and has no shape; {read}", source=source,
+                            offset=offset, length=length, hint=hint)
+
+    def _juxtaposition_words(self, reading, fits, operand: str | None = None, function: str | None = None):
+        """('it reads as …', 'did you mean `…`? …') for a reading. `operand` is the text of what
+        followed the name: `(x - y)` for `WT(x - y)`, read `W.T @ (x - y)`, or `relu(x)` for
+        `Wrelu(x)` (then `function` is relu), read `W @ relu(x)`."""
         nodes = [self._node(p) for p, _ in reading]
-        words = [p + (".T" if t else "") + (f" ({E.format_shape(n.shape)})" if n is not None else "")
-                 for (p, t), n in zip(reading, nodes)]
+        words = [p + (".T" if t else "") + (f" ({E.format_shape((E.transpose(n) if t else n).shape)})" if n is not None else "")
+                 for (p, t), n in zip(reading, nodes)] + ([function] if function else [])
 
         def product(reading):
             text = reading[0][0] + (".T" if reading[0][1] else "")
             for (p, t), n, prev in zip(reading[1:], nodes[1:], nodes):
                 scalar = (n is not None and n.shape == ()) or (prev is not None and prev.shape == ())
                 text += (" * " if scalar else " @ ") + p + (".T" if t else "")
+            if operand is not None:
+                text += (" * " if nodes[-1] is not None and nodes[-1].shape == () else " @ ") + operand
             return text
 
         text = product(reading)
-        if len(reading) == 1:
+        transposes = any(t for _, t in reading)
+        if len(words) == 1:
             shape = f" ({E.format_shape(nodes[0].shape)})" if nodes[0] is not None else ""
             read = f"it reads as {reading[0][0]}{shape} followed by T"
             hint = f"did you mean `{text}`? A transpose is written .T"
+            if operand is not None:
+                hint += "; products need an operator: @ for matrices and vectors, * for scalars"
         else:
             read = "it reads as " + ", ".join(words[:-1]) + " and " + words[-1] + " written together"
             hint = (f"did you mean `{text}`? Products need an operator: @ for matrices and vectors, * for scalars"
-                    + ("; a transpose is written .T" if any(t for _, t in reading) else ""))
+                    + ("; a transpose is written .T" if transposes else ""))
         if fits is False:
             # The shapes do not fit in this order: offer the variant with the fewest factors transposed that does.
             variants = sorted(([(p, t ^ bool(k >> i & 1)) for i, (p, t) in enumerate(reading)]
@@ -346,8 +359,7 @@ class Parser:
         unknown = [p for (p, _), n in zip(reading, nodes) if n is None]
         if unknown:
             hint += f", and give {unknown[0]} a shape with --shape {unknown[0]}=…"
-        return FormulaError(f"`{name}` is not a known name and has no shape; {read}", source=source,
-                            offset=offset, length=length, hint=hint)
+        return read, hint
 
     def _define(self, m, text, offset, source):
         name = m.group(1)
@@ -554,7 +566,7 @@ class _Ctx:
             if name in RESERVED or name.startswith("_"):
                 self.fail(node.func, f"`{name}` is reserved and is not a formula function",
                           hint="formulas may call the built-ins (relu, tanh, norm, …) and functions they define or declare")
-            self._unknown(node.func, name)
+            self._unknown(node, name)
         args = [self.visit(a) for a in node.args]
         if primes:
             return self._derivative(node, base, primes, args)
@@ -598,8 +610,22 @@ class _Ctx:
         if len(node.args) != n:
             self.fail(node, f"{name} takes {n} argument{'s' * (n != 1)}, got {len(node.args)}")
 
-    def _unknown(self, func, name):
+    def _unknown(self, node, name):
+        func = node.func
         known = builtin_names() + list(self.visible) + list(self.p.elementwise) + list(self.p.functions)
+        args = ", ".join(self.segment(a) for a in node.args)
+        reading = self.p._reading(name) if len(node.args) == 1 else None
+        if reading is not None:                               # `WT(x - y)`: a product, not a call
+            read, hint = self.p._juxtaposition_words(*reading, operand=f"({args})")
+            self.fail(func, f"unknown function `{name}`; {read}", hint=hint)
+        shaped = set(self.p.shapes) | set(self.p.intermediates)
+        for fn in sorted(known, key=lambda k: (-len(k), k)):  # `Wrelu(x)`: W @ relu(x)
+            prefix = name[:-len(fn)]
+            if name.endswith(fn) and prefix:
+                reading = self.p._reading(prefix) or (([(prefix, False)], None) if prefix in shaped else None)
+                if reading is not None:
+                    read, hint = self.p._juxtaposition_words(*reading, operand=f"{fn}({args})", function=fn)
+                    self.fail(func, f"unknown function `{name}`; {read}", hint=hint)
         near = difflib.get_close_matches(name, known, 1)
         hint = f"did you mean `{near[0]}`?" if near else "see docs/formula-language.md for the built-ins."
         self.fail(func, f"unknown function `{name}`",

@@ -229,6 +229,17 @@ def test_a_formula_that_parses_keeps_its_names_even_if_they_read_as_products():
     assert "a shape is given for `xx`" in err.format()
 
 
+@pytest.mark.parametrize("formula, shapes, name, suggestion", [
+    ("sum(WT(W @ x - y))", {"W": "m,n", "x": "n", "y": "m"}, "WT", "W.T @ (W @ x - y)"),
+    ("sum(Wrelu(x))", {"W": "m,n", "x": "n"}, "Wrelu", "W @ relu(x)"),
+    ("sum(W2Ttanh(y))", {"W2": "m,n", "y": "m"}, "W2Ttanh", "W2.T @ tanh(y)"),
+])
+def test_a_call_of_names_written_together_suggests_the_product(formula, shapes, name, suggestion):
+    text = error_of(formula, shapes).format()
+    assert f"unknown function `{name}`; it reads as" in text and f"did you mean `{suggestion}`?" in text, text
+    assert text.splitlines()[2] == "  " + " " * formula.index(name) + "^" * len(name), text
+
+
 def test_cli_names_written_together_exit_2_with_a_caret(capsys):
     code = main(["derive", "0.5*norm(Wx-y)**2", "-s", "W=m,n", "-s", "x=n", "-s", "y=m"])
     err = capsys.readouterr().err
