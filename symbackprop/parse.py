@@ -666,8 +666,10 @@ _LATEX_RE = re.compile(r"\\(?![ \t]*(?:\r?\n|\Z))([A-Za-z]+|.?)")
 
 
 def _refuse_latex(text: str, source: str, offset: int):
-    """A backslash (other than a line continuation) means LaTeX, which the formula language is not."""
-    m = _LATEX_RE.search(text)
+    """A backslash (other than a line continuation, or in a # comment) means LaTeX, which the formula
+    language is not."""
+    m = next((m for m in _LATEX_RE.finditer(text)
+              if "#" not in text[text.rfind("\n", 0, m.start()) + 1:m.start()]), None)
     if m is None:
         return
     command = m.group(0) if m.group(1).isalpha() else ""

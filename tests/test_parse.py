@@ -271,3 +271,6 @@ def test_latex_cli_exits_2_and_line_continuations_still_parse(capsys):
     assert err.splitlines()[2] == "  ^^^^^"
     p = parse_formula("(x @ x +\\\n 1)", {"x": "n"})                 # a Python line continuation is not LaTeX
     assert p.objective.shape == ()
+    p = parse_formula("x @ x  # from \\frac{1}{2} \\|x\\|^2, halved\n", {"x": "n"})   # nor is a comment
+    assert p.objective.shape == ()
+    assert "LaTeX" in error_of("x @ x  # comment\n\\frac{1}{2}", {"x": "n"}).format()
