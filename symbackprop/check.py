@@ -47,7 +47,11 @@ RTOL = 1e-8
 ATOL = 1e-12
 #: Sampled points keep the arguments of relu, step, sign and abs at least this far from 0.
 KINK_MARGIN = 1e-3
-_KINKS = ("relu", "step", "sign", "abs")
+_KINKS = ("relu", "step", "sign", "abs", "relu'", "step'", "sign'", "abs'")
+#: Extra points tried so that every kink argument is seen on both sides of its kink; the search stops after
+#: KINK_STALE tries in a row that show no new side (an argument that cannot change sign, e.g. relu(x ⊙ x)).
+KINK_TRIES = 40
+KINK_STALE = 10
 
 STATUS_TEXT = {"correct": "correct", "transposed": "correct up to transpose", "wrong": "wrong",
                "malformed": "malformed"}
@@ -393,10 +397,12 @@ class _Judge:
         if not samples:
             raise SymbackpropError(f"no random point found where ∂{self.obj}/∂{self.wrt} is finite, so the claim "
                                    f"cannot be checked numerically")
-        agree = {o: all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients}
         v["points"] = len(samples)
         v["dims_tried"] = _dims_tried(samples)
         v["method"] = self.method(samples)
+        if any(not _finite(s.vals[1]) for s in samples):
+            return self.undefined(samples, orients, cands, v)
+        agree = {o: all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients}
         if agree.get("same") or agree.get("column") or agree.get("broadcast"):
             layout, note = self.layout_note(orients[0])
             return Verdict(status="correct", summary="", details=note, layout=layout, **v)
@@ -419,6 +425,93 @@ class _Judge:
         return Verdict(status="wrong", diagnosis="counterexample",
                        summary="it differs from the derivative (see the counterexample)",
                        details=[], gradient=self.grad_text, counterexample=cx, **v)
+
+    def undefined(self, samples, orients, cands, v) -> Verdict:
+        """A claim that is NaN or ±inf at points where the derivative is finite: wrong, and say where."""
+        bad = [s for s in samples if not _finite(s.vals[1])]
+        why, negative = self.why_undefined(bad[0])
+        roots = [self.truth, self.claim] + [c[2] for c in cands]
+        defined = self.sample(roots, need=2)        # where the claim is defined, if anywhere
+        cx = self.counterexample(orients)
+        v = dict(v, gradient=self.grad_text, counterexample=cx)
+        n = f"{len(bad)} of the {len(samples)} points tried" if len(bad) < len(samples) else \
+            f"all {len(samples)} points tried"
+        undefined = f"the claim is undefined (NaN or ±inf) at {n}, where ∂{self.obj}/∂{self.wrt} is finite"
+        if why:
+            undefined += f": {why}"
+        if not defined:
+            return Verdict(status="wrong", diagnosis="undefined",
+                           summary=f"undefined at every point tried{f' ({why})' if why else ''}",
+                           details=[undefined], **v)
+        where = self.where_undefined(bad, negative)
+        head = f"undefined at points where {where}" if where else "undefined at some points (see the counterexample)"
+        if any(all(_agrees(o, s.vals[1], s.vals[0]) for s in defined) for o in orients):
+            for d in (n for n in walk(self.truth) if n.op in ("relu'", "abs'", "step")):
+                vals = [evaluate([d], s.point)[0] for s in defined]
+                if all(np.all(np.asarray(x, dtype=float) == 1) for x in vals):
+                    label = to_text(d, self.p.names)
+                    return Verdict(status="wrong", diagnosis="missing-factor",
+                                   summary=f"the factor {label} is missing; the claim is {head}",
+                                   details=[undefined, f"a forgotten derivative factor: the claim agrees with the "
+                                            f"derivative only at points where {label} = 1 (and where it is "
+                                            f"defined)"], **v)
+            return Verdict(status="wrong", diagnosis="undefined", summary=head,
+                           details=[undefined, "where the claim is defined it agrees with the derivative, but "
+                                    "the derivative is defined on a larger domain, and the claim must hold there too"],
+                           **v)
+        for diagnose in (lambda: self.diagnose_factor(defined, orients),
+                         lambda: self.diagnose_candidates(defined, orients, cands)):
+            diag = diagnose()
+            if diag:
+                kind, summary, details, factor = diag
+                return Verdict(status="wrong", diagnosis=kind, summary=f"{summary}; the claim is also {head}",
+                               details=[undefined] + details, factor=factor, **v)
+        return Verdict(status="wrong", diagnosis="undefined",
+                       summary=f"{head}, and it differs from the derivative where it is defined",
+                       details=[undefined], **v)
+
+    def why_undefined(self, sample) -> tuple[str, Node | None]:
+        """The first operation of the claim that leaves the finite numbers at a sample, in words, and the
+        argument that is negative there (of log, sqrt or a fractional power), if that is why."""
+        nodes = [n for n in walk(self.claim)]
+        vals = dict(zip(nodes, evaluate(nodes, sample.point)))
+        for n in nodes:
+            if _finite(vals[n]) or not all(_finite(vals[a]) for a in n.args):
+                continue
+            if n.op in ("log", "sqrt", "logdet") or (n.op == "pow" and n.args[1].op == "const"):
+                a = n.args[0]
+                what = {"log": "log", "sqrt": "sqrt", "logdet": "logdet"}.get(n.op, "a fractional power")
+                if n.op != "logdet" and np.any(np.asarray(vals[a]) < 0):
+                    return f"{what} of a negative number: {to_text(a, self.p.names)} < 0", a
+                return f"{what} of 0 or a singular matrix in {to_text(n, self.p.names)}", None
+            if n.op in ("div", "inv"):
+                return f"division by 0 in {to_text(n, self.p.names)}", None
+            return f"{to_text(n, self.p.names)} is not finite", None
+        return "", None
+
+    def where_undefined(self, bad, negative) -> str:
+        """'W x has negative entries' when that is where the claim is undefined (negative: the argument of
+        the log, sqrt or fractional power that is negative at the first bad point), or when flipping a variable's
+        signs to + makes the claim defined at every bad point."""
+        program = self.p.program
+        if negative is not None:
+            text = to_text(negative, self.p.names)
+            if all(np.any(np.asarray(evaluate([negative], s.point)[0], dtype=float) < 0) for s in bad):
+                return f"{text} is negative" if negative.ndim == 0 else f"{text} has negative entries"
+        names = list(program.variables)
+        def fixes(group):
+            for s in bad:
+                values = {k: (np.abs(v) if k in group else v) for k, v in s.point.values.items()}
+                pt = dataclasses.replace(s.point, values=values)
+                if not _finite(evaluate([self.claim], pt)[0]):
+                    return False
+            return True
+        for name in names:
+            if fixes({name}):
+                return f"{name} is negative" if program.variables[name].ndim == 0 else f"{name} has negative entries"
+        if len(names) > 1 and fixes(set(names)):
+            return "some inputs are negative"
+        return ""
 
     def method(self, samples) -> str:
         dims = _dims_tried(samples)
@@ -456,8 +549,11 @@ class _Judge:
 
     # ----- sampling -----
 
-    def sample(self, roots: list[Node], dims_list=None, symmetric=()):
-        """Points (with the roots' values) for several random sizes of the symbolic dims."""
+    def sample(self, roots: list[Node], dims_list=None, symmetric=(), need=1):
+        """Points (with the roots' values) for several random sizes of the symbolic dims.
+
+        The points are chosen where roots[:need] (the derivative, by default) and the objective are finite;
+        every kink argument is seen on both sides of its kink where it can be."""
         program = self.p.program
         rng = np.random.default_rng(self.p.seed + 1)
         expanded = expand_macros(list(roots))
@@ -474,10 +570,10 @@ class _Judge:
         per = POINTS_PER_DRAW if program.dims else POINTS_PER_DRAW * DIM_DRAWS
         for dims in dims_list:
             for _ in range(per):
-                got = _good_point(program, rng, dims, expanded, kink_args, symmetric=symmetric)
+                got = _good_point(program, rng, dims, expanded, kink_args, symmetric=symmetric, need=need)
                 if got is not None:
                     out.append(got)
-        return out
+        return _cover_kinks(program, rng, out, expanded, kink_args, symmetric=symmetric, need=need)
 
     # ----- diagnoses -----
 
@@ -610,11 +706,16 @@ class _Judge:
 class _Sample:
     point: object
     vals: list
+    kinks: list = field(default_factory=list)
 
 
-def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=None):
-    """A point where the roots are finite, kinks are avoided and pre-activations have both signs."""
-    loose = None
+def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=None, need=1):
+    """A point where the derivative (roots[0]), the objective and roots[:need] are finite, kinks are avoided
+    and pre-activations have both signs.
+
+    Only the derivative and the objective choose the point when need=1: a claim that is undefined (NaN) on
+    part of the derivative's domain must be seen there, not steered around."""
+    loose = looser = None
     for attempt in range(24):
         point = random_point(program, rng, scheme=(0, 2, 1)[attempt % 3], dims=dims)
         for k, v in point.values.items():
@@ -622,18 +723,86 @@ def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=Non
                 point.values[k] = v = (v + v.T) / 2
             if round_to is not None:
                 point.values[k] = np.round(v, round_to)
-        vals = evaluate(list(roots) + kink_args, point)
-        head, kinks = vals[:len(roots)], vals[len(roots):]
-        if not np.all(np.isfinite(np.asarray(head[0], dtype=float))):
+        got = _evaluate_point(program, point, roots, kink_args, need)
+        if got is None:
             continue
-        finite = all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in head)
-        away = all(np.min(np.abs(k)) > KINK_MARGIN for k in kinks if np.size(k))
-        mixed = all(np.size(k) < 2 or (np.min(k) < 0 < np.max(k)) for k in kinks)
-        if finite and away and (mixed or attempt >= 12):
-            return _Sample(point, head)
-        if loose is None and finite:
-            loose = _Sample(point, head)
-    return loose
+        sample, domain, away, mixed = got
+        if domain and away and (mixed or attempt >= 12):
+            return sample
+        if loose is None and domain:
+            loose = sample
+        if looser is None:
+            looser = sample
+    return loose or looser
+
+
+def _evaluate_point(program, point, roots, kink_args, need=1):
+    """(sample, objective finite, kinks away from 0, array kinks of both signs), or None where roots[:need]
+    is not finite."""
+    vals = evaluate(list(roots) + kink_args + [program.objective], point)
+    head, kinks, obj = vals[:len(roots)], vals[len(roots):-1], vals[-1]
+    if not all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in head[:need]):
+        return None
+    domain = bool(np.all(np.isfinite(np.asarray(obj, dtype=float))))
+    away = all(np.min(np.abs(k)) > KINK_MARGIN for k in kinks if np.size(k))
+    mixed = all(np.size(k) < 2 or (np.min(k) < 0 < np.max(k)) for k in kinks)
+    return _Sample(point, head, kinks), domain, away, mixed
+
+
+def _sides(sample) -> set:
+    """(kink index, sign) pairs that the sample's kink arguments show."""
+    out = set()
+    for i, k in enumerate(sample.kinks):
+        k = np.asarray(k, dtype=float)
+        if k.size and np.all(np.isfinite(k)):
+            if np.min(k) < 0:
+                out.add((i, -1))
+            if np.max(k) > 0:
+                out.add((i, 1))
+    return out
+
+
+def _cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1):
+    """More points until every kink argument has been seen on both sides of its kink.
+
+    A scalar argument (relu(w·x + b), abs(a)) has one sign per point, and an array may be one-signed at every
+    point; a claim that forgets relu′ or sign agrees with the derivative on one side, so both must be sampled.
+    New points are fresh random draws and sign flips of the variables of points already taken."""
+    if not kink_args or not samples:
+        return samples
+    def constant(i):
+        first = np.asarray(samples[0].kinks[i], dtype=float)
+        return all(np.array_equal(np.asarray(s.kinks[i], dtype=float), first) for s in samples[1:])
+    wanted = {(i, sign) for i in range(len(kink_args)) if not constant(i) for sign in (-1, 1)}
+    seen = set().union(*(_sides(s) for s in samples))
+    missing = wanted - seen
+    stale = 0
+    for attempt in range(KINK_TRIES):
+        if not missing or stale >= KINK_STALE:
+            break
+        base = samples[int(rng.integers(len(samples)))].point
+        if attempt % 2:
+            names = list(base.values)
+            flip = rng.random(len(names)) < 0.5
+            if not flip.any():
+                flip[int(rng.integers(len(names)))] = True
+            values = {n: (-v if f else v) for (n, v), f in zip(base.values.items(), flip)}
+            point = dataclasses.replace(base, values=values)
+        else:
+            point = random_point(program, rng, scheme=(0, 2)[(attempt // 2) % 2], dims=base.dims)
+            for k, v in point.values.items():
+                if symmetric and k in symmetric and v.ndim == 2 and v.shape[0] == v.shape[1]:
+                    point.values[k] = (v + v.T) / 2
+        got = _evaluate_point(program, point, roots, kink_args, need)
+        stale += 1
+        if got is None or not got[1] or not got[2]:
+            continue
+        new = _sides(got[0]) & missing
+        if new:
+            samples.append(got[0])
+            missing -= new
+            stale = 0
+    return samples
 
 
 def _orient(o, value):
@@ -651,6 +820,10 @@ def _agrees(o, claim_value, truth_value) -> bool:
     if o == "broadcast":
         c = np.broadcast_to(c, t.shape)
     return c.shape == t.shape and _close(c, t)
+
+
+def _finite(a) -> bool:
+    return bool(np.all(np.isfinite(np.asarray(a, dtype=float))))
 
 
 def _close(a, b) -> bool:
