@@ -19,6 +19,7 @@ the numerator layout), `wrong` (with a diagnosis when one fits), `malformed`.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import html
@@ -36,7 +37,7 @@ from .derivation import Derivation
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .evaluate import Substitute, evaluate, random_dims, random_point
 from .expr import RULES, Node, format_shape, shapes_equal, walk
-from .parse import MAX_FORMULA_CHARS, NAME_RE, Parser
+from .parse import MAX_FORMULA_CHARS, NAME_RE, PRIME, Parser
 from .printing import expand_macros, to_text
 
 #: Random sizes drawn for the symbolic dims, and random points per draw.
@@ -208,6 +209,7 @@ class Problem:
         self.lets: dict[str, Node] = {}
         self._graph = set(walk(self.program.objective))
         self._truths: dict[str, tuple] = {}
+        self.claim_text: dict[Node, str] = {}       # the text each parsed claim was written as
         for name, text in _let_items(lets):
             self.define(name, text)
 
@@ -332,6 +334,8 @@ class Problem:
                     label=label, line=line, expect=expect, where=where)
         try:
             node = claim if isinstance(claim, Node) else self.parse(claim)
+            if not isinstance(claim, Node):
+                self.claim_text[node] = str(claim)
         except ShapeError as e:
             return Verdict(status="wrong", diagnosis="ill-formed",
                            summary="its dimensions do not fit together",
@@ -540,12 +544,52 @@ class _Judge:
         if orient == "column":
             return "denominator", [f"The claim is a {t.shape[0]}×1 column: the gradient (denominator layout)."]
         if t.ndim == 1:
-            return "vector", ["Vectors are 1-D in the formula language, so a row-vector answer (numerator layout, "
-                              "e.g. x4ᵀ W2 written x4 @ W2) and the column gradient are the same claim."]
+            row = self.row_vector_spelling()
+            if row is None:
+                return "vector", []
+            return "vector", [f"Vectors are 1-D in the formula language, so a row-vector answer (numerator layout, "
+                              f"e.g. {row}) and the column gradient are the same claim."]
         if t.ndim == 2:
             return "denominator", [f"Shaped like {name} ({format_shape(t.shape)}): the gradient convention "
                                    f"(denominator layout)."]
         return "scalar", []
+
+    def row_vector_spelling(self) -> str | None:
+        """The smallest part of the claim's text written as a row vector, explained: a vector on the left of @
+        ('x4 @ W2 here, for x4ᵀ W2') or a vector's .T; None when there is none (or the claim was given as a node)."""
+        text = self.p.claim_text.get(self.claim)
+        if text is None:
+            return None
+        try:
+            tree = self.p.parser._ast(text, text, 0)
+        except SymbackpropError:
+            return None
+        body = "\n".join(tree.src_lines)
+
+        def part(node):
+            seg = ast.get_source_segment(body, node)
+            if seg is None:
+                return None, None
+            seg = seg.replace(PRIME, "'")
+            try:
+                return seg, self.p.parse(seg, what="a part of the claim")
+            except SymbackpropError:
+                return seg, None
+
+        def math(n: Node) -> str:
+            t = to_text(n, _unname(self.p.names, n) if n not in self.p.lets.values() else self.p.names)
+            return f"({t})" if " " in t else t
+        found = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+                (seg, whole), (_, left), (_, right) = part(node), part(node.left), part(node.right)
+                if left is not None and right is not None and left.ndim == 1 and right.ndim == 2:
+                    found.append((len(seg), f"{seg} here, for {math(left)}ᵀ {math(right)}"))
+            elif isinstance(node, ast.Attribute) and node.attr == "T":
+                (seg, _), (_, value) = part(node), part(node.value)
+                if value is not None and value.ndim == 1:
+                    found.append((len(seg), f"{seg} here, a vector's transpose"))
+        return min(found)[1] if found else None
 
     # ----- sampling -----
 
