@@ -282,8 +282,9 @@ class Problem:
             return self._truths[wrt]
         program = self.program
         target = program.variables.get(wrt) or program.intermediates.get(wrt)
+        others = []
         if target is None and wrt in self.lets:
-            target = self._locate(wrt, self.lets[wrt])
+            target, others = self._locate(wrt, self.lets[wrt])
         if target is None:
             names = list(program.variables) + list(program.intermediates) + list(self.lets)
             near = difflib.get_close_matches(wrt, names, 1)
@@ -294,30 +295,58 @@ class Problem:
         for name, node in self.lets.items():
             if node in self._graph and name not in inter:
                 inter[name] = node
+        objective = program.objective
+        if others:                                  # the let occurs in several places: make them one node
+            mapping = {n: target for n in others}
+            objective = E.substitute(objective, mapping)
+            kept = set(walk(objective))
+            inter = {k: n for k, n in zip(inter, E.substitute(list(inter.values()), mapping)) if n in kept}
         inter[wrt] = target
-        prog = dataclasses.replace(program, intermediates=inter)
+        prog = dataclasses.replace(program, objective=objective, intermediates=inter)
         d = Derivation(prog, wrt=[wrt], check=True, seed=self.seed)
         self._truths[wrt] = (d.grads[wrt], d, target)
         return self._truths[wrt]
 
-    def _locate(self, name: str, node: Node) -> Node:
-        """The formula's node a let stands for: the same node, or one with the same values."""
-        if node in self._graph:
-            return node
-        same = [n for n in walk(self.program.objective) if n.args and shapes_equal(n.shape, node.shape)]
+    def _locate(self, name: str, node: Node) -> tuple[Node, list[Node]]:
+        """The formula's nodes a let stands for: (the one to differentiate by, the other places it occurs).
+
+        A let stands for every place of the formula that computes it: the same node, the same expression up to
+        the order of the terms of + and the factors of * (W @ x + b and b + W @ x), or a node with the same
+        values at random points. ∂ℓ/∂let is then the total over all of them."""
+        graph = walk(self.program.objective)
+        canon = _canonical(graph + walk(node))
+        same = [n for n in graph if n.args and canon[n] == canon[node]]
+        cands = [n for n in graph if n.args and shapes_equal(n.shape, node.shape)]
         rng = np.random.default_rng(self.seed + 7)
+        matched = None
         for _ in range(2):
             point = random_point(self.program, rng, dims=random_dims(self.program.dims, rng))
-            vals = evaluate([node] + same, point)
+            vals = evaluate([node] + cands, point)
             if not np.all(np.isfinite(vals[0])):
                 continue
-            same = [n for n, v in zip(same, vals[1:]) if _close(v, vals[0])]
-        if same and len(same) < len(walk(self.program.objective)):
-            return same[-1]
-        raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} does not occur in the formula, so "
-                           f"∂{self.objective_name}/∂{name} is not defined",
-                           hint="a derivative with respect to an intermediate needs the intermediate to be part of "
-                                "the formula; define the let as a sub-expression of the formula, e.g. W1 @ x + b")
+            keep = [n for n, v in zip(cands, vals[1:]) if _close(v, vals[0])]
+            matched = [n for n in (matched if matched is not None else cands) if n in set(keep)]
+        if matched and len(matched) < len(graph):
+            same += [n for n in matched if n not in same]
+        if not same:
+            raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} does not occur in the "
+                               f"formula, so ∂{self.objective_name}/∂{name} is not defined",
+                               hint="a derivative with respect to an intermediate needs the intermediate to be part "
+                                    "of the formula; define the let as a sub-expression of the formula, e.g. "
+                                    "W1 @ x + b")
+        order = {n: i for i, n in enumerate(graph)}
+        same.sort(key=order.__getitem__)
+        for a in same:
+            inner = set(walk(a)) - {a}
+            b = next((b for b in same if b in inner), None)
+            if b is not None:
+                raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} matches two nested places "
+                                   f"of the formula, {to_text(b, _unname(self.names, b))} inside "
+                                   f"{to_text(a, _unname(self.names, a))}, so ∂{self.objective_name}/∂{name} "
+                                   f"is ambiguous", hint="define the let as a sub-expression that occurs once, or "
+                                                         "check the claim with respect to a variable")
+        target = node if node in same else same[-1]
+        return target, [n for n in same if n is not target]
 
     # ----- checking -----
 
@@ -878,6 +907,42 @@ def _close(a, b) -> bool:
         return False
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
     return float(np.max(np.abs(a - b), initial=0.0)) <= RTOL * scale + ATOL
+
+
+def _canonical(nodes: list[Node]) -> dict[Node, int]:
+    """A key per node (`nodes` lists arguments before their users, as walk does), equal for expressions that
+    differ only in the order of the terms of +/− and of the factors of ⊙ and of dot products."""
+    keys: dict[Node, int] = {}
+    intern: dict[tuple, int] = {}
+    for n in nodes:
+        if n in keys:
+            continue
+        if n.op in ("add", "sub", "neg"):
+            terms, stack = [], [(n, 1)]
+            while stack:                                # the signed terms of the flattened sum
+                m, sign = stack.pop()
+                if m.op in ("add", "sub") and m.shape == n.shape:
+                    stack += [(m.args[0], sign), (m.args[1], sign if m.op == "add" else -sign)]
+                elif m.op == "neg" and m.shape == n.shape:
+                    stack.append((m.args[0], -sign))
+                else:
+                    terms.append((sign, keys[m]))
+            key = ("sum", tuple(sorted(terms)))
+        elif n.op == "mul":
+            factors, stack = [], list(n.args)
+            while stack:                                # the factors of the flattened product
+                m = stack.pop()
+                if m.op == "mul" and m.shape == n.shape:
+                    stack += list(m.args)
+                else:
+                    factors.append(keys[m])
+            key = ("mul", n.shape, tuple(sorted(factors)))
+        elif n.op == "dot":
+            key = ("dot", tuple(sorted(keys[a] for a in n.args)))
+        else:
+            key = (n.op, n.attrs, n.shape if not n.args else None, tuple(keys[a] for a in n.args))
+        keys[n] = intern.setdefault(key, len(intern))
+    return keys
 
 
 def _terms(node: Node, sign: int = 1) -> list[tuple[int, Node]]:
