@@ -312,7 +312,7 @@ class Problem:
 
         A let stands for every place of the formula that computes it: the same node, the same expression up to
         the order of the terms of + and the factors of * (W @ x + b and b + W @ x), or a node with the same
-        values at random points. ∂ℓ/∂let is then the total over all of them."""
+        values at random points where no place spells it. ∂ℓ/∂let is then the total over all of them."""
         graph = walk(self.program.objective)
         canon = _canonical(graph + walk(node))
         same = [n for n in graph if n.args and canon[n] == canon[node]]
@@ -326,8 +326,8 @@ class Problem:
                 continue
             keep = [n for n, v in zip(cands, vals[1:]) if _close(v, vals[0])]
             matched = [n for n in (matched if matched is not None else cands) if n in set(keep)]
-        if matched and len(matched) < len(graph):
-            same += [n for n in matched if n not in same]
+        if not same and matched and len(matched) < len(graph):
+            same = matched                           # no place spells it: the places with its values
         if not same:
             raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} does not occur in the "
                                f"formula, so ∂{self.objective_name}/∂{name} is not defined",
@@ -340,7 +340,7 @@ class Problem:
             inner = set(walk(a)) - {a}
             b = next((b for b in same if b in inner), None)
             if b is not None:
-                raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} matches two nested places "
+                raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} has the values of two nested places "
                                    f"of the formula, {to_text(b, _unname(self.names, b))} inside "
                                    f"{to_text(a, _unname(self.names, a))}, so ∂{self.objective_name}/∂{name} "
                                    f"is ambiguous", hint="define the let as a sub-expression that occurs once, or "
