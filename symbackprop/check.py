@@ -51,8 +51,12 @@ KINK_MARGIN = 1e-3
 _KINKS = ("relu", "step", "sign", "abs", "relu'", "step'", "sign'", "abs'")
 #: Extra points tried so that every kink argument is seen on both sides of its kink; the search stops after
 #: KINK_STALE tries in a row that show no new side (an argument that cannot change sign, e.g. relu(x ⊙ x)).
-KINK_TRIES = 40
-KINK_STALE = 10
+KINK_TRIES = 60
+KINK_STALE = 24
+#: The extra points are spread wider or narrower than standard normal by these factors, so that relu(a + 2)
+#: is also seen with a + 2 < 0 and relu(1 - x ⊙ x) with 1 - x ⊙ x > 0.
+KINK_SCALES = (1.0, 3.0, 10.0, 0.3)
+KINK_SHIFTS = (-10.0, -3.0, -1.0, 1.0, 3.0, 10.0)
 
 STATUS_TEXT = {"correct": "correct", "transposed": "correct up to transpose", "wrong": "wrong",
                "malformed": "malformed"}
@@ -854,18 +858,23 @@ def _cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1):
         if not missing or stale >= KINK_STALE:
             break
         base = samples[int(rng.integers(len(samples)))].point
-        if attempt % 2:
-            names = list(base.values)
-            flip = rng.random(len(names)) < 0.5
-            if not flip.any():
-                flip[int(rng.integers(len(names)))] = True
-            values = {n: (-v if f else v) for (n, v), f in zip(base.values.items(), flip)}
-            point = dataclasses.replace(base, values=values)
-        else:
-            point = random_point(program, rng, scheme=(0, 2)[(attempt // 2) % 2], dims=base.dims)
+        names = list(base.values)
+        scale = KINK_SCALES[(attempt // 3) % len(KINK_SCALES)]
+        if attempt % 3 == 2:                        # a fresh point, with a wider or narrower spread
+            point = random_point(program, rng, scheme=0, dims=base.dims)
             for k, v in point.values.items():
                 if symmetric and k in symmetric and v.ndim == 2 and v.shape[0] == v.shape[1]:
-                    point.values[k] = (v + v.T) / 2
+                    v = (v + v.T) / 2
+                point.values[k] = scale * v
+        elif attempt % 3 == 1:                      # flip the signs of some variables, rescaled
+            flip = rng.random(len(names)) < 0.5
+            flip[int(rng.integers(len(names)))] = True
+            values = {n: (-scale * v if f else v) for (n, v), f in zip(base.values.items(), flip)}
+            point = dataclasses.replace(base, values=values)
+        else:                                       # shift one variable: relu(a + 2) needs a < −2
+            name = names[int(rng.integers(len(names)))]
+            shift = float(rng.choice(KINK_SHIFTS))
+            point = dataclasses.replace(base, values={**base.values, name: base.values[name] + shift})
         got = _evaluate_point(program, point, roots, kink_args, need)
         stale += 1
         if got is None or not got[1] or not got[2]:
