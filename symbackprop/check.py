@@ -122,6 +122,7 @@ class Verdict:
     line: int | None = None
     label: str | None = None
     expect: str | None = None
+    show_counterexample: bool = False    # also for a diagnosis other than 'counterexample'
 
     @property
     def ok(self) -> bool:
@@ -144,7 +145,7 @@ class Verdict:
     def text(self, where: bool = True, method: bool = True) -> str:
         lines = [f"∂{self.objective}/∂{self.wrt} = {self.claim}", f"  verdict: {self.headline()}"]
         lines += ["  " + d for d in self.details]
-        if self.counterexample is not None and self.diagnosis == "counterexample":
+        if self.counterexample is not None and (self.diagnosis == "counterexample" or self.show_counterexample):
             lines.append("  counterexample:")
             lines += ["    " + l for l in self.counterexample.lines()]
         if self.gradient:
@@ -160,7 +161,7 @@ class Verdict:
         lines = [f"**∂{self.objective}/∂{self.wrt}** = `{self.claim}`: {icon} **{self.verdict}**"
                  + (f": {self.summary}" if self.summary else ""), ""]
         body = list(self.details)
-        if self.counterexample is not None and self.diagnosis == "counterexample":
+        if self.counterexample is not None and (self.diagnosis == "counterexample" or self.show_counterexample):
             body += ["counterexample:"] + ["  " + l for l in self.counterexample.lines()]
         if self.gradient:
             body.append(f"the gradient (shaped like {self.wrt}): {self.gradient}")
@@ -318,6 +319,8 @@ class Problem:
         the order of the terms of + and the factors of * (W @ x + b and b + W @ x), or a node with the same
         values at random points where no place spells it. ∂ℓ/∂let is then the total over all of them."""
         graph = walk(self.program.objective)
+        if not node.args and node in self._graph:   # a variable
+            return node, []
         canon = _canonical(graph + walk(node))
         same = [n for n in graph if n.args and canon[n] == canon[node]]
         cands = [n for n in graph if n.args and shapes_equal(n.shape, node.shape)]
@@ -482,6 +485,7 @@ class _Judge:
                            details=[undefined], **v)
         where = self.where_undefined(bad, negative)
         head = f"undefined at points where {where}" if where else "undefined at some points (see the counterexample)"
+        v["show_counterexample"] = not where
         if any(all(_agrees(o, s.vals[1], s.vals[0]) for s in defined) for o in orients):
             for d in (n for n in walk(self.truth) if n.op in ("relu'", "abs'", "step")):
                 vals = [evaluate([d], s.point)[0] for s in defined]
@@ -515,15 +519,16 @@ class _Judge:
         for n in nodes:
             if _finite(vals[n]) or not all(_finite(vals[a]) for a in n.args):
                 continue
-            if n.op in ("log", "sqrt", "logdet") or (n.op == "pow" and n.args[1].op == "const"):
+            here = to_text(n, self.p.names)
+            if n.op in ("log", "sqrt", "pow") and np.any(np.asarray(vals[n.args[0]], dtype=float) < 0):
                 a = n.args[0]
-                what = {"log": "log", "sqrt": "sqrt", "logdet": "logdet"}.get(n.op, "a fractional power")
-                if n.op != "logdet" and np.any(np.asarray(vals[a]) < 0):
-                    return f"{what} of a negative number: {to_text(a, self.p.names)} < 0", a
-                return f"{what} of 0 or a singular matrix in {to_text(n, self.p.names)}", None
-            if n.op in ("div", "inv"):
-                return f"division by 0 in {to_text(n, self.p.names)}", None
-            return f"{to_text(n, self.p.names)} is not finite", None
+                what = {"log": "log", "sqrt": "sqrt"}.get(n.op, "a fractional power")
+                return f"{what} of a negative number: {to_text(a, self.p.names)} < 0", a
+            if n.op in ("log", "pow", "div"):
+                return f"a division by 0 in {here}", None
+            if n.op in ("inv", "logdet"):
+                return f"a singular matrix in {here}", None
+            return f"{here} is not finite", None
         return "", None
 
     def where_undefined(self, bad, negative) -> str:
