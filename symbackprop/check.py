@@ -75,9 +75,8 @@ class Counterexample:
     true: object
 
     def to_dict(self) -> dict:
-        return {"dims": self.dims, "inputs": {k: np.asarray(v).tolist() for k, v in self.inputs.items()},
-                "functions": self.functions, "claimed": np.asarray(self.claimed).tolist(),
-                "true": np.asarray(self.true).tolist()}
+        return {"dims": self.dims, "inputs": {k: _json_array(v) for k, v in self.inputs.items()},
+                "functions": self.functions, "claimed": _json_array(self.claimed), "true": _json_array(self.true)}
 
     def lines(self) -> list[str]:
         out = []
@@ -907,6 +906,12 @@ def _agrees(o, claim_value, truth_value) -> bool:
     if o == "broadcast":
         c = np.broadcast_to(c, t.shape)
     return c.shape == t.shape and _close(c, t)
+
+
+def _json_array(v):
+    """A nested list for JSON, with NaN and ±inf (an undefined claim) as null: JSON has no NaN."""
+    a = np.asarray(v, dtype=float)
+    return np.where(np.isfinite(a), a, None).tolist() if a.size and not np.all(np.isfinite(a)) else a.tolist()
 
 
 def _finite(a) -> bool:

@@ -229,3 +229,29 @@ def test_row_vector_note_only_where_it_applies(wrt, claim, note):
         assert "Vectors are 1-D" not in text and "x4ᵀ W2" not in text, text
     else:
         assert "Vectors are 1-D" in text and note in text, text
+
+
+def test_undefined_claim_json_is_strict_json():
+    """A NaN claim's counterexample is JSON null, not the NaN token that strict JSON parsers refuse."""
+    import json
+    rc, out, _ = _cli("x @ x", "-s", "x=n", "--wrt", "x", "--claim", "log(-x*x - 1)", "--json")
+    def refuse(token):
+        raise ValueError(token)
+    d = json.loads(out, parse_constant=refuse)
+    assert rc == 1 and d["status"] == "wrong" and d["diagnosis"] == "undefined"
+    assert all(c is None for c in d["counterexample"]["claimed"])
+    x = np.array(d["counterexample"]["inputs"]["x"])
+    assert np.allclose(d["counterexample"]["true"], _fd(lambda t: t @ t, x))
+
+
+def test_undefined_claim_without_a_simple_place_shows_the_point():
+    """exp(1000 x⊙x) overflows for |x| > 0.84: no sign pattern says where, so the point is shown."""
+    v = check("x @ x", {"x": "n"}, wrt="x", claim="2*x*exp(1000*x*x)/exp(1000*x*x)")
+    assert v.status == "wrong" and v.diagnosis == "undefined"
+    assert "see the counterexample" in v.summary
+    text = v.text()
+    assert "counterexample:" in text and "nan" in text
+    x = np.asarray(v.counterexample.inputs["x"])
+    with np.errstate(over="ignore", invalid="ignore"):
+        claimed = 2 * x * np.exp(1000 * x * x) / np.exp(1000 * x * x)
+    assert not np.all(np.isfinite(claimed)) and np.all(np.isfinite(_fd(lambda t: t @ t, x)))
