@@ -11,8 +11,11 @@ for a scalar objective):
 - always numerically, at several random points, for several random sizes of
   the symbolic dims (distinct, >= 2), with a fresh concrete stand-in for each
   abstract function at each point, away from relu's kink and with pre-activations
-  of both signs, and with non-symmetric random matrices. A claim that holds only
-  for square, symmetric or 1-dimensional inputs therefore fails.
+  of both signs (every kink argument, scalar ones included, is seen on both sides
+  of its kink), and with non-symmetric random matrices. A claim that holds only
+  for square, symmetric or 1-dimensional inputs therefore fails. The points are
+  chosen where the derivative and the objective are finite, never by the claim: a
+  claim that is NaN there is wrong ('undefined').
 
 Verdicts: `correct`, `transposed` (correct up to transpose: the claim follows
 the numerator layout), `wrong` (with a diagnosis when one fits), `malformed`.
@@ -98,7 +101,7 @@ class Verdict:
     `status` is 'correct', 'transposed' (correct up to transpose), 'wrong' or
     'malformed'; `diagnosis` names the mistake of a wrong claim ('shape',
     'ill-formed', 'factor', 'sign', 'zero', 'missing-factor', 'function-for-derivative',
-    'missing-term', 'extra-term', 'symmetric-only', 'scalar-only', 'counterexample').
+    'missing-term', 'extra-term', 'undefined', 'symmetric-only', 'scalar-only', 'counterexample').
     """
     wrt: str
     claim: str
