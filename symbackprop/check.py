@@ -349,8 +349,8 @@ class Problem:
             inner = set(walk(a)) - {a}
             b = next((b for b in same if b in inner), None)
             if b is not None:
-                raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} has the values of two nested places "
-                                   f"of the formula, {to_text(b, _unname(self.names, b))} inside "
+                raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} has the values of two "
+                                   f"nested places of the formula, {to_text(b, _unname(self.names, b))} inside "
                                    f"{to_text(a, _unname(self.names, a))}, so ∂{self.objective_name}/∂{name} "
                                    f"is ambiguous", hint="define the let as a sub-expression that occurs once, or "
                                                          "check the claim with respect to a variable")
@@ -489,7 +489,7 @@ class _Judge:
         head = f"undefined at points where {where}" if where else "undefined at some points (see the counterexample)"
         v["show_counterexample"] = not where
         if any(all(_agrees(o, s.vals[1], s.vals[0]) for s in defined) for o in orients):
-            for d in (n for n in walk(self.truth) if n.op in ("relu'", "abs'", "step")):
+            for d in (m for m in walk(self.truth) if m.op in ("relu'", "abs'", "step")):
                 vals = [evaluate([d], s.point)[0] for s in defined]
                 if all(np.all(np.asarray(x, dtype=float) == 1) for x in vals):
                     label = to_text(d, self.p.names)
@@ -622,7 +622,7 @@ class _Judge:
         found = []
         for node in ast.walk(tree):
             if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
-                (seg, whole), (_, left), (_, right) = part(node), part(node.left), part(node.right)
+                (seg, _), (_, left), (_, right) = part(node), part(node.left), part(node.right)
                 if left is not None and right is not None and left.ndim == 1 and right.ndim == 2:
                     found.append((len(seg), f"{seg} here, for {math(left)}ᵀ {math(right)}"))
             elif isinstance(node, ast.Attribute) and node.attr == "T":
@@ -931,37 +931,39 @@ def _close(a, b) -> bool:
     return float(np.max(np.abs(a - b), initial=0.0)) <= RTOL * scale + ATOL
 
 
+#: Sums and products with more terms than this are compared as written (keeps _canonical linear in long chains).
+CANONICAL_TERMS = 64
+
+
 def _canonical(nodes: list[Node]) -> dict[Node, int]:
     """A key per node (`nodes` lists arguments before their users, as walk does), equal for expressions that
     differ only in the order of the terms of +/− and of the factors of ⊙ and of dot products."""
     keys: dict[Node, int] = {}
+    flat: dict[Node, tuple] = {}                         # the sorted (sign, key) terms or factor keys of n
     intern: dict[tuple, int] = {}
+
+    def parts(n, m, sign):
+        if m in flat and m.op in ("add", "sub", "neg") and m.shape == n.shape:
+            return [(sign * s, k) for s, k in flat[m]]
+        return [(sign, keys[m])]
     for n in nodes:
         if n in keys:
             continue
-        if n.op in ("add", "sub", "neg"):
-            terms, stack = [], [(n, 1)]
-            while stack:                                # the signed terms of the flattened sum
-                m, sign = stack.pop()
-                if m.op in ("add", "sub") and m.shape == n.shape:
-                    stack += [(m.args[0], sign), (m.args[1], sign if m.op == "add" else -sign)]
-                elif m.op == "neg" and m.shape == n.shape:
-                    stack.append((m.args[0], -sign))
-                else:
-                    terms.append((sign, keys[m]))
-            key = ("sum", tuple(sorted(terms)))
+        key = None
+        if n.op in ("add", "sub"):
+            terms = parts(n, n.args[0], 1) + parts(n, n.args[1], 1 if n.op == "add" else -1)
+        elif n.op == "neg":
+            terms = parts(n, n.args[0], -1)
         elif n.op == "mul":
-            factors, stack = [], list(n.args)
-            while stack:                                # the factors of the flattened product
-                m = stack.pop()
-                if m.op == "mul" and m.shape == n.shape:
-                    stack += list(m.args)
-                else:
-                    factors.append(keys[m])
-            key = ("mul", n.shape, tuple(sorted(factors)))
+            terms = [f for m in n.args for f in (flat[m] if m in flat and m.op == "mul" and m.shape == n.shape
+                                                 else [(1, keys[m])])]
         elif n.op == "dot":
             key = ("dot", tuple(sorted(keys[a] for a in n.args)))
-        else:
+        if n.op in ("add", "sub", "neg", "mul"):
+            if len(terms) <= CANONICAL_TERMS:
+                flat[n] = tuple(sorted(terms))
+                key = ("sum" if n.op != "mul" else "mul", n.shape if n.op == "mul" else None, flat[n])
+        if key is None:
             key = (n.op, n.attrs, n.shape if not n.args else None, tuple(keys[a] for a in n.args))
         keys[n] = intern.setdefault(key, len(intern))
     return keys
