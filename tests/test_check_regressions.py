@@ -196,6 +196,19 @@ def test_let_spelled_either_way_gives_the_same_verdict(claim, status):
     assert [v.status for v in verdicts] == [status] * 3, [v.text() for v in verdicts]
 
 
+@pytest.mark.parametrize("spelling", ["a * b - c", "-c + b * a", "b * a - c"])
+def test_let_matches_products_and_differences_in_any_order(spelling):
+    rng = np.random.default_rng(6)
+    z = rng.standard_normal(5)
+    sig = lambda t: 1 / (1 + np.exp(-t))
+    reference = _fd(lambda t: np.sum(_relu(t)) + np.sum(sig(t)), z)      # z stands for both places
+    assert np.allclose(reference, (z > 0) + sig(z) * (1 - sig(z)), atol=1e-6)
+    p = Problem("sum(relu(a * b - c)) + sum(sigmoid(-c + b * a))", {"a": "n", "b": "n", "c": "n"},
+                lets={"z": spelling})
+    assert p.check("z", "relu'(z) + sigmoid'(z)").status == "correct"
+    assert p.check("z", "sigmoid'(z)").status == "wrong"
+
+
 def test_let_with_the_values_of_two_nested_places_is_refused():
     """abs(x) and abs(abs(x)) have the same values: relu(abs(x)) could stand for either."""
     with pytest.raises(FormulaError) as e:
