@@ -298,6 +298,16 @@ def test_figures_are_not_left_open_in_pyplot(default_like):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_titles_and_legends_fit_inside_their_figures(default_like):
+    for name, fig in default_like.figures().items():
+        renderer = _extents(fig)
+        texts = [ax.title for ax in fig.axes if ax.get_visible()] + list(fig.legends) + \
+            [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        for t in texts:
+            box = t.get_window_extent(renderer)
+            assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1), (name, t)
+
+
 def test_comparison_titles_do_not_overlap(default_like):
     fig = plots.plot_comparison(default_like.runs)
     renderer = _extents(fig)

@@ -160,7 +160,7 @@ def plot_mse(runs):
     ax.set_xlabel("step")
     ax.set_ylabel("mean squared error")
     ax.set_title("Training and test error", fontsize=TITLE_SIZE)
-    fig.legend(handles=handles + keys, loc="outside right upper", fontsize=LEGEND_SIZE)
+    fig.legend(handles=handles + keys, loc="outside right upper", fontsize=LEGEND_SIZE + 1)
     return fig
 
 
