@@ -388,6 +388,15 @@ def test_cli_seeds(generated, tmp_path, capsys):
     assert (tmp_path / "relu_seeds.png").exists()
 
 
+def test_seed_study_labels_only_the_widths(generated):
+    ex = experiment([10, 20, 40], ["all"], steps=20, every=10, seeds=2, progress=False)
+    fig = plots.plot_seed_study(ex.runs)
+    _extents(fig)
+    (ax,) = fig.axes
+    shown = [t.get_text() for t in ax.get_xticklabels(which="both") if t.get_visible() and t.get_text()]
+    assert shown == ["10", "20", "40"]
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--mode", "everything"], "unknown mode"),
     (["--optimizer", "rmsprop"], "unknown optimizer"),

@@ -208,6 +208,7 @@ def plot_seed_study(runs):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(sorted({r.width for r in runs}), [str(w) for w in sorted({r.width for r in runs})])
+    ax.set_xticks([], minor=True)                        # no "3×10¹" between the widths
     ax.set_xlabel("width")
     ax.set_ylabel("final test MSE")
     ax.set_title(f"{n} seeds: median, bars from the 25th to the 75th percentile", fontsize=TITLE_SIZE)
@@ -287,7 +288,7 @@ def save_gif(run, path, frames=GIF_FRAMES, fps=GIF_FPS, seed_index=0, size=GIF_S
         if before is not None:
             stored[index == before] = clear
         before = index
-        im = Image.fromarray(stored, mode="P")
+        im = Image.frombytes("P", (stored.shape[1], stored.shape[0]), stored.tobytes())
         im.putpalette(flat)
         images.append(im)
     durations = [int(1000 / fps)] * (len(images) - 1) + [GIF_HOLD_MS]
