@@ -1,10 +1,9 @@
 """docs/relu.ipynb: it runs in a real Jupyter kernel (this interpreter) and each cell shows only its own figure.
 
 The run here is short (RELU_DOCS_STEPS=300, the notebook's own parameter); the outputs committed with the
-notebook come from the full run:
+notebook come from the full run. Refresh them after a change (a few minutes):
 
-    cd docs && python -c "import nbformat; from nbclient import NotebookClient; nb = nbformat.read('relu.ipynb', 4); \
-NotebookClient(nb, kernel_name='python3', timeout=1200).execute(); nbformat.write(nb, 'relu.ipynb')"
+    PYTHONPATH=$PWD python tests/test_notebook.py --refresh
 """
 from __future__ import annotations
 
@@ -109,3 +108,23 @@ def test_notebook_executes_in_a_kernel_and_each_cell_shows_its_own_figure(tmp_pa
     code = _check_outputs(run)
     assert "300" in "".join(o.get("text", "") for o in code[1].outputs)
     assert not list(tmp_path.iterdir()), "the notebook leaves no file in its folder"
+
+
+def refresh():
+    """Execute the notebook with its full workload in docs/ and store its outputs."""
+    import time
+    from jupyter_client.manager import KernelManager
+
+    os.environ.pop("RELU_DOCS_STEPS", None)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=_this_interpreter())
+    t0 = time.perf_counter()
+    nbclient.NotebookClient(nb, km=km, timeout=3600, record_timing=False,
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    _check_outputs(nb)
+    nbformat.write(nb, NOTEBOOK)
+    print(f"{NOTEBOOK}: {NOTEBOOK.stat().st_size:,} bytes, executed in {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--refresh"]:
+    refresh()

@@ -308,6 +308,21 @@ def test_titles_and_legends_fit_inside_their_figures(default_like):
             assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1), (name, t)
 
 
+@pytest.mark.parametrize("optimizers", [["sgd"], ["sgd", "adam"]])
+def test_narrow_comparison_keeps_its_layout(generated, optimizers):
+    import warnings
+    ex = experiment([4, 6], ["all"], optimizers, steps=100, every=50, progress=False)
+    fig = plots.plot_comparison(ex.runs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                               # e.g. "constrained_layout not applied"
+        renderer = _extents(fig)
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)
+    for ax in fig.axes:
+        assert not _overlap(box, ax.get_window_extent(renderer))
+
+
 def test_comparison_titles_do_not_overlap(default_like):
     fig = plots.plot_comparison(default_like.runs)
     renderer = _extents(fig)

@@ -78,8 +78,9 @@ def draw_fit(ax, run, k=-1, seed_index=0, units=True, legend=True, title=None):
                     label="units vᵢ·relu(wᵢx + bᵢ)" if i == 0 else None)
         e = elbows(params)
         inside = np.isfinite(e) & (e >= 0) & (e <= 1)
-        ax.plot(e[inside], np.full(inside.sum(), 0.0), "|", ms=10, mew=1.5, color="crimson",
-                transform=ax.get_xaxis_transform(), clip_on=False, label="elbows", zorder=5)
+        ticks, = ax.plot(e[inside], np.full(inside.sum(), 0.0), "|", ms=10, mew=1.5, color="crimson",
+                         transform=ax.get_xaxis_transform(), clip_on=False, label="elbows", zorder=5)
+        ticks.set_in_layout(False)          # with no elbow inside, its empty box would sit at the origin
     ax.plot(xs, predict(params, xs), color="tab:blue", lw=2.2, label="network", zorder=4)
     if title is None:
         title = f"{run.label}: step {run.steps[k]:,}, test MSE {_final_test_mse(run, k, seed_index):.4f}"
@@ -186,7 +187,8 @@ def plot_comparison(runs):
             ax.set_visible(False)
     first = next(ax for ax in axes.flat if ax.has_data())
     handles, labels = first.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=LEGEND_SIZE)
+    per_row = min(len(labels), 2 * len(cols) - 1)     # one row under three columns; narrower: more rows
+    fig.legend(handles, labels, loc="outside lower center", ncols=max(per_row, 1), fontsize=LEGEND_SIZE)
     return fig
 
 
