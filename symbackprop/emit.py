@@ -366,6 +366,17 @@ def _constant(n: Node) -> bool:
     return not any(m.op == "var" for m in walk(n))
 
 
+def _rows_elided(n: Node) -> set:
+    """Arguments 𝟙 vᵀ of an elementwise op that print as v alone: NumPy broadcasts v along the rows
+    against the other argument, which has the full shape (at most one per node)."""
+    if n.op not in ("add", "sub", "div", "pow", "maximum", "minimum") or n.ndim != 2:
+        return set()
+    for i, x in enumerate(n.args):
+        if x.op == "rows" and n.args[1 - i].shape == n.shape:
+            return {i}
+    return set()
+
+
 def _diag_of_product(n: Node) -> bool:
     """diag(P @ Q) with both matrices: computed as a row-wise inner product, never the n×n product."""
     return n.op == "diag" and n.args[0].op == "matmul" and n.args[0].args[1].ndim == 2
@@ -454,6 +465,9 @@ class _Emitter:
         return out
 
     def _refs(self, n: Node):
+        elided = _rows_elided(n)
+        if elided:                                   # 𝟙 vᵀ under + − / **: NumPy broadcasts v itself
+            return [x.args[0] if i in elided else x for i, x in enumerate(n.args)]
         if n.op == "matmul":
             return [_diag_arg(a) if _is_diag_vec(a) else a for a in n.args]
         if _diag_of_product(n) and not self.batched.get(n):
@@ -521,10 +535,15 @@ class _Emitter:
             return f"np.{op}({self.shape_src(n.shape)}{dt})", ATOM
         if op == "mul":
             return self.product(n, [])
-        if op in ("add", "sub", "div", "pow"):
+        if op in ("add", "sub", "div", "pow", "maximum", "minimum"):
             fmt = RULES[op].np
             parts = []
+            elided = _rows_elided(n)
             for i, x in enumerate(a):
+                if i in elided:                      # a row vector broadcast by NumPy itself
+                    v = x.args[0]
+                    parts.append(self.paren(v, POSTFIX) + "[:, None, :]" if bat[v] else self.paren(v, fmt.arg_need(i)))
+                    continue
                 lifted = self.lift(x, n.ndim)
                 parts.append(lifted if lifted is not None else self.paren(x, fmt.arg_need(i)))
             return fmt.template.format(*parts), fmt.prec
@@ -555,6 +574,17 @@ class _Emitter:
             if op == "norm":
                 return f"np.linalg.norm({self.ref(a[0])[0]}, axis={axis})", ATOM
             return f"{self.paren(a[0], POSTFIX)}.{op}(axis={axis})", POSTFIX
+        if op == "rows":                             # 𝟙 vᵀ on its own: a real (writable) array
+            v, m = a[0], self.dim_src(n.shape[0])
+            if bat[v]:
+                return f"np.repeat({self.paren(v, POSTFIX)}[:, None, :], {m}, axis=1)", ATOM
+            return f"np.tile({self.ref(v)[0]}, ({m}, 1))", ATOM
+        if op in ("max", "min", "maxmask", "minmask") and bat[a[0]]:
+            axis = "1" if a[0].ndim == 1 else "(1, 2)"
+            if op in ("max", "min"):
+                return f"{self.paren(a[0], POSTFIX)}.{op}(axis={axis})", POSTFIX
+            x = self.ref(a[0])[0] if op == "maxmask" else "-" + self.paren(a[0], POSTFIX)
+            return f"_max_mask({x}, axis={axis})", ATOM
         if op == "trace" and bat[a[0]]:
             return f"np.trace({self.ref(a[0])[0]}, axis1=1, axis2=2)", ATOM
         if _diag_of_outer(n):                       # diag(u vᵀ) = u ⊙ v: no n×n matrix
@@ -803,6 +833,10 @@ _HELPERS = {
     """The inputs as {dtype}, converted once per call: arrays (no copy when they already are {dtype}) and
     scalars (np.{dtype}), so every result is {dtype} whatever the inputs were."""
     return tuple(np.asarray(a, dtype=np.{dtype}) if np.ndim(a) else np.{dtype}(a) for a in inputs)''',
+    "_max_mask": '''def _max_mask(x, axis=None):
+    """The subgradient of max: 1 where x is largest (over axis), split evenly between ties."""
+    m = x == np.max(x, axis=axis, keepdims=True)
+    return m / np.sum(m, axis=axis, keepdims=True)''',
     "_batched_diag": '''def _batched_diag(v):
     """diag(v_b) for each row v_b of v."""
     out = np.zeros(v.shape + v.shape[-1:], dtype=v.dtype)
@@ -1250,13 +1284,14 @@ CHECK_POINTS = 2
 
 def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
     """Import the module `source`, and compare its value_and_grad with central finite differences of
-    its forward (symbackprop.testing.check_grads, as `gradcheck` does) at a random point where the
+    its forward, and its hvp/hessian (if any) with differences of its value_and_grad (check_grads and
+    check_second_order of symbackprop.testing, as `gradcheck` does) at a random point where the
     formula is finite. A gradient that disagrees at every point tried, or a module that raises,
     is an InternalError (exit 3): `codegen` never writes a module that `gradcheck` would reject.
     Returns a note when no usable point was found (nothing checked), else None. Cost: one import
     and a few forward calls per input."""
     import numpy as np
-    from .testing import check_grads
+    from .testing import check_grads, check_second_order
     module = load_source(source, "symbackprop_selfcheck", keep=False)
     rng = np.random.default_rng(seed)
     failing = None
@@ -1269,23 +1304,25 @@ def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
                 if not np.isfinite(module.forward(**inputs)):
                     continue                         # e.g. inv of a nearly singular mix: not a usable point
                 results = check_grads(module, inputs=inputs, seed=int(rng.integers(2**31)))
+                second = check_second_order(module, inputs=inputs, seed=int(rng.integers(2**31)))
         except np.linalg.LinAlgError:
             continue
         except Exception as e:                       # the module itself is broken
             raise InternalError(f"self-check of the generated module failed: calling it raised "
                                 f"{type(e).__name__}: {e}; it was not written. This is a bug in symbackprop; "
                                 f"please report it with the formula, shapes and options.") from None
-        bad = {name for name, r in results.items() if not r.ok}
+        bad = {f"gradient with respect to `{name}`" for name, r in results.items() if not r.ok}
+        bad |= {f"{fn}() with respect to `{name}`" for fn, rs in second.items() for name, r in rs.items() if not r.ok}
         failing = bad if failing is None else failing & bad
         if not failing:
             return None
     if failing is None:
         return "the module was not checked numerically: no random point was found where the formula is finite"
-    name = sorted(failing)[0]
-    raise InternalError(f"self-check of the generated module failed: its gradient with respect to `{name}` "
-                        f"disagrees with central finite differences of its own forward(), so it was not "
-                        f"written. This is a bug in symbackprop; please report it with the formula, shapes "
-                        f"and options.")
+    what = sorted(failing)[0]
+    against = "its own value_and_grad()" if "()" in what else "its own forward()"
+    raise InternalError(f"self-check of the generated module failed: its {what} disagrees with central "
+                        f"finite differences of {against}, so it was not written. This is a bug in "
+                        f"symbackprop; please report it with the formula, shapes and options.")
 
 
 def _check_point(program: Program, module, rng):

@@ -145,6 +145,12 @@ def test_check_module_accepts_good_modules_and_notes_when_nothing_was_checked():
         check_module(src.replace("grad_x = ", "grad_x = -"), d)
     with pytest.raises(InternalError, match="raised ZeroDivisionError"):         # a module that crashes
         check_module(src.replace("return value, {", "return value, 1 / 0 or {"), d)
+    d = sb.derive("sum(softplus(A @ x))", {"A": "m,n", "x": "n"})
+    for dtype in ("float64", "float32"):
+        src = emit_module(d, wrt=["x"], hvp=True, hessian=True, dtype=dtype)
+        assert check_module(src, d) is None
+        with pytest.raises(InternalError, match=r"hessian\(\) with respect to `x`"):
+            check_module(src.replace("def hessian(A, x):", "def hessian(A, x):\n    return 2 * _hessian(A, x)\n\n\ndef _hessian(A, x):"), d)
     d = sb.derive("sum(log(-x*x - 1))", {"x": "n"}, check=False)            # finite nowhere
     assert "not checked" in check_module(emit_module(d, batch=["x"]), d)
 
@@ -300,10 +306,11 @@ def test_float32_module_returns_float32_whatever_the_inputs(formula, shapes, kw)
     assert all(r.ok for r in check_grads(m).values())       # gradcheck's tolerances for float32
 
 
-def test_float32_module_passes_gradcheck(tmp_path):
+@pytest.mark.parametrize("extra", [["--batch", "x,y"], ["--wrt", "x", "--hvp", "--hessian"]])
+def test_float32_module_passes_gradcheck(tmp_path, extra):
     out = tmp_path / "m32.py"
     r = _cli("codegen", "0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2", "-s", "W1=h,d", "-s", "W2=k,h", "-s", "x=d",
-             "-s", "b=h", "-s", "y=k", "--batch", "x,y", "--dtype", "float32", "-o", str(out))
+             "-s", "b=h", "-s", "y=k", "--dtype", "float32", "-o", str(out), *extra)
     assert r.returncode == 0, r.stderr
     r = _cli("gradcheck", str(out))
     assert r.returncode == 0, r.stdout
