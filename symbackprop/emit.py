@@ -68,28 +68,79 @@ def _is_one(n: Node) -> bool:
     return n.op == "const" and n.attrs[0] == 1
 
 
+def _positive_const(n: Node):
+    """The value of a positive numeric constant node, else None."""
+    if n.op != "const" or getattr(n.attrs[0], "free_symbols", None):
+        return None
+    v = n.attrs[0]
+    return v if v.is_positive else None
+
+
+def _plus_exp(a: Node):
+    """(c, z) when a = c + exp(z) with c a positive constant, else None."""
+    if a.op != "add":
+        return None
+    for c, e in (a.args, a.args[::-1]):
+        if e.op == "exp" and _positive_const(c) is not None:
+            return c.attrs[0], e.args[0]
+    return None
+
+
+#: Below -SOFTPLUS_TAIL, log(softplus(z)) is computed as log(softplus(-20)) + (z + 20): off by less than
+#: exp(-20)/2 = 1.1e-9 (relative to |z| ≥ 20, under 6e-11), and the gradient 1 by the same. Above it the
+#: gradient sigmoid(z)/softplus(z) is accurate to 3e-8 relative: NumPy's sigmoid (the tanh form) is
+#: accurate in absolute terms only, so a lower threshold would lose the gradient's digits (at z = -37, all).
+SOFTPLUS_TAIL = 20
+
+
 def stabilise(root: Node) -> Node:
-    """log(1 + exp(z)) -> softplus(z), log(sigmoid(z)) -> -softplus(-z), log(softmax(z)) -> z - logsumexp(z),
-    log(sum(exp(z))) -> logsumexp(z): forms that overflow at |z| = 1000 become ones that do not."""
+    """Rewrite forms that overflow or lose everything at |z| = 1000 into ones that do not:
+
+    log(1 + exp(z)) -> softplus(z), and log(c + exp(z)) -> log(c) + softplus(z - log(c)) for c > 0;
+    x / (1 + exp(z)) -> x * sigmoid(-z) (so 1/(1 + exp(-z)) is sigmoid(z));
+    log(sigmoid(z)) -> -softplus(-z); log(1 - sigmoid(z)) -> -softplus(z);
+    log(softmax(z)) -> z - logsumexp(z); log(sum(exp(z))) -> logsumexp(z);
+    and last log(softplus(z)) -> log(softplus(max(z, -20))) + min(z + 20, 0) (see SOFTPLUS_TAIL), so
+    softplus never underflows to 0 under the log (z = -1000)."""
     for _ in range(8):
         mapping = {}
         for n in walk(root):
+            if n.op in ("div", "pow") and (n.op == "div" or (n.args[1].op == "const" and n.args[1].attrs[0] == -1)):
+                den = n.args[1] if n.op == "div" else n.args[0]
+                ce = _plus_exp(den)
+                if ce is not None and ce[0] == 1:
+                    sig = Node("sigmoid", (-ce[1],))
+                    mapping[n] = E.mul(n.args[0], sig) if n.op == "div" else sig
+                continue
             if n.op != "log":
                 continue
             a = n.args[0]
-            if a.op == "add" and any(_is_one(x) for x in a.args) and any(x.op == "exp" for x in a.args):
-                z = next(x for x in a.args if x.op == "exp").args[0]
-                mapping[n] = Node("softplus", (z,))
+            ce = _plus_exp(a)
+            if ce is not None:
+                c, z = ce
+                if c == 1:
+                    mapping[n] = Node("softplus", (z,))
+                else:
+                    log_c = E.const(float(sympy.log(c)))
+                    mapping[n] = log_c + Node("softplus", (z - log_c,))
             elif a.op == "sigmoid":
                 mapping[n] = -Node("softplus", (-a.args[0],))
+            elif a.op == "sub" and _is_one(a.args[0]) and a.args[1].op == "sigmoid":
+                mapping[n] = -Node("softplus", (a.args[1].args[0],))
             elif a.op == "softmax":
                 mapping[n] = a.args[0] - Node("logsumexp", (a.args[0],))
             elif a.op == "sum" and a.args[0].op == "exp" and a.args[0].ndim == 1:
                 mapping[n] = Node("logsumexp", (a.args[0].args[0],))
         if not mapping:
-            return root
+            break
         root = E.substitute(root, mapping)
-    return root
+    mapping = {}
+    for n in walk(root):                               # once, after the others: its result holds log(softplus(.))
+        if n.op == "log" and n.args[0].op == "softplus":
+            z = n.args[0].args[0]
+            below = Node("relu", (-z - SOFTPLUS_TAIL,))          # how far z is below the tail; 0 above
+            mapping[n] = Node("log", (Node("softplus", (z + below,)),)) - below
+    return E.substitute(root, mapping) if mapping else root
 
 
 def stable_derivation(d: Derivation | Program, wrt=None) -> Derivation:
@@ -305,6 +356,16 @@ def _diag_arg(n: Node) -> Node:
     return n.args[0].args[0] if n.op == "T" else n.args[0]
 
 
+def _diag_of_outer(n: Node) -> bool:
+    """diag(u vᵀ): printed as u * v, never the outer product."""
+    return n.op == "diag" and n.args[0].op == "outer"
+
+
+def _constant(n: Node) -> bool:
+    """n depends on no input (its value prints as a Python number when it is a scalar)."""
+    return not any(m.op == "var" for m in walk(n))
+
+
 def _rows_elided(n: Node) -> set:
     """Arguments 𝟙 vᵀ of an elementwise op that print as v alone: NumPy broadcasts v along the rows
     against the other argument, which has the full shape (at most one per node)."""
@@ -319,6 +380,20 @@ def _rows_elided(n: Node) -> set:
 def _diag_of_product(n: Node) -> bool:
     """diag(P @ Q) with both matrices: computed as a row-wise inner product, never the n×n product."""
     return n.op == "diag" and n.args[0].op == "matmul" and n.args[0].args[1].ndim == 2
+
+
+class _Batched(dict):
+    """Node -> whether its value carries the batch axis (depends on a batched input); nodes built
+    while printing (diag(v) u = v ⊙ u) are worked out on first use."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def __missing__(self, n: Node) -> bool:
+        out = (n.op == "var" and n.attrs[0] in self.batch) or any(self[a] for a in n.args)
+        self[n] = out
+        return out
 
 
 class _Emitter:
@@ -339,9 +414,9 @@ class _Emitter:
         self.objective, self.grads = objective, grads
         self.planned: list[tuple[Node, str]] = []
         nodes = walk(roots)
-        self.batched: dict[Node, bool] = {}
-        for n in nodes:
-            self.batched[n] = (n.op == "var" and n.attrs[0] in self.batch) or any(self.batched[a] for a in n.args)
+        self.batched = _Batched(self.batch)
+        for n in nodes:                             # arguments first: no deep recursion in _Batched
+            self.batched[n]
         uses: dict[Node, int] = {}
         for r in roots:
             uses[r] = uses.get(r, 0) + 1
@@ -397,6 +472,8 @@ class _Emitter:
             return [_diag_arg(a) if _is_diag_vec(a) else a for a in n.args]
         if _diag_of_product(n) and not self.batched.get(n):
             return list(n.args[0].args)
+        if _diag_of_outer(n):
+            return list(n.args[0].args)
         return list(n.args)
 
     def _always_inline(self, n: Node) -> bool:
@@ -405,7 +482,7 @@ class _Emitter:
         return n.op == "T" and n.args[0].op == "var"
 
     def shape_comment(self, n: Node) -> str:
-        batched = self.batched.get(n, n.op == "var" and n.attrs[0] in self.batch)   # inputs the value ignores
+        batched = self.batched[n]
         dims = ([self.B] if batched else []) + [self.dim_src(s) for s in n.shape]
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
@@ -439,7 +516,7 @@ class _Emitter:
 
     def lift(self, n: Node, ndim: int) -> str:
         """A batched per-example scalar broadcast against per-example arrays of rank `ndim`."""
-        if self.batched.get(n) and n.ndim < ndim:
+        if self.batched[n] and n.ndim < ndim:
             return self.paren(n, POSTFIX) + "[:" + ", None" * (ndim - n.ndim) + "]"
         return None
 
@@ -452,7 +529,7 @@ class _Emitter:
             s = self.const_src(n.attrs[0])
             return s, (NEG if s.startswith("-") else ATOM)
         if op in ("zeros", "ones", "eye"):
-            dt = ", dtype=DTYPE" if self.dtype != "float64" else ""
+            dt = self._dt()
             if op == "eye":
                 return f"np.eye({self.dim_src(n.shape[0])}{dt})", ATOM
             return f"np.{op}({self.shape_src(n.shape)}{dt})", ATOM
@@ -510,6 +587,8 @@ class _Emitter:
             return f"_max_mask({x}, axis={axis})", ATOM
         if op == "trace" and bat[a[0]]:
             return f"np.trace({self.ref(a[0])[0]}, axis1=1, axis2=2)", ATOM
+        if _diag_of_outer(n):                       # diag(u vᵀ) = u ⊙ v: no n×n matrix
+            return self.ref(E.mul(*a[0].args))
         if op == "diag" and bat[a[0]]:
             if a[0].ndim == 2:
                 return f"np.diagonal({self.ref(a[0])[0]}, axis1=1, axis2=2)", ATOM
@@ -541,8 +620,8 @@ class _Emitter:
         bat = self.batched
         if _is_diag_vec(a):                          # diag(v) @ M = v[:, None] * M
             v = _diag_arg(a)
-            if b.ndim == 1:
-                return self.product(E.mul(v, b), [])
+            if b.ndim == 1:                          # diag(v) u = v ⊙ u, a node the plan may not hold
+                return self.ref(E.mul(v, b))
             vs = self.paren(v, POSTFIX) + ("[:, :, None]" if bat[v] else "[:, None]")
             return f"{vs} * {self.paren(b, MUL + 1)}", MUL
         if _is_diag_vec(b):                          # M @ diag(v) = M * v
@@ -711,21 +790,32 @@ class _Emitter:
         c, x = E._split_coeff(g) if g.args else (sympy.Integer(1), g)
         if E.is_zero(g):
             if not self.batch or name not in self.batch:
-                return f"np.zeros({self.shape_src(var.shape)}{self._dt()})" if var.ndim else "0.0"
+                return f"np.zeros({self.shape_src(var.shape)}{self._dt()})" if var.ndim else self.typed("0.0")
             return f"np.zeros({self.shape_src(var.shape, True)}{self._dt()})"
-        cs = [] if c == 1 else [self.const_src(c)]
-        if c == -1 and x.op != "mul":
+        if self.batch and name not in self.batch:
+            # an unbatched input: its gradient is the sum over the batch, whatever the factor
+            if c == -1:
+                s, p = self.bsum(x, [])
+                return "-" + (s if p > NEG else f"({s})")
+            return self.bsum(x, [] if c == 1 else [self.const_src(c)])[0]
+        if name in self.batch and not self.batched[g]:
+            s = self.ref(g)[0]
+            return f"np.broadcast_to({self.typed(s) if _constant(g) else s}, {self.shape_src(var.shape, True)}).copy()"
+        if c == -1:
             return "-" + self.paren(x, NEG)
-        if not self.batch or name in self.batch:
-            if name in self.batch and not self.batched[g]:
-                return f"np.broadcast_to({self.ref(g)[0]}, {self.shape_src(var.shape, True)}).copy()"
-            if x.op == "mul" and x not in self.name:
-                return self.product(x, cs)[0]
-            return (" * ".join(cs + [self.paren(x, MUL + 1)])) if cs else self.ref(x)[0]
-        return self.bsum(x, cs)[0]
+        cs = [] if c == 1 else [self.const_src(c)]
+        if x.op == "mul" and x not in self.name:
+            return self.product(x, cs)[0]
+        return (" * ".join(cs + [self.paren(x, MUL + 1)])) if cs else self.ref(x)[0]
 
     def _dt(self):
-        return ", dtype=DTYPE" if self.dtype != "float64" else ""
+        """The dtype argument of np.zeros/ones/eye: spelled out, never the module's DTYPE (a user's
+        variable or dim may be named DTYPE and would shadow it)."""
+        return f", dtype=np.{self.dtype}" if self.dtype != "float64" else ""
+
+    def typed(self, src: str) -> str:
+        """A constant scalar result in the module's dtype (a Python float is a float64)."""
+        return src if self.dtype == "float64" else f"np.{self.dtype}({src})"
 
 
 # ----- the module -----
@@ -739,6 +829,10 @@ _HELPERS = {
     """log(sum(exp(z))) along the last axis, shifted by the max so exp never overflows."""
     m = np.max(z, axis=-1, keepdims=True)
     return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]''',
+    "_cast": '''def _cast(*inputs):
+    """The inputs as {dtype}, converted once per call: arrays (no copy when they already are {dtype}) and
+    scalars (np.{dtype}), so every result is {dtype} whatever the inputs were."""
+    return tuple(np.asarray(a, dtype=np.{dtype}) if np.ndim(a) else np.{dtype}(a) for a in inputs)''',
     "_max_mask": '''def _max_mask(x, axis=None):
     """The subgradient of max: 1 where x is largest (over axis), split evenly between ties."""
     m = x == np.max(x, axis=axis, keepdims=True)
@@ -849,6 +943,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     em = _Emitter(d, wrt, bset, dtype, names, dimnames, batch_dim)
     vg_f, vg_b = em.plan(objective, grads, adjoint_names)
     value = em.value_src(em.objective)
+    if _constant(em.objective):
+        value = em.typed(value)
     grad_lines, grad_names = [], {}
     returned = set(inputs)
     for n in wrt:
@@ -857,6 +953,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         while gname in taken:
             gname += "_"
         src = em.grad_src(n, g, program.variables[n])
+        if not program.variables[n].ndim and n not in bset and _constant(g):
+            src = em.typed(src)
         if src in returned:
             src += ".copy()" if (program.variables[n].ndim or n in bset) else ""
         returned.add(src)
@@ -864,19 +962,22 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         grad_names[n] = gname
     vg_b = vg_b + grad_lines
     if batch and any(seed_name in line for line in vg_b):
-        vg_b.insert(0, f"{seed_name} = {seed_value} / {batch_dim}  # the seed of the reverse sweep: d(mean)/d(each example's objective)"
+        vg_b.insert(0, f"{seed_name} = {em.typed(f'{seed_value} / {batch_dim}')}  # the seed of the reverse sweep: d(mean)/d(each example's objective)"
                        + (f" times {seed_value}, the factor every gradient shares" if seed_value != "1.0" else ""))
 
     # forward alone
     fe = _Emitter(d, wrt, bset, dtype, names, dimnames, batch_dim)
     f_lines, _ = fe.plan(objective, {}, {})
     f_value = fe.value_src(fe.objective)
+    if _constant(fe.objective):
+        f_value = fe.typed(f_value)
 
     # second order
     extra = _second_order(d, wrt, hessian, hvp, names, adjoint_names, dimnames, batch_dim, taken, dtype, objective)
 
     em_text = "\n".join(vg_f + vg_b + [value, f_value] + f_lines + extra["lines"])
-    helpers = [_HELPERS[h] for h in sorted(_HELPERS) if h + "(" in em_text]
+    helpers = [_HELPERS[h].format(dtype=dtype) if h == "_cast" else _HELPERS[h]
+               for h in sorted(_HELPERS) if h + "(" in em_text or (h == "_cast" and dtype != "float64")]
 
     # the shape check
     dim_source: dict = {}
@@ -929,7 +1030,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         batched_repr=repr(tuple(batch)), wrt_repr=repr(tuple(wrt)), dims_repr=repr(tuple(dims_order)),
         dtype_repr=repr(dtype), helpers=helpers, args=", ".join(inputs), kwargs=", ".join(f"{n}={n}" for n in inputs),
         dim_lines=dim_lines, shape_test=" and ".join(tests) or "True", dims_tuple=dims_tuple,
-        dims_assign=dims_assign, forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
+        dims_assign=dims_assign, cast=_cast_line(inputs, inputs) if dtype != "float64" else "",
+        forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
         vg_backward=vg_b, grads_dict="{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}",
         grad_needs_value=any(re.search(r"\bvalue\b", line.split("#")[0]) for line in vg_b),
         hvp=extra["hvp"], hessian=extra["hessian"],
@@ -993,7 +1095,12 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
             if src in set(program.variables) | set(dnames.values()) and program.variables[n].ndim:
                 src += ".copy()"
             returns[n] = src
-        prelude = [] if len(wrt) == 1 else [f"{dnames[n]} = {param}[{n!r}]" for n in wrt]
+        directions = [param] if len(wrt) == 1 else [f"{param}[{n!r}]" for n in wrt]
+        if dtype == "float64":
+            prelude = [] if len(wrt) == 1 else [f"{dnames[n]} = {src}" for n, src in zip(wrt, directions)]
+        else:                                        # the directions are inputs too: converted with the others
+            inputs = list(program.variables)
+            prelude = [_cast_line([dnames[n] for n in wrt] + inputs, directions + inputs)]
         var = program.variables[wrt[0]]
         out["hvp"] = dict(
             param=param, prelude=prelude, sections=sections,
@@ -1022,10 +1129,20 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
         src = em.grad_src(name, em.grads[name], E.var("_hessian", H.shape))
         if src in set(program.variables):
             src += ".copy()"
+        if not H.ndim and _constant(H):
+            src = em.typed(src)
         out["hessian"] = dict(sections=sections, value=src, wrt_repr=repr(name),
                               doc=f"The Hessian of the objective with respect to {name}, "
                                   + (f"an array of shape {em.shape_src(H.shape)}." if H.ndim else "a scalar."))
     return out
+
+
+def _cast_line(targets: list[str], sources: list[str]) -> str:
+    """`x, y = _cast(x, y)`: the inputs converted to the module's dtype, once per call (float32 modules;
+    float64 modules use the arrays as given, at no cost)."""
+    if not targets:
+        return ""
+    return f"{', '.join(targets)}{',' if len(targets) == 1 else ''} = _cast({', '.join(sources)})"
 
 
 def _dict_repr(d: dict) -> str:
@@ -1128,21 +1245,112 @@ def main(argv=None) -> int:
     stale = refresh(check=args.check)
     for rel in stale:
         print(("differs: " if args.check else "rewrote: ") + rel)
+    total = len(GENERATED)
+    if not args.check:
+        print(f"{total} generated modules, {len(stale)} rewritten")
+    elif stale:
+        print(f"{len(stale)} of {total} generated modules differ; run: python -m symbackprop.emit --refresh")
+    else:
+        print(f"{total} generated modules up to date")
     return 1 if (args.check and stale) else 0
 
 
-def load_source(source: str, name: str = "symbackprop_generated"):
+def load_source(source: str, name: str = "symbackprop_generated", keep: bool = True):
     """Import generated module source as a fresh module object, as a user would import the file
-    (it is written to a private temporary folder first; tests, notebooks, the trainer)."""
+    (it is written to a private temporary folder first; tests, notebooks, the trainer). With
+    keep=False the folder is removed once the module is loaded."""
     import importlib.util
+    import shutil
     folder = tempfile.mkdtemp(prefix="symbackprop-")
-    path = os.path.join(folder, f"{name}.py")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        path = os.path.join(folder, f"{name}.py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(source)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
     return module
+
+
+# ----- the self-check of a generated module (what `gradcheck` would do, before anything is written) -----
+
+#: Examples per batched input in the self-check's point; points tried before the check is skipped.
+CHECK_BATCH = 3
+CHECK_POINTS = 2
+
+
+def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
+    """Import the module `source`, and compare its value_and_grad with central finite differences of
+    its forward, and its hvp/hessian (if any) with differences of its value_and_grad (check_grads and
+    check_second_order of symbackprop.testing, as `gradcheck` does) at a random point where the
+    formula is finite. A gradient that disagrees at every point tried, or a module that raises,
+    is an InternalError (exit 3): `codegen` never writes a module that `gradcheck` would reject.
+    Returns a note when no usable point was found (nothing checked), else None. Cost: one import
+    and a few forward calls per input."""
+    import numpy as np
+    from .testing import check_grads, check_second_order
+    module = load_source(source, "symbackprop_selfcheck", keep=False)
+    rng = np.random.default_rng(seed)
+    failing = None
+    for _ in range(CHECK_POINTS):
+        inputs = _check_point(d.program, module, rng)
+        if inputs is None:
+            break
+        try:
+            with np.errstate(all="ignore"):
+                if not np.isfinite(module.forward(**inputs)):
+                    continue                         # e.g. inv of a nearly singular mix: not a usable point
+                results = check_grads(module, inputs=inputs, seed=int(rng.integers(2**31)))
+                second = check_second_order(module, inputs=inputs, seed=int(rng.integers(2**31)))
+        except np.linalg.LinAlgError:
+            continue
+        except Exception as e:                       # the module itself is broken
+            raise InternalError(f"self-check of the generated module failed: calling it raised "
+                                f"{type(e).__name__}: {e}; it was not written. This is a bug in symbackprop; "
+                                f"please report it with the formula, shapes and options.") from None
+        bad = {f"gradient with respect to `{name}`" for name, r in results.items() if not r.ok}
+        bad |= {f"{fn}() with respect to `{name}`" for fn, rs in second.items() for name, r in rs.items() if not r.ok}
+        failing = bad if failing is None else failing & bad
+        if not failing:
+            return None
+    if failing is None:
+        return "the module was not checked numerically: no random point was found where the formula is finite"
+    what = sorted(failing)[0]
+    against = "its own value_and_grad()" if "()" in what else "its own forward()"
+    raise InternalError(f"self-check of the generated module failed: its {what} disagrees with central "
+                        f"finite differences of {against}, so it was not written. This is a bug in "
+                        f"symbackprop; please report it with the formula, shapes and options.")
+
+
+def _check_point(program: Program, module, rng):
+    """Inputs for the module where the formula is finite: one random point (derive's self-check
+    draws them the same way); batched inputs get CHECK_BATCH examples that differ, each finite
+    together with the shared inputs (a repeat of the first example where none is found)."""
+    import numpy as np
+    from .evaluate import Point, evaluate, find_point, finite, random_point
+    first, _ = find_point(program, rng, [program.objective])
+    if first is None:
+        return None
+    examples = [first]
+    for _ in range(CHECK_BATCH - 1 if module.BATCHED else 0):
+        for scheme in range(3):
+            other = random_point(program, rng, scheme=scheme, dims=first.dims)
+            mix = Point(first.dims, {**first.values, **{n: other.values[n] for n in module.BATCHED}},
+                        first.functions)
+            if finite(evaluate([program.objective], mix)[0]):
+                examples.append(mix)
+                break
+        else:
+            examples.append(first)
+    inputs = {}
+    for name in module.INPUTS:
+        values = [np.asarray(p.values[name], dtype=float) for p in examples]
+        v = np.stack(values) if name in module.BATCHED else values[0]
+        inputs[name] = float(v) if v.ndim == 0 else v
+    return inputs
 
 
 if __name__ == "__main__":

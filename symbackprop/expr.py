@@ -16,13 +16,14 @@ they apply is exercised by the finite-difference tests.
 """
 from __future__ import annotations
 
+import math
 import weakref
 from fractions import Fraction
 from typing import Callable
 
 import sympy
 
-from .errors import ShapeError
+from .errors import FormulaError, ShapeError
 
 #: The rule table, filled in by `rules.py`: op name -> Rule.
 RULES: dict[str, "object"] = {}
@@ -114,7 +115,25 @@ def const(value, shape: tuple = ()) -> Node:
             else sympy.Float(value)
     if shape:
         raise ValueError("const() is scalar; use zeros/ones/eye for arrays")
+    if not value.free_symbols and not _finite_float(value):
+        raise FormulaError(f"the constant {_short(value)} is not a finite 64-bit float",
+                           hint="numbers, and the constants they fold into (1e308 * 10, 1 / 1e-320), must lie "
+                                "within ±1.8e308; rescale the formula")
     return Node("const", (), (value,), ())
+
+
+def _finite_float(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):  # zoo, nan, or too large for a float
+        return False
+
+
+def _short(value) -> str:
+    try:
+        return str(sympy.Float(value, 3)) if value.is_real else str(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def zeros(shape: tuple) -> Node:

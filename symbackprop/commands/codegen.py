@@ -7,14 +7,15 @@ from pathlib import Path
 
 from ..cli import add_formula_arguments, split_names
 from ..derivation import Derivation
-from ..emit import DTYPES, codegen_command, emit_module, is_generated, write_atomic
+from ..emit import DTYPES, check_module, codegen_command, emit_module, is_generated, write_atomic
 from ..errors import FormulaError
 from ..parse import parse_formula
 
 HELP = """Generate a Python module that imports only NumPy and exposes forward(**inputs) and
 value_and_grad(**inputs) -> (value, {name: gradient}), each gradient shaped like its input.
-Symbolic dims are read from the arrays at call time. The gradients are checked against
-central finite differences before any code is written.
+Symbolic dims are read from the arrays at call time. The derivation is checked against
+central finite differences, and then the generated module itself (as `gradcheck` would),
+before any code is written; a module that fails is never written (internal error, exit 3).
 
 example:
   symbackprop codegen '0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2' \\
@@ -61,6 +62,9 @@ def run(args) -> int:
     hessian, hvp = getattr(args, "hessian", False), getattr(args, "hvp", False)
     command = codegen_command(program, wrt, batch, args.dtype, shown, hessian, hvp)
     text = emit_module(d, wrt=wrt, batch=batch, dtype=args.dtype, command=command, hessian=hessian, hvp=hvp)
+    note = check_module(text, d, seed=args.seed)     # raises (exit 3) rather than write a wrong module
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if out is None:
         sys.stdout.write(text)
         return 0
