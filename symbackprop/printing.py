@@ -6,6 +6,8 @@ node given a name in `names` prints as that name.
 """
 from __future__ import annotations
 
+import string
+
 from .expr import RULES, Node, walk, substitute
 from .rules import ATOM, Fmt
 
@@ -24,18 +26,27 @@ def expand_macros(roots: list[Node]) -> list[Node]:
 
 def render(root: Node, style: str = "text", names: dict[Node, str] | None = None, define: bool = False) -> str:
     """Print `root` in `style` ('text', 'latex' or 'np'); nodes in `names` print as their names
-    (except `root` itself when `define` is true: then it prints as its definition)."""
-    names = names or {}
-    if style == "np":
-        roots = expand_macros([root])
-        root = roots[0]
-    done: dict[Node, tuple[str, int]] = {}
+    (except `root` itself when `define` is true: then it prints as its definition).
+
+    NumPy source spells out display-only nodes (tanh'(z) -> 1 - tanh(z)**2) in place, over the names
+    of their arguments, so a named intermediate is never printed again inside an expansion."""
+    return _render(root, style, names or {}, define, {})[0]
+
+
+def _render(root: Node, style: str, names: dict[Node, str], define: bool, pre: dict) -> tuple[str, int]:
+    done: dict[Node, tuple[str, int]] = dict(pre)
     lo, hi = _PARENS[style]
-    for node in walk(root, stop=names):
+    for node in walk(root, stop={**names, **pre} if pre else names):
+        if node in pre:
+            continue
         if node in names and not (define and node is root):
             done[node] = (names[node], ATOM)
             continue
-        fmt = getattr(RULES[node.op], style)
+        rule = RULES[node.op]
+        if style == "np" and rule.expand:
+            done[node] = _render(rule.expand(node), "np", names, False, {a: done[a] for a in node.args})
+            continue
+        fmt = getattr(rule, style)
         fmt = fmt(node) if callable(fmt) and not isinstance(fmt, Fmt) else fmt
         if not node.args:                            # leaves: the template is the text itself
             done[node] = (fmt.template, fmt.prec)
@@ -44,8 +55,32 @@ def render(root: Node, style: str = "text", names: dict[Node, str] | None = None
         for i, arg in enumerate(node.args):
             s, p = done[arg]
             parts.append(f"{lo}{s}{hi}" if p < fmt.arg_need(i) else s)
-        done[node] = (fmt.template.format(*parts), fmt.prec)
-    return done[root][0]
+        done[node] = (_fill_text(fmt.template, parts) if style == "text" else fmt.template.format(*parts), fmt.prec)
+    return done[root]
+
+
+#: Text a leading minus may follow without parentheses: the start of an argument list or group.
+_OPEN = ("(", "[", ", ", "‖", "|")
+
+
+def _fill_text(template: str, parts: list[str]) -> str:
+    """`template.format(*parts)` for plain text, so that a part beginning with a minus sign never reads
+    as something else: `a + −b` -> `a − b`, `a − −b` -> `a + b`, `x·−y` -> `x·(−y)`, `A −B` -> `A (−B)`."""
+    out = ""
+    for literal, field, _, _ in string.Formatter().parse(template):
+        out += literal
+        if field is None:
+            continue
+        part = parts[int(field)]
+        if part.startswith("−"):
+            if out.endswith(" + "):
+                out, part = out[:-3] + " − ", part[1:]
+            elif out.endswith(" − "):
+                out, part = out[:-3] + " + ", part[1:]
+            elif out and not out.endswith(_OPEN):
+                part = f"({part})"
+        out += part
+    return out
 
 
 def to_text(node: Node, names=None) -> str:
