@@ -55,7 +55,7 @@ def _render(root: Node, style: str, names: dict[Node, str], define: bool, pre: d
         for i, arg in enumerate(node.args):
             s, p = done[arg]
             parts.append(f"{lo}{s}{hi}" if p < fmt.arg_need(i) else s)
-        done[node] = (_fill_text(fmt.template, parts) if style == "text" else fmt.template.format(*parts), fmt.prec)
+        done[node] = (_fill(fmt.template, parts, style), fmt.prec)
     return done[root]
 
 
@@ -63,21 +63,24 @@ def _render(root: Node, style: str, names: dict[Node, str], define: bool, pre: d
 _OPEN = ("(", "[", ", ", "‖", "|")
 
 
-def _fill_text(template: str, parts: list[str]) -> str:
-    """`template.format(*parts)` for plain text, so that a part beginning with a minus sign never reads
-    as something else: `a + −b` -> `a − b`, `a − −b` -> `a + b`, `x·−y` -> `x·(−y)`, `A −B` -> `A (−B)`."""
+def _fill(template: str, parts: list[str], style: str) -> str:
+    """`template.format(*parts)`, so that a part beginning with a minus sign never reads as something
+    else: `a + −b` -> `a − b`, `a − −b` -> `a + b`, and in plain text `x·−y` -> `x·(−y)`, `A −B` -> `A (−B)`."""
+    if style == "np":
+        return template.format(*parts)
+    minus = "−" if style == "text" else "-"
     out = ""
     for literal, field, _, _ in string.Formatter().parse(template):
         out += literal
         if field is None:
             continue
         part = parts[int(field)]
-        if part.startswith("−"):
+        if part.startswith(minus):
             if out.endswith(" + "):
-                out, part = out[:-3] + " − ", part[1:]
-            elif out.endswith(" − "):
-                out, part = out[:-3] + " + ", part[1:]
-            elif out and not out.endswith(_OPEN):
+                out, part = out[:-3] + f" {minus} ", part[1:].lstrip()
+            elif out.endswith(f" {minus} "):
+                out, part = out[:-3] + " + ", part[1:].lstrip()
+            elif style == "text" and out and not out.endswith(_OPEN):
                 part = f"({part})"
         out += part
     return out
@@ -95,11 +98,14 @@ def to_numpy(node: Node, names=None) -> str:
     return render(node, "np", names)
 
 
-def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", known: dict[Node, str] | None = None) -> dict[Node, str]:
+def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", known: dict[Node, str] | None = None,
+                 reserved=()) -> dict[Node, str]:
     """Names for sub-expressions used more than once across `roots`, so printed results
     refer to shared intermediates instead of repeating (and blowing up) them.
 
-    `names` are the user's names (always used); `known` are preferred auto-names (x1, x2, …).
+    `names` are names already given (always used: the user's, or those of an earlier part of the same
+    output, so a name keeps one meaning throughout); `known` are preferred auto-names (x1, x2, …);
+    new names avoid `reserved` (the variables' and dims' names) and every name in `names`.
     """
     out = dict(names)
     uses: dict[Node, int] = {}
@@ -107,7 +113,7 @@ def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", k
     for node in order:
         for arg in set(node.args):
             uses[arg] = uses.get(arg, 0) + 1
-    taken = set(out.values())
+    taken = set(out.values()) | set(reserved)
     counter = 0
     for node in order:
         if node in out or not node.args or uses.get(node, 0) < 2 or len(render(node, "text", out)) <= SMALL:
