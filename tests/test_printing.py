@@ -475,3 +475,21 @@ def test_steps_with_second_order_print_or_refuse():
     assert code == 0 and "&\\text{Forward pass:}" in out and "\\frac{\\partial^2 \\ell}" in out
     code, out, err = cli(*argv, "--json")
     assert code == 2 and out == "" and err.startswith("error: --steps with --hessian") and "Traceback" not in err
+
+
+# ----- every name printed is defined, and means one thing -----
+
+def test_shared_names_never_take_a_variables_name():
+    formula = "; ".join(["e0 = t0"] + [f"e{i} = sin(e{i-1} * t{i}) + e{i-1}" for i in range(1, 9)])
+    code, out, err = cli("derive", formula, "--no-check")
+    assert code == 0, err
+    defined = re.findall(r"^  (\w+) = ", out, re.M)
+    assert any(re.fullmatch(r"t\d+", n) for n in defined), out
+    assert not set(defined) & {f"t{i}" for i in range(9)}, out
+
+
+def test_a_renamed_variable_prints_as_itself():
+    code, out, err = cli("derive", "e0 = x0; e1 = sin(e0 * x1) + e0; e1")
+    assert code == 0, err
+    assert "∂ℓ/∂x0 = x1·cos(x0·x1) + 1    [scalar]" in out.splitlines(), out
+    assert "e0" not in out
