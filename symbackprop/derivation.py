@@ -154,9 +154,7 @@ class Derivation:
         names = self._result_names(roots)
         lines = []
         for n, r in zip(names_, roots):
-            s = render(r, "text", names)
-            if layout == "numerator" and r.ndim == 1:
-                s = f"({s})ᵀ" if r.args else f"{s}ᵀ"
+            s = _row(render(r, "text", names), r, layout, "text")
             lines.append(f"∂{self.objective_name}/∂{n} = {s}    [{_layout_shape(self.grads[n].shape, layout)}]")
         where = self._where(names, roots)
         if where:
@@ -172,9 +170,7 @@ class Derivation:
         obj = _latex_ident(self.objective_name)
         rows = []
         for n, r in zip(names_, roots):
-            s = render(r, "latex", tex)
-            if layout == "numerator" and r.ndim == 1:
-                s = f"\\left({s}\\right)^\\top"
+            s = _row(render(r, "latex", tex), r, layout, "latex")
             rows.append(f"\\frac{{\\partial {obj}}}{{\\partial {_latex_ident(n)}}} &= {s}")
         for k, v, _ in self._where(tex, roots, "latex"):
             rows.append(f"{k} &= {v}")
@@ -343,7 +339,8 @@ class Derivation:
             "layout": layout,
             "objective": self.objective_name,
             "gradients": {n: {"shape": [str(d) for d in _layout_dims(self.grads[n].shape, layout)],
-                              "text": render(r, "text", names), "latex": render(r, "latex", tex),
+                              "text": _row(render(r, "text", names), r, layout, "text"),
+                              "latex": _row(render(r, "latex", tex), r, layout, "latex"),
                               "numpy": render(r, "np", names)}
                           for n, r in zip(names_, roots)},
             "where": {k: {"text": render(node, "text", every, define=True),
@@ -408,6 +405,15 @@ def _layout_dims(shape, layout):
 
 def _layout_shape(shape, layout):
     return format_shape(_layout_dims(shape, layout))
+
+
+def _row(s: str, r: Node, layout: str, style: str) -> str:
+    """A vector's derivative in the numerator layout is a row: print it transposed."""
+    if layout != "numerator" or r.ndim != 1:
+        return s
+    if style == "latex":
+        return f"\\left({s}\\right)^\\top"
+    return f"({s})ᵀ" if r.args else f"{s}ᵀ"
 
 
 def _latex_names(names: dict[Node, str]) -> dict[Node, str]:

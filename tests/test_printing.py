@@ -495,3 +495,12 @@ def test_a_renamed_variable_prints_as_itself():
     assert code == 0, err
     assert "∂ℓ/∂x0 = x1·cos(x0·x1) + 1    [scalar]" in out.splitlines(), out
     assert "e0" not in out
+
+
+@pytest.mark.parametrize("layout", ["gradient", "numerator"])
+def test_json_gradients_read_as_the_text_output(layout):
+    code, text, err = cli("derive", *MLP, "--layout", layout, "--no-check")
+    assert code == 0, err
+    data, _ = _json(*MLP, "--layout", layout, "--no-check")
+    for name, g in data["gradients"].items():
+        assert f"∂ℓ/∂{name} = {g['text']}    [{'×'.join(g['shape'])}]" in text.splitlines(), (name, g["text"])
