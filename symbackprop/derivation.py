@@ -179,23 +179,27 @@ class Derivation:
     def _forward_names(self) -> dict[Node, str]:
         return {n: s for n, s in self.step_names.items() if n.args}
 
-    def _step_names(self) -> dict[Node, str]:
-        """Names for the steps: the forward pass's, those of the gradients' output, then t-names for long
-        sub-expressions the expanded adjoints share (so they print in linear size at any depth)."""
+    def _step_names(self, names: dict[Node, str] | None = None) -> dict[Node, str]:
+        """Names for the steps: the forward pass's, those of the rest of the output (default: the
+        gradients'), then t-names for long sub-expressions the expanded adjoints share (so they print
+        in linear size at any depth)."""
+        fulls = [full for _, _, full, _ in self._adjoint_steps()]
+        if names is not None:
+            return self._result_names(fulls, {**self._forward_names(), **names})
         if self._steps_names_cache is None:
             grads = self._result_names(list(self.grads.values()))
-            fulls = [full for _, _, full, _ in self._adjoint_steps()]
             self._steps_names_cache = self._result_names(fulls, {**self._forward_names(), **grads})
         return self._steps_names_cache
 
-    def steps(self, style: str = "text") -> str:
+    def steps(self, style: str = "text", names: dict[Node, str] | None = None) -> str:
         """The chain rule node by node: each intermediate, then each adjoint, local and expanded
-        (style 'text', or 'latex' for an aligned block)."""
+        (style 'text', or 'latex' for an aligned block). `names`: those the rest of the output uses
+        (default: the gradients'), which the steps extend, so that a name means one thing throughout."""
         if style not in ("text", "latex"):
             raise ValueError(f"steps are printed as 'text' or 'latex', not {style!r}")
         latex = style == "latex"
         forward = self._forward_names()
-        names = self._step_names()
+        names = self._step_names(names)
         obj = self.objective_name
 
         def adj(label):

@@ -542,6 +542,10 @@ class SecondOrder:
             return f"∂²{obj}/∂{name}² · {self.directions[name].attrs[0]}"
         return f"(H v)_{name}"
 
+    def steps(self, style: str = "text") -> str:
+        """The first-order steps, with names that extend this output's (see `Derivation.steps`)."""
+        return self.d.steps(style, names=self._names())
+
     def gradient_text(self) -> str:
         """The gradients, named as in `hvp_text` and `hessian_text`."""
         names = self._names()

@@ -504,3 +504,17 @@ def test_json_gradients_read_as_the_text_output(layout):
     data, _ = _json(*MLP, "--layout", layout, "--no-check")
     for name, g in data["gradients"].items():
         assert f"∂ℓ/∂{name} = {g['text']}    [{'×'.join(g['shape'])}]" in text.splitlines(), (name, g["text"])
+
+
+def test_steps_and_second_order_share_one_naming():
+    from symbackprop.hessian import second_order
+    so = second_order(sb.derive(nested(6), check=False), wrt=["x1", "x2"], check=False)
+    hess = so._names()
+    steps = so.d._step_names(hess)
+    by_name: dict[str, set] = {}
+    for node, name in list(hess.items()) + list(steps.items()):
+        by_name.setdefault(name, set()).add(node)
+    assert {k: v for k, v in by_name.items() if len(v) > 1} == {}
+    assert sum(bool(re.fullmatch(r"t\d+", k)) for k in by_name) >= 4
+    code, out, err = cli("derive", nested(6), "--hvp", "--wrt", "x1,x2", "--steps", "--no-check")
+    assert code == 0 and out.startswith("Forward pass:") and "where" in out.split("Gradients")[0], err

@@ -80,7 +80,7 @@ def _second_order(d, args) -> int:
         print(so.to_json(ascii=not stdout_is_unicode()))
         return 0
     if args.steps:
-        print(so.d.steps(style="latex" if args.latex else "text"))
+        print(so.steps(style="latex" if args.latex else "text"))
         print()
     if args.latex:
         print(so.latex())
