@@ -13,7 +13,7 @@ from .errors import FormulaError, InternalError
 from .evaluate import directional_check, find_point
 from .expr import RULES, Node, format_shape, walk
 from .parse import Program, parse_formula
-from .printing import render, shared_names, to_latex, to_text
+from .printing import render, shared_names
 from .scalar import canonical_scalar
 
 LAYOUTS = ("gradient", "numerator", "denominator")
@@ -238,8 +238,8 @@ class Derivation:
             rhs = f"{lo} = {fu}" if lo != fu else fu
             lines.append(f"{adj(label)} &= {rhs}{shape(sh)}" if latex else f"  {adj(label)} = {rhs}{shape(sh)}")
         defined = set(forward)
-        where = [(k, n) for k, n in self._where_nodes(names, [f for _, _, f, _ in steps] + [lo for _, lo, _, _ in steps])
-                 if n not in defined]
+        printed = [full for _, _, full, _ in steps] + [local for _, local, _, _ in steps]
+        where = [(k, n) for k, n in self._where_nodes(names, printed) if n not in defined]
         if where:
             lines.append("&\\text{where}" if latex else "where")
             for k, node in where:

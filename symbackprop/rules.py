@@ -195,8 +195,9 @@ RULES = E.RULES
 RULES.update({
     # ----- leaves -----
     "var": Rule(shape=None, fn=None, **_leaf(lambda n: n.attrs[0], lambda n: latex_name(n.attrs[0]), lambda n: n.attrs[0])),
-    "const": Rule(shape=None, fn=None, **{**_leaf(None, lambda n: sympy.latex(n.attrs[0]), lambda n: number_np(n.attrs[0])),
-                                          "text": lambda n: Fmt(*number_fmt(n.attrs[0]))}),
+    "const": Rule(shape=None, fn=None,
+                  **{**_leaf(None, lambda n: sympy.latex(n.attrs[0]), lambda n: number_np(n.attrs[0])),
+                     "text": lambda n: Fmt(*number_fmt(n.attrs[0]))}),     # with its precedence: 1/3 is a quotient
     "zeros": Rule(shape=None, fn=lambda shape: np.zeros(shape),
                   **_leaf(lambda n: "0", lambda n: "0", lambda n: f"np.zeros({_shape_src(n.shape)})")),
     "ones": Rule(shape=None, fn=lambda shape: np.ones(shape),

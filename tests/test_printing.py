@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-from fractions import Fraction
 
 import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
 import numpy as np
