@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
 import re
 import sys
@@ -90,6 +91,15 @@ def _is_number(tok: str) -> bool:
 
 
 def main(argv=None) -> int:
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (s if s is None or is_unicode(s) else AsciiStream(s) for s in saved)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(_protect_values(argv, _option_strings(parser)))
@@ -99,13 +109,100 @@ def main(argv=None) -> int:
     try:
         return int(args.run(args) or 0)
     except SymbackpropError as e:
-        print(e.format(), file=sys.stderr)
+        print(_ascii_error(e) if isinstance(sys.stderr, AsciiStream) else e.format(), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+# ----- terminals that are not UTF-8 -----
+# Output is mathematics in Unicode (Wᵀ, ⊙, ‖x‖, 𝟙). Where stdout or stderr cannot encode it
+# (PYTHONIOENCODING=ascii or latin-1, a legacy Windows console), everything written goes through one
+# ASCII spelling, the same for every character in every command, instead of a UnicodeEncodeError.
+
+ASCII = {
+    "ᵀ": "^T", "·": "*", "⊙": "(.)", "−": "-", "‖": "||", "𝟙": "ones", "×": "x", "∂": "d", "ℓ": "L",
+    "…": "...", "—": "--", "–": "-", "→": "->", "↦": "|->", "≈": "~=", "≤": "<=", "≥": ">=", "≠": "!=",
+    "±": "+/-", "⟨": "<", "⟩": ">", "∇": "grad ", "ḡ": "gbar", "Σ": "sum", "Π": "prod", "λ": "lambda",
+    "½": "1/2", "ʹ": "'", "σ": "sigma", "µ": "u", "μ": "u",
+    "✅": "[correct]", "☑": "[transposed]", "❌": "[wrong]", "⚠": "[!]", "\ufe0f": "",
+    "₀": "_0", "₁": "_1", "₂": "_2", "₃": "_3", "₄": "_4", "₅": "_5", "₆": "_6", "₇": "_7", "₈": "_8", "₉": "_9",
+    "\u00a0": " ", "‘": "'", "’": "'", "“": '"', "”": '"',
+}
+_SUPERSCRIPTS = "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"
+_SUPERSCRIPT_RUN = re.compile(f"[{_SUPERSCRIPTS}]+")
+
+
+def asciify(text: str) -> str:
+    """The ASCII spelling of printed output: Wᵀ -> W^T, a ⊙ b -> a (.) b, 2·x -> 2*x, X⁻¹ -> X^(-1),
+    ‖x‖² -> ||x||^2, 𝟙 -> ones, ∂ℓ/∂x -> dL/dx; anything else outside ASCII as \\N{NAME}.
+
+    >>> asciify("∂ℓ/∂W = −2/n²·(X⁻¹)ᵀ ⊙ 𝟙    [n×n]")
+    'dL/dW = -2/n^2*(X^(-1))^T (.) ones    [nxn]'
+    """
+    if text.isascii():
+        return text
+
+    def sup(m):
+        s = m.group().translate(str.maketrans(_SUPERSCRIPTS, "-0123456789"))
+        return f"^({s})" if "-" in s else f"^{s}"
+
+    text = _SUPERSCRIPT_RUN.sub(sup, text)
+    return "".join(ch if ch.isascii() else (ASCII[ch] if ch in ASCII else _fallback(ch)) for ch in text)
+
+
+def _fallback(ch: str) -> str:
+    import unicodedata
+    plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return plain or "\\N{%s}" % unicodedata.name(ch, f"U+{ord(ch):04X}")
+
+
+def is_unicode(stream) -> bool:
+    """Whether `stream` can take any character (StringIO and other streams without an encoding can)."""
+    enc = getattr(stream, "encoding", None)
+    if not enc:
+        return True
+    try:
+        return codecs.lookup(enc).name.startswith("utf")
+    except LookupError:
+        return False
+
+
+def stdout_is_unicode() -> bool:
+    return not isinstance(sys.stdout, AsciiStream) and is_unicode(sys.stdout)
+
+
+class AsciiStream:
+    """A text stream that writes the ASCII spelling (`asciify`) of everything to the stream it wraps."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(asciify(text))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _ascii_error(e: SymbackpropError) -> str:
+    """The error message in ASCII, with the caret still under the right characters."""
+    if e.source is None or e.offset is None:
+        return e.format()
+    import copy
+    off = max(0, min(e.offset, len(e.source)))
+    before, span = asciify(e.source[:off]), asciify(e.source[off:off + e.length])
+    e = copy.copy(e)
+    e.source, e.offset, e.length = before + span + asciify(e.source[off + e.length:]), len(before), max(1, len(span))
+    lines = e.format().split("\n")
+    for i, line in enumerate(lines[:-1]):              # the caret line sits under the shown line; a leading …
+        if line.startswith("  …") and lines[i + 1].lstrip(" ").startswith("^"):       # becomes three dots
+            lines[i + 1] = "  " + lines[i + 1]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

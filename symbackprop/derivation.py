@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import sympy
 
 from . import expr as E
 from .derive import backprop
@@ -12,7 +13,7 @@ from .errors import FormulaError, InternalError
 from .evaluate import directional_check, find_point
 from .expr import RULES, Node, format_shape, walk
 from .parse import Program, parse_formula
-from .printing import render, shared_names, to_latex, to_text
+from .printing import render, shared_names
 from .scalar import canonical_scalar
 
 LAYOUTS = ("gradient", "numerator", "denominator")
@@ -45,6 +46,8 @@ class Derivation:
     def __init__(self, program: Program, wrt=None, check: bool = True, seed: int = 0):
         self.program = program
         self.objective = program.objective
+        self._steps_cache = self._steps_names_cache = None
+        self._placeholders: dict[Node, str] = {}
         wrt = list(program.variables) if wrt is None else list(wrt)
         self.wrt_nodes: dict[str, Node] = {}
         for name in wrt:
@@ -107,16 +110,26 @@ class Derivation:
             return E.transpose(node)
         return node
 
-    def _result_names(self, roots) -> dict[Node, str]:
-        user = dict(self.program.names)
+    def _user_names(self) -> dict[Node, str]:
+        """The user's names of intermediates (and of --wrt intermediates). A variable a statement merely
+        renames (`e0 = x0`) prints as itself: its new name is defined nowhere in the output."""
+        user = {n: s for n, s in self.program.names.items() if n.args}
         for name, node in self.wrt_nodes.items():
-            if node.op != "var":
+            if node.args:
                 user.setdefault(node, name)
-        return shared_names(roots, user, prefix="t", known=self.step_names)
+        return user
 
-    def _where(self, names: dict[Node, str], roots, style="text") -> list[tuple[str, str, tuple]]:
-        """Definitions of the names the printed results use, in forward order."""
-        used, out = set(), []
+    def _result_names(self, roots, names: dict[Node, str] | None = None) -> dict[Node, str]:
+        """Names for printing `roots`: `names` (default: the user's) extended by step names (x1, …) and
+        t1, t2, … for long shared sub-expressions. Extending the names of an earlier part of an output
+        keeps one meaning per name across the whole output."""
+        reserved = set(self.program.variables) | set(self.program.intermediates) | {str(s) for s in self.program.dims}
+        return shared_names(roots, self._user_names() if names is None else names, prefix="t",
+                            known=self.step_names, reserved=reserved)
+
+    def _where_nodes(self, names: dict[Node, str], roots) -> list[tuple[str, Node]]:
+        """The named nodes printing `roots` refers to (directly or through other names), in forward order."""
+        used = {r for r in roots if r in names and r.args}
         pending = list(roots)
         seen = set()
         while pending:
@@ -128,10 +141,11 @@ class Derivation:
                 if a in names and a.args:
                     used.add(a)
                 pending.append(a)
-        for node in walk(list(used)):
-            if node in used:
-                out.append((names[node], render(node, style, names, define=True), node.shape))
-        return out
+        return [(names[node], node) for node in walk(list(used)) if node in used]
+
+    def _where(self, names: dict[Node, str], roots, style="text") -> list[tuple[str, str, tuple]]:
+        """Definitions of the names the printed results use, in forward order."""
+        return [(k, render(node, style, names, define=True), node.shape) for k, node in self._where_nodes(names, roots)]
 
     def text(self, wrt=None, layout: str = "gradient") -> str:
         """Each gradient with its shape, then the intermediates it refers to."""
@@ -140,9 +154,7 @@ class Derivation:
         names = self._result_names(roots)
         lines = []
         for n, r in zip(names_, roots):
-            s = to_text(r, names)
-            if layout == "numerator" and r.ndim == 1:
-                s = f"({s})ᵀ" if r.args else f"{s}ᵀ"
+            s = _row(render(r, "text", names), r, layout, "text")
             lines.append(f"∂{self.objective_name}/∂{n} = {s}    [{_layout_shape(self.grads[n].shape, layout)}]")
         where = self._where(names, roots)
         if where:
@@ -154,38 +166,95 @@ class Derivation:
         names_ = list(wrt or self.grads)
         roots = [self._as_layout(self.grads[n], layout) for n in names_]
         names = self._result_names(roots)
-        tex = {k: _latex_ident(v) for k, v in names.items()}
+        tex = _latex_names(names)
         obj = _latex_ident(self.objective_name)
         rows = []
         for n, r in zip(names_, roots):
-            s = to_latex(r, tex)
-            if layout == "numerator" and r.ndim == 1:
-                s = f"\\left({s}\\right)^\\top"
+            s = _row(render(r, "latex", tex), r, layout, "latex")
             rows.append(f"\\frac{{\\partial {obj}}}{{\\partial {_latex_ident(n)}}} &= {s}")
         for k, v, _ in self._where(tex, roots, "latex"):
             rows.append(f"{k} &= {v}")
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
-    def steps(self, style: str = "text") -> str:
-        """The chain rule node by node: each intermediate, then each adjoint, local and expanded."""
-        names = self.step_names
+    def _forward_names(self) -> dict[Node, str]:
+        return {n: s for n, s in self.step_names.items() if n.args}
+
+    def _step_names(self, names: dict[Node, str] | None = None) -> dict[Node, str]:
+        """Names for the steps: the forward pass's, those of the rest of the output (default: the
+        gradients'), then t-names for long sub-expressions the expanded adjoints share (so they print
+        in linear size at any depth)."""
+        fulls = [full for _, _, full, _ in self._adjoint_steps()]
+        if names is not None:
+            return self._result_names(fulls, {**self._forward_names(), **names})
+        if self._steps_names_cache is None:
+            grads = self._result_names(list(self.grads.values()))
+            self._steps_names_cache = self._result_names(fulls, {**self._forward_names(), **grads})
+        return self._steps_names_cache
+
+    def steps(self, style: str = "text", names: dict[Node, str] | None = None) -> str:
+        """The chain rule node by node: each intermediate, then each adjoint, local and expanded
+        (style 'text', or 'latex' for an aligned block). `names`: those the rest of the output uses
+        (default: the gradients'), which the steps extend, so that a name means one thing throughout."""
+        if style not in ("text", "latex"):
+            raise ValueError(f"steps are printed as 'text' or 'latex', not {style!r}")
+        latex = style == "latex"
+        forward = self._forward_names()
+        names = self._step_names(names)
         obj = self.objective_name
-        lines = ["Forward pass:"]
+
+        def adj(label):
+            if latex:
+                return f"\\frac{{\\partial {_latex_ident(obj)}}}{{\\partial {_latex_ident(label)}}}"
+            return f"∂{obj}/∂{label}"
+
+        shown = _latex_names(names) if latex else names
+        placeholders = {ph: adj(label) for ph, label in self._placeholders.items()}
+        local_names = {**shown, **placeholders}
+
+        def show(node, nm=shown):
+            return render(node, style, nm)
+
+        def define(node):
+            return render(node, style, shown, define=True)
+
+        def shape(sh):
+            return f" \\quad ({_latex_shape(sh)})" if latex else f"    [{format_shape(sh)}]"
+
+        def row(lhs, rhs):
+            return f"{_latex_ident(lhs) if latex else lhs} {'&=' if latex else '='} {rhs}"
+
+        lines = ["&\\text{Forward pass:}" if latex else "Forward pass:"]
         for node in self.order:
-            if node in names and node.args:
-                lines.append(f"  {names[node]} = {render(node, 'text', names, define=True)}"
-                             f"    [{format_shape(node.shape)}]")
-        lines.append(f"  {obj} = {render(self.objective, 'text', names, define=True)}"
-                     f"    [scalar]")
-        lines.append("")
-        lines.append("Backward pass (each adjoint is shaped like its node):")
-        for label, local, full, shape in self._adjoint_steps():
-            lines.append(f"  ∂{obj}/∂{label} = " + (f"{local} = {full}" if local != full else full) + f"    [{format_shape(shape)}]")
+            if node in forward and node is not self.objective:
+                lines.append(("" if latex else "  ") + row(forward[node], define(node)) + shape(node.shape))
+        lines.append(("" if latex else "  ") + row(obj, define(self.objective)) + shape(()))
+        if not latex:
+            lines.append("")
+        lines.append("&\\text{Backward pass (each adjoint is shaped like its node):}" if latex else
+                     "Backward pass (each adjoint is shaped like its node):")
+        steps = self._adjoint_steps()
+        for label, local, full, sh in steps:
+            lo, fu = show(local, local_names), show(full)
+            rhs = f"{lo} = {fu}" if lo != fu else fu
+            lines.append(f"{adj(label)} &= {rhs}{shape(sh)}" if latex else f"  {adj(label)} = {rhs}{shape(sh)}")
+        defined = set(forward)
+        printed = [full for _, _, full, _ in steps] + [local for _, local, _, _ in steps]
+        where = [(k, n) for k, n in self._where_nodes(names, printed) if n not in defined]
+        if where:
+            lines.append("&\\text{where}" if latex else "where")
+            for k, node in where:
+                lines.append(("" if latex else "  ") + row(k, define(node)) + shape(node.shape))
+        if latex:
+            return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
         return "\n".join(lines)
 
-    def _adjoint_steps(self):
-        """(label, local chain-rule form, expanded form, shape) for each named node and each variable."""
-        names = self.step_names
+    def _adjoint_steps(self) -> list[tuple[str, Node, Node, tuple]]:
+        """(label, local chain-rule form, expanded form, shape) for each named node and each variable.
+        The local form is over placeholder variables (`self._placeholders`: placeholder -> label) that
+        print as the adjoints of the nodes named so far."""
+        if self._steps_cache is not None:
+            return self._steps_cache
+        names = self._forward_names()
         placeholders: dict[Node, str] = {}
         adj: dict[Node, Node] = {self.objective: E.const(1)}
         live = {n for n in self.order if n.op == "var"}
@@ -202,10 +271,10 @@ class Derivation:
             if label is not None and node is not self.objective and (node.args or node in wanted):
                 full = self.adjoints.get(node)
                 if full is not None:
-                    out.append((label, to_text(g, {**names, **placeholders}), to_text(full, names), node.shape))
+                    out.append((label, g, full, node.shape))
                 if node.args:
                     ph = E.var(f"_adj_{label}", node.shape)
-                    placeholders[ph] = f"∂{self.objective_name}/∂{label}"
+                    placeholders[ph] = label
                     g = ph
             if not node.args:
                 continue
@@ -213,6 +282,7 @@ class Derivation:
                 if part is None or arg not in live or E.is_zero(part):
                     continue
                 adj[arg] = part if arg not in adj else adj[arg] + part
+        self._steps_cache, self._placeholders = out, placeholders
         return out
 
     # ----- checking -----
@@ -255,27 +325,43 @@ class Derivation:
     # ----- other views -----
 
     def to_dict(self, layout: str = "gradient") -> dict:
+        """Everything `text`, `latex` and `steps` show, as data. Every name a field uses (user names,
+        step names x1, …, shared t1, …) is defined once in `where`, in text, LaTeX and NumPy, so the
+        size stays linear in the formula's at any depth."""
         names_ = list(self.grads)
         roots = [self._as_layout(self.grads[n], layout) for n in names_]
         names = self._result_names(roots)
-        tex = {k: _latex_ident(v) for k, v in names.items()}
+        steps = self._adjoint_steps()
+        every = self._result_names([full for _, _, full, _ in steps], {**self._forward_names(), **names})
+        tex = _latex_names(names)
+        placeholders = {ph: f"∂{self.objective_name}/∂{label}" for ph, label in self._placeholders.items()}
+        where_roots = roots + [full for _, _, full, _ in steps] + [local for _, local, _, _ in steps] + [self.objective]
+        every_tex = _latex_names(every)
         return {
             "formula": self.program.source,
             "shapes": {k: [str(d) for d in v] for k, v in self.program.shapes.items()},
             "layout": layout,
             "objective": self.objective_name,
             "gradients": {n: {"shape": [str(d) for d in _layout_dims(self.grads[n].shape, layout)],
-                              "text": to_text(r, names), "latex": to_latex(r, tex), "numpy": render(r, "np", names)}
+                              "text": _row(render(r, "text", names), r, layout, "text"),
+                              "latex": _row(render(r, "latex", tex), r, layout, "latex"),
+                              "numpy": render(r, "np", names)}
                           for n, r in zip(names_, roots)},
-            "where": {k: {"text": v, "shape": [str(d) for d in sh]} for k, v, sh in self._where(names, roots)},
-            "steps": [{"node": label, "local": local, "adjoint": full, "shape": [str(d) for d in shape]}
-                      for label, local, full, shape in self._adjoint_steps()],
+            "where": {k: {"text": render(node, "text", every, define=True),
+                          "latex": render(node, "latex", every_tex, define=True),
+                          "numpy": render(node, "np", every, define=True),
+                          "shape": [str(d) for d in node.shape]}
+                      for k, node in self._where_nodes(every, where_roots)},
+            "steps": [{"node": label, "local": render(local, "text", {**every, **placeholders}),
+                       "adjoint": render(full, "text", every), "shape": [str(d) for d in shape]}
+                      for label, local, full, shape in steps],
             "check": {n: {"trials": c.trials, "passed": c.passed, "worst_relative_error": c.worst_error,
                           "note": c.note} for n, c in self.checks.items()},
         }
 
-    def to_json(self, layout: str = "gradient") -> str:
-        return json.dumps(self.to_dict(layout), indent=2, ensure_ascii=False)
+    def to_json(self, layout: str = "gradient", ascii: bool = False) -> str:
+        """`to_dict` as JSON (`ascii`: escape every non-ASCII character, for terminals that are not UTF-8)."""
+        return json.dumps(self.to_dict(layout), indent=2, ensure_ascii=ascii)
 
     @property
     def gradients(self) -> dict:
@@ -323,6 +409,23 @@ def _layout_dims(shape, layout):
 
 def _layout_shape(shape, layout):
     return format_shape(_layout_dims(shape, layout))
+
+
+def _row(s: str, r: Node, layout: str, style: str) -> str:
+    """A vector's derivative in the numerator layout is a row: print it transposed."""
+    if layout != "numerator" or r.ndim != 1:
+        return s
+    if style == "latex":
+        return f"\\left({s}\\right)^\\top"
+    return f"({s})ᵀ" if r.args else f"{s}ᵀ"
+
+
+def _latex_names(names: dict[Node, str]) -> dict[Node, str]:
+    return {k: _latex_ident(v) for k, v in names.items()}
+
+
+def _latex_shape(shape) -> str:
+    return "\\text{scalar}" if not shape else " \\times ".join(sympy.latex(s) for s in shape)
 
 
 def _latex_ident(name: str) -> str:

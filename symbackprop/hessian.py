@@ -18,6 +18,7 @@ the Hessian is a 4-index object and only the HVP is given.
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -28,7 +29,7 @@ from .derive import backprop
 from .errors import FormulaError, InternalError
 from .evaluate import FD_ATOL, FD_EPS, FD_RTOL, evaluate, find_point
 from .expr import Node, format_shape, walk
-from .printing import to_latex, to_text
+from .printing import render, to_latex, to_text
 
 CHECK_TRIALS = 3
 
@@ -439,6 +440,7 @@ class SecondOrder:
         if any(n not in d.grads for n in names):
             d = self.d = Derivation(program, wrt=names, check=check, seed=seed)
         self.wrt = names
+        self._names_cache = None
         self.variables = {n: program.variables[n] for n in names}
         taken = set(program.variables) | set(program.intermediates) | {s.name for s in program.dims}
         self.directions: dict[str, Node] = {}
@@ -524,11 +526,17 @@ class SecondOrder:
 
     # ----- presentation -----
 
-    def _names(self, roots):
-        names = self.d._result_names(roots)
-        for n in self.wrt:
-            names.pop(self.directions[n], None)
-        return names
+    def _names(self) -> dict[Node, str]:
+        """One set of printing names for the gradients, HVPs and Hessian: the gradients' names first
+        (t1, … numbered as `derive` numbers them), then those the HVPs and the Hessian add. Every part of
+        an output prints with it, so a name has one meaning and one definition throughout."""
+        if self._names_cache is None:
+            names = self.d._result_names([self.d.grads[n] for n in self.wrt])
+            names = self.d._result_names([self.hvps[n] for n in self.wrt], names)
+            if self.hessian is not None:
+                names = self.d._result_names([self.hessian], names)
+            self._names_cache = names
+        return self._names_cache
 
     def _label(self, name: str) -> str:
         obj = self.objective_name
@@ -536,9 +544,21 @@ class SecondOrder:
             return f"∂²{obj}/∂{name}² · {self.directions[name].attrs[0]}"
         return f"(H v)_{name}"
 
+    def steps(self, style: str = "text") -> str:
+        """The first-order steps, with names that extend this output's (see `Derivation.steps`)."""
+        return self.d.steps(style, names=self._names())
+
+    def gradient_text(self) -> str:
+        """The gradients, named as in `hvp_text` and `hessian_text`."""
+        names = self._names()
+        roots = [self.d.grads[n] for n in self.wrt]
+        lines = [f"∂{self.objective_name}/∂{n} = {to_text(r, names)}    [{format_shape(r.shape)}]"
+                 for n, r in zip(self.wrt, roots)]
+        return "\n".join(lines + self._where_lines(names, roots))
+
     def hvp_text(self) -> str:
         roots = [self.hvps[n] for n in self.wrt]
-        names = self._names(roots)
+        names = self._names()
         lines = []
         if len(self.wrt) > 1:
             vs = ", ".join(self.directions[n].attrs[0] for n in self.wrt)
@@ -553,7 +573,7 @@ class SecondOrder:
         if self.hessian is None:
             return ""
         n = self.wrt[0]
-        names = self._names([self.hessian])
+        names = self._names()
         lines = [f"∂²{self.objective_name}/∂{n}² = {to_text(self.hessian, names)}    "
                  f"[{format_shape(self.hessian.shape)}]"]
         lines += self._where_lines(names, [self.hessian])
@@ -565,11 +585,14 @@ class SecondOrder:
             return []
         return ["where"] + [f"  {k} = {v}    [{format_shape(sh)}]" for k, v, sh in where]
 
+    def _roots(self) -> list[Node]:
+        return [self.d.grads[n] for n in self.wrt] + [self.hvps[n] for n in self.wrt] + \
+            ([self.hessian] if self.hessian is not None else [])
+
     def latex(self) -> str:
-        from .derivation import _latex_ident
-        roots = [self.hvps[n] for n in self.wrt] + ([self.hessian] if self.hessian is not None else [])
-        names = self._names(roots)
-        tex = {k: _latex_ident(v) for k, v in names.items()}
+        from .derivation import _latex_ident, _latex_names
+        names = self._names()
+        tex = _latex_names(names)
         obj = _latex_ident(self.objective_name)
         rows = []
         for n in self.wrt:
@@ -580,27 +603,41 @@ class SecondOrder:
         if self.hessian is not None:
             rows.append(f"\\frac{{\\partial^2 {obj}}}{{\\partial {_latex_ident(self.wrt[0])}^2}} &= "
                         f"{to_latex(self.hessian, tex)}")
+        roots = self._roots()[len(self.wrt):]
         for k, v, _ in self.d._where(tex, roots, "latex"):
             rows.append(f"{k} &= {v}")
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
     def to_dict(self) -> dict:
-        roots = [self.hvps[n] for n in self.wrt] + ([self.hessian] if self.hessian is not None else [])
-        names = self._names(roots)
-        out = {
+        """Gradients, HVPs and the Hessian as text, LaTeX and NumPy, over one set of names defined in `where`."""
+        from .derivation import _latex_names
+        names = self._names()
+        tex = _latex_names(names)
+
+        def forms(node):
+            return {"shape": [str(s) for s in node.shape], "text": render(node, "text", names),
+                    "latex": render(node, "latex", tex), "numpy": render(node, "np", names)}
+
+        return {
             "formula": self.d.program.source,
+            "objective": self.objective_name,
             "wrt": list(self.wrt),
             "directions": {n: self.directions[n].attrs[0] for n in self.wrt},
-            "hvp": {n: {"shape": [str(s) for s in self.hvps[n].shape], "text": to_text(self.hvps[n], names),
-                        "latex": to_latex(self.hvps[n], names)} for n in self.wrt},
-            "hessian": None if self.hessian is None else {
-                "shape": [str(s) for s in self.hessian.shape], "text": to_text(self.hessian, names),
-                "latex": to_latex(self.hessian, names)},
+            "gradients": {n: forms(self.d.grads[n]) for n in self.wrt},
+            "hvp": {n: forms(self.hvps[n]) for n in self.wrt},
+            "hessian": None if self.hessian is None else forms(self.hessian),
             "note": self.hessian_note,
-            "where": {k: {"text": v, "shape": [str(s) for s in sh]} for k, v, sh in self.d._where(names, roots)},
+            "where": {k: {"text": render(node, "text", names, define=True),
+                          "latex": render(node, "latex", tex, define=True),
+                          "numpy": render(node, "np", names, define=True),
+                          "shape": [str(s) for s in node.shape]}
+                      for k, node in self.d._where_nodes(names, self._roots())},
             "check": self.checks,
         }
-        return out
+
+    def to_json(self, ascii: bool = False) -> str:
+        """`to_dict` as JSON (`ascii`: escape every non-ASCII character)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=ascii)
 
 
 def second_order(d: Derivation, wrt=None, check: bool = True, seed: int = 0) -> SecondOrder:

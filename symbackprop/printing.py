@@ -6,6 +6,8 @@ node given a name in `names` prints as that name.
 """
 from __future__ import annotations
 
+import string
+
 from .expr import RULES, Node, walk, substitute
 from .rules import ATOM, Fmt
 
@@ -24,18 +26,27 @@ def expand_macros(roots: list[Node]) -> list[Node]:
 
 def render(root: Node, style: str = "text", names: dict[Node, str] | None = None, define: bool = False) -> str:
     """Print `root` in `style` ('text', 'latex' or 'np'); nodes in `names` print as their names
-    (except `root` itself when `define` is true: then it prints as its definition)."""
-    names = names or {}
-    if style == "np":
-        roots = expand_macros([root])
-        root = roots[0]
-    done: dict[Node, tuple[str, int]] = {}
+    (except `root` itself when `define` is true: then it prints as its definition).
+
+    NumPy source spells out display-only nodes (tanh'(z) -> 1 - tanh(z)**2) in place, over the names
+    of their arguments, so a named intermediate is never printed again inside an expansion."""
+    return _render(root, style, names or {}, define, {})[0]
+
+
+def _render(root: Node, style: str, names: dict[Node, str], define: bool, pre: dict) -> tuple[str, int]:
+    done: dict[Node, tuple[str, int]] = dict(pre)
     lo, hi = _PARENS[style]
-    for node in walk(root, stop=names):
+    for node in walk(root, stop={**names, **pre} if pre else names):
+        if node in pre:
+            continue
         if node in names and not (define and node is root):
             done[node] = (names[node], ATOM)
             continue
-        fmt = getattr(RULES[node.op], style)
+        rule = RULES[node.op]
+        if style == "np" and rule.expand:
+            done[node] = _render(rule.expand(node), "np", names, False, {a: done[a] for a in node.args})
+            continue
+        fmt = getattr(rule, style)
         fmt = fmt(node) if callable(fmt) and not isinstance(fmt, Fmt) else fmt
         if not node.args:                            # leaves: the template is the text itself
             done[node] = (fmt.template, fmt.prec)
@@ -44,8 +55,35 @@ def render(root: Node, style: str = "text", names: dict[Node, str] | None = None
         for i, arg in enumerate(node.args):
             s, p = done[arg]
             parts.append(f"{lo}{s}{hi}" if p < fmt.arg_need(i) else s)
-        done[node] = (fmt.template.format(*parts), fmt.prec)
-    return done[root][0]
+        done[node] = (_fill(fmt.template, parts, style), fmt.prec)
+    return done[root]
+
+
+#: Text a leading minus may follow without parentheses: the start of an argument list or group.
+_OPEN = ("(", "[", ", ", "‖", "|")
+
+
+def _fill(template: str, parts: list[str], style: str) -> str:
+    """`template.format(*parts)`, so that a part beginning with a minus sign never reads as something
+    else: `a + −b` -> `a − b`, `a − −b` -> `a + b`, and in plain text `x·−y` -> `x·(−y)`, `A −B` -> `A (−B)`."""
+    if style == "np":
+        return template.format(*parts)
+    minus = "−" if style == "text" else "-"
+    out = ""
+    for literal, field, _, _ in string.Formatter().parse(template):
+        out += literal
+        if field is None:
+            continue
+        part = parts[int(field)]
+        if part.startswith(minus):
+            if out.endswith(" + "):
+                out, part = out[:-3] + f" {minus} ", part[1:].lstrip()
+            elif out.endswith(f" {minus} "):
+                out, part = out[:-3] + " + ", part[1:].lstrip()
+            elif style == "text" and out and not out.endswith(_OPEN):
+                part = f"({part})"
+        out += part
+    return out
 
 
 def to_text(node: Node, names=None) -> str:
@@ -60,11 +98,14 @@ def to_numpy(node: Node, names=None) -> str:
     return render(node, "np", names)
 
 
-def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", known: dict[Node, str] | None = None) -> dict[Node, str]:
+def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", known: dict[Node, str] | None = None,
+                 reserved=()) -> dict[Node, str]:
     """Names for sub-expressions used more than once across `roots`, so printed results
     refer to shared intermediates instead of repeating (and blowing up) them.
 
-    `names` are the user's names (always used); `known` are preferred auto-names (x1, x2, …).
+    `names` are names already given (always used: the user's, or those of an earlier part of the same
+    output, so a name keeps one meaning throughout); `known` are preferred auto-names (x1, x2, …);
+    new names avoid `reserved` (the variables' and dims' names) and every name in `names`.
     """
     out = dict(names)
     uses: dict[Node, int] = {}
@@ -72,7 +113,7 @@ def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", k
     for node in order:
         for arg in set(node.args):
             uses[arg] = uses.get(arg, 0) + 1
-    taken = set(out.values())
+    taken = set(out.values()) | set(reserved)
     counter = 0
     for node in order:
         if node in out or not node.args or uses.get(node, 0) < 2 or len(render(node, "text", out)) <= SMALL:

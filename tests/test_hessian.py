@@ -319,6 +319,24 @@ def test_cli_codegen_writes_a_newton_ready_module(tmp_path):
     assert np.linalg.norm(m.value_and_grad(A=A, x=x, y=y)[1]["x"]) < 1e-8
 
 
+def test_cli_hessian_and_hvp_give_each_name_one_meaning(capsys):
+    """--hessian --hvp prints the gradients, the HVP and the Hessian, each with a where-block: a name such as
+    t1 must stand for the same expression in all of them (it once meant three different ones)."""
+    rc = cli_main(["derive", "logsumexp(W @ softmax(W @ w)) * sum(sigmoid(W @ softmax(W @ w)))", "-s", "W=n,n",
+                   "-s", "w=n", "--hessian", "--hvp", "--wrt", "w"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    definitions: dict[str, set] = {}
+    for name, body in re.findall(r"^  (\w+) = (.*)    \[", out, re.M):
+        definitions.setdefault(name, set()).add(body)
+    assert len([n for n in definitions if re.fullmatch(r"t\d+", n)]) >= 3, out
+    assert {n: b for n, b in definitions.items() if len(b) > 1} == {}, out
+    blocks = out.split("\n\n")
+    for block in blocks:                          # each block defines every name it uses
+        used = set(re.findall(r"\b(t\d+)\b", block))
+        assert used <= set(re.findall(r"^  (t\d+) = ", block, re.M)), block
+
+
 # ----- docs/hessian.md shows real output -----
 
 def test_doc_outputs_are_current(capsys):

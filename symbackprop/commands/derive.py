@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ..cli import add_formula_arguments, split_names
+from ..cli import add_formula_arguments, split_names, stdout_is_unicode
 from ..derivation import LAYOUTS, Derivation
 from ..parse import parse_formula
 
@@ -21,7 +20,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="only these variables or named intermediates (default: every variable)")
     p.add_argument("--steps", action="store_true", help="print the derivation node by node (intermediates and adjoints)")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--latex", action="store_true", help="print LaTeX (an aligned block)")
+    out.add_argument("--latex", action="store_true", help="print LaTeX (an aligned block; with --steps, the steps too)")
     out.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--layout", choices=LAYOUTS, default="gradient",
                    help="gradient (shaped like the variable, default), numerator (transposed) or denominator "
@@ -43,9 +42,12 @@ def run(args) -> int:
     if args.hessian or args.hvp:
         return _second_order(d, args)
     if args.json:
-        print(d.to_json(args.layout))
+        print(d.to_json(args.layout, ascii=not stdout_is_unicode()))
         return 0
     if args.latex:
+        if args.steps:
+            print(d.steps(style="latex"))
+            print()
         print(d.latex(layout=args.layout))
         return 0
     if args.steps:
@@ -64,21 +66,27 @@ def run(args) -> int:
 
 
 def _second_order(d, args) -> int:
-    from ..errors import FormulaError
+    from ..errors import FormulaError, SymbackpropError
     from ..hessian import second_order
     wrt = split_names(args.wrt) or list(d.program.variables)
     if args.hessian and len(wrt) != 1:
         raise FormulaError(f"--hessian is taken with respect to one variable; the formula has {len(wrt)} "
                            f"({', '.join(wrt)})", hint=f"add --wrt {wrt[0]} (or use --hvp for several variables)")
+    if args.steps and args.json:
+        raise SymbackpropError("--steps with --hessian or --hvp prints text or LaTeX, not JSON",
+                               hint="drop --json, or drop --hessian/--hvp: the first-order JSON holds the steps")
     so = second_order(d, wrt=wrt, check=not args.no_check, seed=args.seed)
     if args.json:
-        print(json.dumps(so.to_dict(), indent=2, ensure_ascii=False))
+        print(so.to_json(ascii=not stdout_is_unicode()))
         return 0
+    if args.steps:
+        print(so.steps(style="latex" if args.latex else "text"))
+        print()
     if args.latex:
         print(so.latex())
         return 0
     print("Gradients (each shaped like its variable):")
-    print(d.text(wrt=wrt))
+    print(so.gradient_text())
     print()
     show_hvp = args.hvp or so.hessian is None
     if args.hessian and so.hessian is None:
