@@ -13,11 +13,9 @@ and ordering matrix-chain products by cost.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -1178,83 +1176,6 @@ def is_generated(path: Path) -> bool:
         return False
 
 
-# ----- generated/: the committed modules and their refresh -----
-
-#: (path relative to the repository root, codegen arguments). generated/README.md lists the same commands.
-GENERATED = [
-    ("generated/relu_net.py", ["(v @ relu(w * x + b) + c - y)**2", "--shape", "w=h", "--shape", "b=h", "--shape", "v=h",
-                               "--batch", "x,y", "--wrt", "w,b,v,c"]),
-    ("generated/relu_net_output.py", ["(v @ relu(w * x + b) + c - y)**2", "--shape", "w=h", "--shape", "b=h",
-                                      "--shape", "v=h", "--batch", "x,y", "--wrt", "v,c"]),
-    ("generated/mlp_relu.py", ["0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", "--shape", "W1=d,d", "--shape", "W2=d,d",
-                               "--shape", "x=d", "--shape", "b=d", "--shape", "y=d"]),
-    ("generated/mlp_tanh.py", ["0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2", "--shape", "W1=d,d", "--shape", "W2=d,d",
-                               "--shape", "x=d", "--shape", "b=d", "--shape", "y=d"]),
-    ("generated/mlp_relu_batch.py", ["0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", "--shape", "W1=h,d",
-                                     "--shape", "W2=k,h", "--shape", "x=d", "--shape", "b=h", "--shape", "y=k",
-                                     "--batch", "x,y", "--wrt", "W1,b,W2"]),
-    ("generated/relu_net_seeds.py", ["mean((relu(outer(x, w) + outer(o, b)) @ v + c * o - y)**2)", "--shape", "w=h",
-                                     "--shape", "b=h", "--shape", "v=h", "--shape", "x=B", "--shape", "y=B",
-                                     "--shape", "o=B", "--wrt", "w,b,v,c", "--batch", "x,y,o,w,b,v,c"]),
-    ("generated/relu_net_output_seeds.py", ["mean((relu(outer(x, w) + outer(o, b)) @ v + c * o - y)**2)",
-                                            "--shape", "w=h", "--shape", "b=h", "--shape", "v=h", "--shape", "x=B",
-                                            "--shape", "y=B", "--shape", "o=B", "--wrt", "v,c",
-                                            "--batch", "x,y,o,w,b,v,c"]),
-    ("generated/part_a.py", ["f(t) = t**2; g(t) = t; h(a, c) = a**2 + c**2; h(f(x), g(x))"]),
-    ("generated/logistic_hessian.py", ["mean(softplus(A @ x) - y * (A @ x))", "--shape", "A=m,n", "--shape", "x=n",
-                                       "--shape", "y=m", "--wrt", "x", "--hessian", "--hvp"]),
-    ("generated/tanh_net_hessian.py", ["0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2", "--shape", "W1=h,d",
-                                       "--shape", "W2=k,h", "--shape", "x=d", "--shape", "b=h", "--shape", "y=k",
-                                       "--wrt", "x", "--hessian", "--hvp"]),
-]
-
-
-def refresh(root: Path | None = None, check: bool = False) -> list[str]:
-    """Regenerate every module in generated/; with check=True only report those that differ."""
-    from .cli import main as cli_main
-    root = Path(root) if root else Path(__file__).resolve().parent.parent
-    stale = []
-    for rel, args in GENERATED:
-        path = root / rel
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / path.name
-            import contextlib
-            import io
-            with contextlib.redirect_stderr(io.StringIO()) as err:
-                rc = cli_main(["codegen", *args, "-o", str(out), "--command-output", rel])
-            if rc != 0:
-                raise RuntimeError(f"codegen failed for {rel}: {err.getvalue()}")
-            new = out.read_text(encoding="utf-8")
-        old = path.read_text(encoding="utf-8") if path.exists() else None
-        if new != old:
-            stale.append(rel)
-            if not check:
-                write_atomic(path, new)
-    return stale
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m symbackprop.emit",
-                                description="Regenerate the committed modules in generated/.")
-    p.add_argument("--refresh", action="store_true", help="rewrite generated/*.py from the templates")
-    p.add_argument("--check", action="store_true", help="only report modules that differ; exit 1 if any")
-    args = p.parse_args(argv)
-    if not (args.refresh or args.check):
-        p.print_help()
-        return 2
-    stale = refresh(check=args.check)
-    for rel in stale:
-        print(("differs: " if args.check else "rewrote: ") + rel)
-    total = len(GENERATED)
-    if not args.check:
-        print(f"{total} generated modules, {len(stale)} rewritten")
-    elif stale:
-        print(f"{len(stale)} of {total} generated modules differ; run: python -m symbackprop.emit --refresh")
-    else:
-        print(f"{total} generated modules up to date")
-    return 1 if (args.check and stale) else 0
-
-
 def load_source(source: str, name: str = "symbackprop_generated", keep: bool = True):
     """Import generated module source as a fresh module object, as a user would import the file
     (it is written to a private temporary folder first; tests, notebooks, the trainer). With
@@ -1352,6 +1273,3 @@ def _check_point(program: Program, module, rng):
         inputs[name] = float(v) if v.ndim == 0 else v
     return inputs
 
-
-if __name__ == "__main__":
-    sys.exit(main())

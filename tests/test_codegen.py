@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import symbackprop as sb
-from symbackprop.emit import GENERATED, emit_module, load_source, refresh
+from symbackprop.emit import emit_module, load_source
+from tools.refresh_generated import GENERATED, refresh
 from symbackprop.expr import RULES
 from symbackprop.rules import ELEMENTWISE
 from symbackprop.testing import check_grads, random_inputs
@@ -221,7 +222,7 @@ def test_names_never_collide_with_user_names():
 
 
 def test_generated_modules_are_in_sync():
-    assert refresh(ROOT, check=True) == [], "run: python -m symbackprop.emit --refresh"
+    assert refresh(ROOT, check=True) == [], "run: python tools/refresh_generated.py --refresh"
     readme = (ROOT / "generated/README.md").read_text()
     for rel, _ in GENERATED:
         assert rel in readme
