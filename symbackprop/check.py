@@ -51,7 +51,6 @@ RTOL = 1e-8
 ATOL = 1e-12
 #: Sampled points keep the arguments of relu, step, sign and abs at least this far from 0.
 KINK_MARGIN = 1e-3
-_KINKS = ("relu", "step", "sign", "abs", "relu'", "step'", "sign'", "abs'")
 #: Extra points tried so that every kink argument is seen on both sides of its kink; the search stops after
 #: KINK_STALE tries in a row that show no new side (an argument that cannot change sign, e.g. relu(x ⊙ x)).
 KINK_TRIES = 60
@@ -641,7 +640,7 @@ class _Judge:
         program = self.p.program
         rng = np.random.default_rng(self.p.seed + 1)
         expanded = expand_macros(list(roots))
-        kink_args = [n.args[0] for n in walk(expanded) if n.op in _KINKS]
+        kink_args = [n.args[0] for n in walk(expanded) if RULES[n.op].kink]
         out = []
         if not dims_list:
             dims_list = []
@@ -761,7 +760,7 @@ class _Judge:
         program = self.p.program
         dims = {d: 2 + i for i, d in enumerate(program.dims)}
         roots = expand_macros([self.truth, self.claim])
-        kink_args = [n.args[0] for n in walk(roots) if n.op in _KINKS]
+        kink_args = [n.args[0] for n in walk(roots) if RULES[n.op].kink]
         rng = np.random.default_rng(self.p.seed + 2)
         fallback = None
         for attempt in range(40):

@@ -1,6 +1,29 @@
 """THE rule table: one entry per operator, with its shape rule, its vector-Jacobian
 product, its NumPy evaluation and its printed forms.
 
+Registration design (issue 12). Every per-operator behaviour is registered with its operator,
+in one of two ways, and looked up through `behaviour()`, which raises an InternalError naming
+the operator and the behaviour when an entry is missing (as JAX's "Batching rule for X not
+implemented"); no caller falls back silently.
+
+- Fields of `Rule` (this module): `shape`, `vjp`, `fn` (NumPy evaluation), `np`/`text`/`latex`
+  (printed forms), `domain` (where tests and checks sample its arguments: real | positive |
+  away_from_zero | well_conditioned | small), `kink` (a point of non-differentiability at 0:
+  the checker samples both sides), `batch_safe` (its NumPy form is right on arrays with a
+  leading batch axis, so the batched printer needs no entry for it).
+- Named tables, one per use, filled next to the rules in the rule modules:
+  `rules_sympy.SYMPY` (SymPy conversion), `rules_linear.LINEAR` (the linear-map rule the
+  Hessian is read off with), `rules_numpy.NUMPY` / `rules_numpy.BATCH_SUM` (the NumPy printer's
+  special forms: batch axes, batch sums, elided broadcasts, masks).
+
+A rule may decline a table explicitly: `kind="elementwise"` rules are converted to SymPy as an
+ElementwiseApplyFunction, are not linear (the Hessian reader treats them as nonlinear), and
+are batch-safe; `NOT_LINEAR` in LINEAR declines the linear-map rule; `batch_safe=True`
+declines the batched form. tests/test_rules.py::test_every_behaviour_is_registered checks,
+for every operator in the table, that each behaviour is present or explicitly declined, and
+tests/test_rules.py::test_no_operator_names_outside_the_rule_modules that no other module
+of the package branches on an operator's name.
+
 `vjp(g, ans)` maps the incoming adjoint `g` and the node `ans` (whose `.args`
 are the operator's arguments) to one adjoint per argument, each shaped like
 that argument (the gradient convention). The parser's whitelist, the printers,
@@ -15,7 +38,7 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .errors import ShapeError
+from .errors import InternalError, ShapeError
 from .expr import Node, const, format_shape
 
 # Printing precedences (higher binds tighter).
@@ -49,6 +72,18 @@ class Rule:
     expand: Callable | None = None     # macro ops: the primitive expression they stand for
     doc: str = ""
     keywords: tuple = ()               # keyword arguments a user's call may pass to `build` (e.g. axis)
+    domain: str = "real"               # where its arguments are sampled: see the module docstring
+    kink: bool = False                 # not differentiable at 0: checks sample both sides of its argument
+    batch_safe: bool = False           # its NumPy form is right with a leading batch axis on the arguments
+
+
+def behaviour(table: dict, op: str, what: str):
+    """The entry of `op` in a behaviour table, or an InternalError naming what is missing."""
+    try:
+        return table[op]
+    except KeyError:
+        raise InternalError(f"{what} rule for `{op}` not implemented: register it next to the operator's rule "
+                            f"(symbackprop/rules*.py). This is a bug in symbackprop; please report it.") from None
 
 
 # ----- shape rules -----
@@ -339,15 +374,15 @@ RULES.update({
                 np=_np_binop("*", MUL), text=_text_mul, latex=_latex_mul, kind="arithmetic"),
     "div": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -(g * (ans / b))), fn=np.divide,
                 np=_np_binop("/", MUL), text=Fmt("{0}/{1}", MUL, (MUL, MUL + 1)), latex=Fmt("\\frac{{{0}}}{{{1}}}", ATOM),
-                kind="arithmetic"),
+                domain="away_from_zero", kind="arithmetic"),
     "pow": Rule(shape=_broadcast,
                 vjp=lambda g, ans: (unbroadcast(g * ans.args[1] * ans.args[0] ** (ans.args[1] - 1), ans.args[0].shape),
                                 None if ans.args[1].op == "const" else
                                 unbroadcast(g * ans * apply_fn("log", ans.args[0]), ans.args[1].shape)),
                 fn=np.power, np=Fmt("{0} ** {1}", POW, (POW + 1, NEG)), text=lambda n: _text_pow(n),
-                latex=Fmt("{0}^{{{1}}}", POW, (POW + 1, 0)), kind="arithmetic"),
+                latex=Fmt("{0}^{{{1}}}", POW, (POW + 1, 0)), domain="positive", kind="arithmetic"),
     "neg": Rule(shape=_same, vjp=lambda g, ans: (-g,), fn=np.negative, np=Fmt("-{0}", NEG, (NEG,)), text=Fmt("−{0}", NEG, (MUL,)),
-                latex=Fmt("-{0}", NEG, (MUL,)), kind="arithmetic"),
+                latex=Fmt("-{0}", NEG, (MUL,)), batch_safe=True, kind="arithmetic"),
 
     # ----- linear algebra -----
     "matmul": Rule(shape=_matmul_shape, vjp=_matmul_vjp, fn=np.matmul, np=_np_binop("@", MUL), text=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)),
@@ -363,13 +398,13 @@ RULES.update({
                   latex=Fmt("{0} {1}^\\top", MATMUL, (MATMUL, POSTFIX + 1)), kind="linalg", builtin=2),
     "inv": Rule(shape=lambda a: _square(a, "inv"), vjp=lambda g, ans: (-(ans.T @ g @ ans.T),), fn=np.linalg.inv,
                 np=Fmt("np.linalg.inv({0})"), text=Fmt("{0}⁻¹", POSTFIX, (POSTFIX + 1,)), latex=Fmt("{0}^{{-1}}", POSTFIX, (POSTFIX + 1,)),
-                kind="linalg", builtin=1),
+                domain="well_conditioned", batch_safe=True, kind="linalg", builtin=1),
     "det": Rule(shape=lambda a: _square(a, "det") and (), vjp=lambda g, ans: ((g * ans) * E.apply("inv", ans.args[0]).T,),
                 fn=np.linalg.det, np=Fmt("np.linalg.det({0})"), text=Fmt("det({0})"), latex=Fmt("\\det\\left({0}\\right)"),
-                kind="linalg", builtin=1),                           # Jacobi's formula
+                domain="well_conditioned", batch_safe=True, kind="linalg", builtin=1),                           # Jacobi's formula
     "logdet": Rule(shape=lambda a: _square(a, "logdet") and (), vjp=lambda g, ans: (g * E.apply("inv", ans.args[0]).T,),
                    fn=lambda x: np.linalg.slogdet(x)[1], np=Fmt("np.linalg.slogdet({0})[1]"), text=Fmt("log det({0})"),
-                   latex=Fmt("\\log\\det\\left({0}\\right)"), kind="linalg", builtin=1,
+                   latex=Fmt("\\log\\det\\left({0}\\right)"), domain="well_conditioned", batch_safe=True, kind="linalg", builtin=1,
                    doc="log |det X| (the sign is dropped, as numpy.linalg.slogdet does)"),
     "trace": Rule(shape=lambda a: _square(a, "trace") and (), vjp=lambda g, ans: (g * E.eye(ans.args[0].shape[0]),), fn=np.trace,
                   np=Fmt("np.trace({0})"), text=Fmt("tr({0})"), latex=Fmt("\\operatorname{{tr}}\\left({0}\\right)"), kind="linalg", builtin=1),
@@ -393,22 +428,22 @@ RULES.update({
     "softmax": Rule(shape=lambda a: _vector_only(a, "softmax"),
                     vjp=lambda g, ans: (ans * (g - E.dot(ans, g)),), fn=lambda x: _softmax(x),
                     np=Fmt("_softmax({0})"), text=Fmt("softmax({0})"), latex=Fmt("\\operatorname{{softmax}}\\left({0}\\right)"),
-                    kind="reduction", builtin=1, build=_softmax_build, keywords=("axis",),
+                    batch_safe=True, kind="reduction", builtin=1, build=_softmax_build, keywords=("axis",),
                     doc="softmax of a vector; on a matrix pass axis= (each row or column)"),
     "logsumexp": Rule(shape=lambda a: _vector_only(a, "logsumexp") and (), vjp=lambda g, ans: (g * Node("softmax", (ans.args[0],)),),
                       fn=lambda x: _logsumexp(x), np=Fmt("_logsumexp({0})"), text=Fmt("logsumexp({0})"),
-                      latex=Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), kind="reduction", builtin=1,
+                      latex=Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), batch_safe=True, kind="reduction", builtin=1,
                       build=_logsumexp_build, keywords=("axis",),
                       doc="log Σ exp over a vector; on a matrix pass axis= (per row or column)"),
     "softmax_rows": Rule(shape=lambda a: a if len(a) == 2 else _vector_only((), "softmax_rows"), vjp=_softmax_rows_vjp,
                          fn=_softmax_rows, np=Fmt("_softmax({0})"), text=Fmt("softmax({0}, axis=1)"),
-                         latex=Fmt("\\operatorname{{softmax}}_{{\\text{{rows}}}}\\left({0}\\right)"), kind="reduction",
+                         latex=Fmt("\\operatorname{{softmax}}_{{\\text{{rows}}}}\\left({0}\\right)"), batch_safe=True, kind="reduction",
                          doc="softmax of each row of a matrix: softmax(Z, axis=1); axis=0 is softmax_rows(Zᵀ)ᵀ"),
     "logsumexp_rows": Rule(shape=lambda a: (a[0],) if len(a) == 2 else _vector_only((), "logsumexp_rows"),
                            vjp=_logsumexp_rows_vjp,
                            fn=_logsumexp_rows, np=Fmt("_logsumexp({0})"), text=Fmt("logsumexp({0}, axis=1)"),
                            latex=Fmt("\\operatorname{{logsumexp}}_{{\\text{{rows}}}}\\left({0}\\right)"),
-                           kind="reduction", doc="logsumexp of each row: logsumexp(Z, axis=1) (axis=0: of Zᵀ)"),
+                           batch_safe=True, kind="reduction", doc="logsumexp of each row: logsumexp(Z, axis=1) (axis=0: of Zᵀ)"),
     "max": Rule(shape=lambda a: _array(a, "max") and (), vjp=lambda g, ans: (E.mul(g, Node("maxmask", ans.args)),),
                 fn=np.max, np=Fmt("np.max({0})"), text=Fmt("max({0})"), latex=Fmt("\\max\\left({0}\\right)"), kind="reduction",
                 builtin=1, doc="largest entry; its subgradient splits evenly between tied entries"),
@@ -438,7 +473,7 @@ RULES.update({
                  fn=lambda x, k: np.linalg.matrix_power(x, k), np=lambda n: Fmt("np.linalg.matrix_power({0}, %d)" % n.attrs[0]),
                  text=lambda n: Fmt("matrix_power({0}, %d)" % n.attrs[0]),
                  latex=lambda n: Fmt("\\operatorname{{matrix\\_power}}\\left({0}, %d\\right)" % n.attrs[0]),
-                 kind="linalg", builtin=2, build=_matrix_power_build,
+                 batch_safe=True, kind="linalg", builtin=2, build=_matrix_power_build,
                  doc="matrix_power(X, k): Xᵏ for an integer constant k (negative k: powers of inv(X)); X ** k is elementwise"),
 })
 
@@ -472,8 +507,10 @@ class Elementwise:
     fn: Callable
     d: Callable
     sympy: Callable
-    domain: str = "real"             # real | positive | nonzero
+    domain: str = "real"             # real | positive | small (tan: well inside (−π/2, π/2))
     np_prec: int = ATOM              # precedence of the NumPy source (sigmoid's is a product)
+    kink: bool = False               # not differentiable at 0 (relu, step, sign, abs)
+    canonical: bool = False          # SymPy's scalar canonical forms may round-trip it (scalar.py)
 
 
 def apply_fn(name: str, x: Node) -> Node:
@@ -486,21 +523,21 @@ def _sig(x):                          # accurate to the last digits for very neg
 
 ELEMENTWISE = {
     "relu": Elementwise("np.maximum({0}, 0.0)", lambda x: np.maximum(x, 0.0), lambda x, y: apply_fn("step", x),
-                        lambda t: sympy.Piecewise((t, t > 0), (0, True))),
+                        lambda t: sympy.Piecewise((t, t > 0), (0, True)), kink=True),
     # step prints as a float, not a bool: (a > 0) + (c > 0) would be a logical or, -(a > 0) an error
     "step": Elementwise("np.heaviside({0}, 0.0)", lambda x: (np.asarray(x) > 0).astype(float), lambda x, y: E.zeros(x.shape),
-                        lambda t: sympy.Piecewise((1, t > 0), (0, True))),
-    "sign": Elementwise("np.sign({0})", np.sign, lambda x, y: E.zeros(x.shape), sympy.sign),
-    "abs": Elementwise("np.abs({0})", np.abs, lambda x, y: apply_fn("sign", x), sympy.Abs),
+                        lambda t: sympy.Piecewise((1, t > 0), (0, True)), kink=True),
+    "sign": Elementwise("np.sign({0})", np.sign, lambda x, y: E.zeros(x.shape), sympy.sign, kink=True),
+    "abs": Elementwise("np.abs({0})", np.abs, lambda x, y: apply_fn("sign", x), sympy.Abs, kink=True),
     "sigmoid": Elementwise("0.5 * (1.0 + np.tanh(0.5 * {0}))", _sig, lambda x, y: y * (1 - y),
                            lambda t: 1 / (1 + sympy.exp(-t)), np_prec=MUL),
-    "tanh": Elementwise("np.tanh({0})", np.tanh, lambda x, y: 1 - y ** 2, sympy.tanh),
-    "exp": Elementwise("np.exp({0})", np.exp, lambda x, y: y, sympy.exp),
-    "log": Elementwise("np.log({0})", np.log, lambda x, y: 1 / x, sympy.log, "positive"),
-    "sqrt": Elementwise("np.sqrt({0})", np.sqrt, lambda x, y: 0.5 / y, sympy.sqrt, "positive"),
-    "sin": Elementwise("np.sin({0})", np.sin, lambda x, y: apply_fn("cos", x), sympy.sin),
-    "cos": Elementwise("np.cos({0})", np.cos, lambda x, y: -apply_fn("sin", x), sympy.cos),
-    "tan": Elementwise("np.tan({0})", np.tan, lambda x, y: 1 + y ** 2, sympy.tan),
+    "tanh": Elementwise("np.tanh({0})", np.tanh, lambda x, y: 1 - y ** 2, sympy.tanh, canonical=True),
+    "exp": Elementwise("np.exp({0})", np.exp, lambda x, y: y, sympy.exp, canonical=True),
+    "log": Elementwise("np.log({0})", np.log, lambda x, y: 1 / x, sympy.log, "positive", canonical=True),
+    "sqrt": Elementwise("np.sqrt({0})", np.sqrt, lambda x, y: 0.5 / y, sympy.sqrt, "positive", canonical=True),
+    "sin": Elementwise("np.sin({0})", np.sin, lambda x, y: apply_fn("cos", x), sympy.sin, canonical=True),
+    "cos": Elementwise("np.cos({0})", np.cos, lambda x, y: -apply_fn("sin", x), sympy.cos, canonical=True),
+    "tan": Elementwise("np.tan({0})", np.tan, lambda x, y: 1 + y ** 2, sympy.tan, "small", canonical=True),
     "softplus": Elementwise("np.logaddexp(0.0, {0})", lambda x: np.logaddexp(0.0, x),
                             lambda x, y: apply_fn("sigmoid", x), lambda t: sympy.log(1 + sympy.exp(t))),
 }
@@ -515,10 +552,11 @@ def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
     return {
         name: Rule(shape=_same, vjp=lambda g, ans: (g * Node(prime, ans.args),), fn=f.fn, np=Fmt(f.np, f.np_prec),
                    text=Fmt(name + "({0})"), latex=Fmt("\\operatorname{{" + name + "}}\\left({0}\\right)"),
-                   kind="elementwise", builtin=1),
+                   kind="elementwise", builtin=1, domain=f.domain, kink=f.kink, batch_safe=True),
         prime: Rule(shape=_same, vjp=lambda g, ans: (vjp_of_expansion(ans, g),), fn=None, np=None,
                     text=Fmt(prime + "({0})"), latex=Fmt("\\operatorname{{" + name + "}}'\\left({0}\\right)"),
-                    kind="elementwise", expand=lambda node: expand_prime(node.args[0])),
+                    kind="elementwise", expand=lambda node: expand_prime(node.args[0]), domain=f.domain,
+                    kink=f.kink, batch_safe=True),
     }
 
 
