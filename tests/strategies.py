@@ -77,7 +77,7 @@ ORACLE_ELEMENTWISE = {
     "cos": lambda x, env: anp.cos(x),
     "softplus": lambda x, env: anp.logaddexp(0.0, x),
 }
-POSITIVE_DOMAIN = {"log", "sqrt"}
+POSITIVE_DOMAIN = {name for name, f in ELEMENTWISE.items() if f.domain == "positive"}
 
 
 @dataclass(frozen=True)
