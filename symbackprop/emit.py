@@ -33,6 +33,7 @@ from .plan import constant
 from .selfcheck import check_module, load_source  # noqa: F401  (re-exported: the commands and tests use them)
 from .printer_numpy import BatchedNumpyPrinter, NumpyPrinter
 from .rules import number_np
+from .rules_numpy import helpers as numpy_helpers
 from .rules_stable import SOFTPLUS_TAIL, stabilise  # noqa: F401  (SOFTPLUS_TAIL: cited by the tests)
 
 #: First line of every generated module: how `codegen -o` recognises files it may overwrite.
@@ -81,30 +82,11 @@ def stable_derivation(d: Derivation | Program, wrt=None) -> Derivation:
 
 # ----- the module -----
 
-_HELPERS = {
-    "_softmax": '''def _softmax(z):
-    """softmax along the last axis, shifted by the max so exp never overflows."""
-    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
-    return e / np.sum(e, axis=-1, keepdims=True)''',
-    "_logsumexp": '''def _logsumexp(z):
-    """log(sum(exp(z))) along the last axis, shifted by the max so exp never overflows."""
-    m = np.max(z, axis=-1, keepdims=True)
-    return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]''',
-    "_cast": '''def _cast(*inputs):
+#: The dtype conversion of float32 modules (the other helpers belong to operators: rules_numpy.helpers()).
+_CAST = '''def _cast(*inputs):
     """The inputs as {dtype}, converted once per call: arrays (no copy when they already are {dtype}) and
     scalars (np.{dtype}), so every result is {dtype} whatever the inputs were."""
-    return tuple(np.asarray(a, dtype=np.{dtype}) if np.ndim(a) else np.{dtype}(a) for a in inputs)''',
-    "_max_mask": '''def _max_mask(x, axis=None):
-    """The subgradient of max: 1 where x is largest (over axis), split evenly between ties."""
-    m = x == np.max(x, axis=axis, keepdims=True)
-    return m / np.sum(m, axis=axis, keepdims=True)''',
-    "_batched_diag": '''def _batched_diag(v):
-    """diag(v_b) for each row v_b of v."""
-    out = np.zeros(v.shape + v.shape[-1:], dtype=v.dtype)
-    i = np.arange(v.shape[-1])
-    out[:, i, i] = v
-    return out''',
-}
+    return tuple(np.asarray(a, dtype=np.{dtype}) if np.ndim(a) else np.{dtype}(a) for a in inputs)'''
 
 
 @dataclass(frozen=True)
@@ -274,8 +256,9 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     extra = _second_order(d, wrt, hessian, hvp, names, adjoint_names, dimnames, batch_dim, taken, dtype, objective)
 
     em_text = "\n".join(vg_f + vg_b + [value, f_value] + f_lines + extra["lines"])
-    helpers = [_HELPERS[h].format(dtype=dtype) if h == "_cast" else _HELPERS[h]
-               for h in sorted(_HELPERS) if h + "(" in em_text or (h == "_cast" and dtype != "float64")]
+    available = {**numpy_helpers(), "_cast": _CAST}
+    helpers = [available[h].format(dtype=dtype) if h == "_cast" else available[h]
+               for h in sorted(available) if h + "(" in em_text or (h == "_cast" and dtype != "float64")]
 
     # the shape check
     dim_source: dict = {}

@@ -75,6 +75,7 @@ class Rule:
     domain: str = "real"               # where its arguments are sampled: see the module docstring
     kink: bool = False                 # not differentiable at 0: checks sample both sides of its argument
     batch_safe: bool = False           # its NumPy form is right with a leading batch axis on the arguments
+    np_helper: str = ""                # source of a helper function its `np` form calls (a generated module's)
 
 
 def behaviour(table: dict, op: str, what: str):
@@ -511,6 +512,7 @@ class Elementwise:
     np_prec: int = ATOM              # precedence of the NumPy source (sigmoid's is a product)
     kink: bool = False               # not differentiable at 0 (relu, step, sign, abs)
     canonical: bool = False          # SymPy's scalar canonical forms may round-trip it (scalar.py)
+    np_helper: str = ""               # source of a helper its NumPy form calls (NumPy has no such function)
 
 
 def apply_fn(name: str, x: Node) -> Node:
@@ -552,7 +554,8 @@ def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
     return {
         name: Rule(shape=_same, vjp=lambda g, ans: (g * Node(prime, ans.args),), fn=f.fn, np=Fmt(f.np, f.np_prec),
                    text=Fmt(name + "({0})"), latex=Fmt("\\operatorname{{" + name + "}}\\left({0}\\right)"),
-                   kind="elementwise", builtin=1, domain=f.domain, kink=f.kink, batch_safe=True),
+                   kind="elementwise", builtin=1, domain=f.domain, kink=f.kink, batch_safe=True,
+                   np_helper=f.np_helper),
         prime: Rule(shape=_same, vjp=lambda g, ans: (vjp_of_expansion(ans, g),), fn=None, np=None,
                     text=Fmt(prime + "({0})"), latex=Fmt("\\operatorname{{" + name + "}}'\\left({0}\\right)"),
                     kind="elementwise", expand=lambda node: expand_prime(node.args[0]), domain=f.domain,

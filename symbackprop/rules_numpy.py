@@ -443,3 +443,36 @@ INLINE = {
 #: relu'(z) = step(z) as a factor of a float product: the boolean mask `(z > 0)` (one cheap comparison;
 #: the product makes it float). Alone it prints as np.heaviside, a float.
 MASK = {"step": lambda p, f: f"({p.paren(f.args[0], MUL)} > 0)"}
+
+
+# ----- helper functions the printed forms call (copied into a module that uses them) -----
+
+HELPERS = {
+    "_softmax": '''def _softmax(z):
+    """softmax along the last axis, shifted by the max so exp never overflows."""
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)''',
+    "_logsumexp": '''def _logsumexp(z):
+    """log(sum(exp(z))) along the last axis, shifted by the max so exp never overflows."""
+    m = np.max(z, axis=-1, keepdims=True)
+    return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]''',
+    "_max_mask": '''def _max_mask(x, axis=None):
+    """The subgradient of max: 1 where x is largest (over axis), split evenly between ties."""
+    m = x == np.max(x, axis=axis, keepdims=True)
+    return m / np.sum(m, axis=axis, keepdims=True)''',
+    "_batched_diag": '''def _batched_diag(v):
+    """diag(v_b) for each row v_b of v."""
+    out = np.zeros(v.shape + v.shape[-1:], dtype=v.dtype)
+    i = np.arange(v.shape[-1])
+    out[:, i, i] = v
+    return out''',
+}
+
+
+def helpers() -> dict[str, str]:
+    """Helper name -> source: the table above and each rule's own `np_helper` (a function its `np` form calls)."""
+    out = dict(HELPERS)
+    for rule in RULES.values():
+        if rule.np_helper:
+            out[rule.np_helper.split("(", 1)[0].split()[-1]] = rule.np_helper
+    return out
