@@ -41,40 +41,86 @@ class ReadError(ValueError):
 
 # ----- values -----
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fill:
-    """𝟙 (kind 'ones') or I (kind 'eye') times a scalar, of a size the text leaves to the context."""
+    """𝟙 (kind 'ones') or I (kind 'eye') times a scalar, of a size the text leaves to the context.
+
+    A product with 𝟙 keeps what is known: `value · u vᵀ` with u, v columns, None where the
+    column is ones of a length still to be fixed (`W 𝟙` = rowsums(W) 𝟙ᵀ, `𝟙 W` = 𝟙 colsums(W)ᵀ)."""
 
     value: float
     kind: str
+    u: object = None
+    v: object = None
+
+    @property
+    def pure(self) -> bool:
+        return self.kind == "eye" or (self.u is None and self.v is None)
 
 
 def _is_scalar(v) -> bool:
     return not isinstance(v, Fill) and np.ndim(v) == 0
 
 
+def _ones(n):
+    return np.ones((n, 1))
+
+
 def _materialize(f: Fill, shape: tuple):
     if f.kind == "ones":
-        return np.full(shape, f.value, dtype=float)
+        rows, cols = shape
+        u = _ones(rows) if f.u is None else f.u
+        v = _ones(cols) if f.v is None else f.v
+        if u.shape[0] != rows or v.shape[0] != cols:
+            raise ReadError(f"a product with 𝟙 of shape {(u.shape[0], v.shape[0])} where {shape} is due")
+        return f.value * (u @ v.T)
     if len(shape) != 2 or shape[0] != shape[1]:
         raise ReadError(f"I used where a {shape} array is due")
     return f.value * np.eye(shape[0])
 
 
-def _ew(op, a, b, what: str):
-    """Elementwise op: equal shapes, or a scalar on one side; 𝟙 and I take the other side's size."""
+def _settle(x):
+    """A product with 𝟙 whose both sides are known, as an array."""
+    if isinstance(x, Fill) and x.kind == "ones" and x.u is not None and x.v is not None:
+        return x.value * (x.u @ x.v.T)
+    return x
+
+
+def _fit(f: Fill, shape: tuple):
+    """f in `shape`; a product with 𝟙 that cannot take it but is 1×? or ?×1 is the scalar uᵀ𝟙 or 𝟙ᵀv."""
+    try:
+        return _materialize(f, shape)
+    except ReadError:
+        known = f.u if f.u is not None else f.v
+        if f.kind == "ones" and known is not None and known.shape == (1, 1) and (f.u is None or f.v is None):
+            return np.float64(f.value * known[0, 0])
+        raise
+
+
+def _ew(op, a, b, what: str, expect=None):
+    """Elementwise op: equal shapes, or a scalar on one side; 𝟙 and I take the other side's size
+    (or `expect`, the stated shape of the whole, when both sides are 𝟙 of unknown size)."""
+    a, b = _settle(a), _settle(b)
     if isinstance(a, Fill) or isinstance(b, Fill):
         if isinstance(a, Fill) and not isinstance(b, Fill) and np.ndim(b) == 2:
-            a = _materialize(a, np.shape(b))
+            a = _fit(a, np.shape(b))
         elif isinstance(b, Fill) and not isinstance(a, Fill) and np.ndim(a) == 2:
-            b = _materialize(b, np.shape(a))
+            b = _fit(b, np.shape(a))
+        elif expect is not None and isinstance(a, Fill) and isinstance(b, Fill) and not (a.pure and b.pure):
+            a, b = _fit(a, expect), _fit(b, expect)
         else:
-            kinds = {x.kind for x in (a, b) if isinstance(x, Fill)}
+            fills = [x for x in (a, b) if isinstance(x, Fill)]
+            kinds = {x.kind for x in fills}
             sa = a.value if isinstance(a, Fill) else a
             sb = b.value if isinstance(b, Fill) else b
+            both = len(fills) == 2
+            if not all(x.pure for x in fills):          # s·(u vᵀ): only scaling keeps the form
+                f = fills[0]
+                if not both and (what in ("⊙", "·") or (what == "/" and isinstance(a, Fill))):
+                    return Fill(float(op(sa, sb)), "ones", f.u, f.v)
+                raise ReadError(f"{what} of a product with 𝟙 of unknown size")
             if kinds == {"ones"}:
                 return Fill(float(op(sa, sb)), "ones")
-            both = isinstance(a, Fill) and isinstance(b, Fill)
             if kinds == {"eye"} and (what in ("⊙", "·") or (both and what in ("+", "−")) or
                                      (what == "/" and isinstance(a, Fill) and not both)):
                 return Fill(float(op(sa, sb)), "eye")
@@ -86,12 +132,30 @@ def _ew(op, a, b, what: str):
 
 
 def _matmul(a, b, latex: bool):
+    """Juxtaposition: the matrix product. 𝟙 takes the size the product and its context need."""
     if isinstance(a, Fill) and a.kind == "eye" and not _is_scalar(b):
         return _ew(np.multiply, a.value, b, "·")
     if isinstance(b, Fill) and b.kind == "eye" and not _is_scalar(a):
         return _ew(np.multiply, a, b.value, "·")
+    if isinstance(a, Fill) and isinstance(b, Fill):              # (s u1 v1ᵀ)(t u2 v2ᵀ) = s t (v1ᵀu2) u1 v2ᵀ
+        if a.v is None and b.u is None:
+            raise ReadError("a product of two 𝟙 of unknown size")
+        inner = float(np.sum(a.v if b.u is None else b.u if a.v is None else a.v.T @ b.u))
+        return _settle(Fill(a.value * b.value * inner, "ones", a.u, b.v))
+    if isinstance(a, Fill) and np.ndim(b) == 2:                   # (s u vᵀ) B = s u (Bᵀv)ᵀ
+        b = np.asarray(b, dtype=float)
+        v = b.sum(axis=0).reshape(-1, 1) if a.v is None else b.T @ a.v
+        if a.v is not None and a.v.shape[0] != b.shape[0]:
+            raise ReadError(f"matrix product of {a} and shape {b.shape}")
+        return _settle(Fill(a.value, "ones", a.u, v))
+    if isinstance(b, Fill) and np.ndim(a) == 2:                   # A (s u vᵀ) = s (A u) vᵀ
+        a = np.asarray(a, dtype=float)
+        u = a.sum(axis=1).reshape(-1, 1) if b.u is None else a @ b.u
+        if b.u is not None and b.u.shape[0] != a.shape[1]:
+            raise ReadError(f"matrix product of shape {a.shape} and {b}")
+        return _settle(Fill(b.value, "ones", u, b.v))
     if isinstance(a, Fill) or isinstance(b, Fill):
-        raise ReadError("a matrix product with 𝟙 of unknown size")
+        raise ReadError("a matrix product of 𝟙 and a scalar")
     if _is_scalar(a) and _is_scalar(b) and latex:     # \frac{1}{m n}: a product of scalars
         return np.float64(a) * np.float64(b)
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -171,6 +235,8 @@ def _array(x, what):
 
 def _diag(x):
     if isinstance(x, Fill):
+        if not x.pure:
+            raise ReadError("diag of a product with 𝟙 of unknown size")
         return Fill(x.value, "eye" if x.kind == "ones" else "ones")
     x = np.asarray(x, dtype=float)
     if x.ndim == 2 and x.shape[1] == 1 and x.shape[0] > 1:
@@ -203,8 +269,8 @@ def _call(name: str, primes: int, args: list):
             raise ReadError(f"{name}{chr(39) * primes}: only first derivatives are read")
         f = ELEMENTWISE[name][primes]
         if isinstance(x, Fill):
-            if x.kind != "ones":
-                raise ReadError(f"{name} of I")
+            if not (x.kind == "ones" and x.pure):
+                raise ReadError(f"{name} of I or of a product with 𝟙")
             return Fill(float(f(np.float64(x.value))), "ones")
         with np.errstate(all="ignore"):
             return f(np.asarray(x, dtype=float)) if np.ndim(x) else np.float64(f(np.float64(x)))
@@ -246,7 +312,7 @@ _LATEX_TOKENS = re.compile(r"""
   | (?P<cmdfn>\\(?:det|log|exp|sin|cos|tanh)(?![A-Za-z]))
   | (?P<ones>\\mathbf\{1\})
   | (?P<frac>\\frac(?![A-Za-z]))
-  | (?P<sqrt>\\sqrt(?![A-Za-z]))
+  | (?P<sqrt>\\sqrt(?:\[(?P<root>[0-9]+)\])?(?![A-Za-z]))
   | (?P<top>\^\\top(?![A-Za-z]))
   | (?P<invsup>\^\{-1\})
   | (?P<smul>\\,|\\cdot(?![A-Za-z]))
@@ -331,7 +397,7 @@ def tokenize_latex(s: str) -> list[tuple]:
         elif m.group("frac"):
             out.append(("FRAC", None))
         elif m.group("sqrt"):
-            out.append(("SQRT", None))
+            out.append(("SQRT", int(m.group("root") or 2)))
         elif m.group("top"):
             out.append(("T", "ᵀ"))
         elif m.group("invsup"):
@@ -491,8 +557,9 @@ class _Parser:
             return ("call", "norm", 0, [e])
         if kind == "FRAC":
             return ("/", self.group(), self.group())
-        if kind == "SQRT":
-            return ("call", "sqrt", 0, [self.group()])
+        if kind == "SQRT":                          # \sqrt{x}, \sqrt[3]{x}
+            g = self.group()
+            return ("call", "sqrt", 0, [g]) if val == 2 else ("^", g, ("num", 1.0 / val))
         raise ReadError(f"an operand is due, found {val!r}")
 
 
@@ -511,14 +578,16 @@ def parse_latex(s: str):
 _BINARY = {"+": np.add, "−": np.subtract, "⊙": np.multiply, "·": np.multiply, "/": np.divide}
 
 
-def evaluate(tree, env: dict, latex: bool = False):
+def evaluate(tree, env: dict, latex: bool = False, shape=None):
     """The value of a tree; env maps names (variables, bindings, dims) to scalars or 2-D arrays
-    (vectors as columns)."""
+    (vectors as columns), or a Fill (𝟙, I, or a product with 𝟙) that `finalize` sizes. `shape`,
+    the stated shape of the whole, sizes the terms of a sum of products with 𝟙."""
+    expect = None if not shape else (tuple(shape) if len(shape) == 2 else (shape[0], 1))
     with np.errstate(all="ignore"):
-        return _eval(tree, env, latex)
+        return _eval(tree, env, latex, expect)
 
 
-def _eval(tree, env, latex):
+def _eval(tree, env, latex, expect=None):
     kind = tree[0]
     if kind == "num":
         return np.float64(tree[1])
@@ -532,36 +601,41 @@ def _eval(tree, env, latex):
     if kind == "ones":
         return Fill(1.0, "ones")
     if kind == "neg":
-        v = _eval(tree[1], env, latex)
-        return Fill(-v.value, v.kind) if isinstance(v, Fill) else -v
+        v = _eval(tree[1], env, latex, expect)
+        return Fill(-v.value, v.kind, v.u, v.v) if isinstance(v, Fill) else -v
     if kind == "T":
-        v = _eval(tree[1], env, latex)
-        return v if isinstance(v, Fill) or np.ndim(v) == 0 else np.asarray(v).T
+        v = _eval(tree[1], env, latex, expect[::-1] if expect else None)
+        if isinstance(v, Fill):
+            return Fill(v.value, v.kind, v.v, v.u)
+        return v if np.ndim(v) == 0 else np.asarray(v).T
     if kind == "inv":
-        return _inverse_or_reciprocal(_eval(tree[1], env, latex))
+        return _inverse_or_reciprocal(_settle(_eval(tree[1], env, latex)))
     if kind == "call":
-        args = [_eval(a, env, latex) for a in tree[3]]
+        args = [_settle(_eval(a, env, latex)) for a in tree[3]]
         return _call(tree[1], tree[2], args)
-    a, b = _eval(tree[1], env, latex), _eval(tree[2], env, latex)
     if kind == "@":
-        return _matmul(a, b, latex)
+        return _matmul(_eval(tree[1], env, latex), _eval(tree[2], env, latex), latex)
+    a, b = _eval(tree[1], env, latex, expect), _eval(tree[2], env, latex, expect)
     if kind == "^":
-        return _ew(np.power, a, b, "^")
+        return _ew(np.power, a, b, "^", expect)
     if kind == "·":
         if not (isinstance(a, Fill) or _is_scalar(a) or _is_scalar(b) or isinstance(b, Fill)):
             raise ReadError(f"· between two arrays ({np.shape(a)} and {np.shape(b)}): ⊙ or a product is due")
-        return _ew(np.multiply, a, b, "·")
-    return _ew(_BINARY[kind], a, b, kind)
+        return _ew(np.multiply, a, b, "·", expect)
+    return _ew(_BINARY[kind], a, b, kind, expect)
 
 
 def finalize(value, shape: tuple):
     """A value in the shape the printout states ([n] -> (n,), [1×n] a row, [scalar] -> ())."""
-    if isinstance(value, Fill):
-        if not shape:
+    if isinstance(value, Fill) and not shape:
+        if value.pure:
             raise ReadError("𝟙 or I where a scalar is due")
-        full = shape if len(shape) == 2 else (shape[0], 1)
-        value = _materialize(value, full)
+        value = _materialize(value, (1, 1))[0, 0]
+    if isinstance(value, Fill):
+        value = _materialize(value, shape if len(shape) == 2 else (shape[0], 1))
     v = np.asarray(value, dtype=float)
+    if v.ndim == 0 and shape and float(v) == 0.0:    # `0` stands for the zero array of the stated shape
+        v = np.zeros(shape if len(shape) == 2 else (shape[0], 1))
     if shape == ():
         if v.ndim != 0:
             raise ReadError(f"a scalar is due, the text gives shape {v.shape}")
@@ -677,7 +751,7 @@ def evaluate_lines(lines: list[Line], values: dict, dims: dict, latex: bool = Fa
         for part in line.parts:
             tree = parse_latex(part) if latex else parse_text(part)
             try:
-                vals.append(finalize(evaluate(tree, env, latex), shape))
+                vals.append(finalize(evaluate(tree, env, latex, shape), shape))
             except ReadError as e:
                 raise ReadError(f"{line.lhs} = {part}: {e}") from None
         out[line.lhs] = vals

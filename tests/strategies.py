@@ -426,8 +426,8 @@ def wide_expr(draw, shape, depth=3, scope=()):
         v = _value(p)
         return Ex(f"({a.text} ** {p})", shape, lambda e: a.fn(e) ** v, a.ops | {"pow"})
     c = draw(st.sampled_from(["(2/3)", "0.5", "3", "(3/2)"]))
-    x = draw(wide_expr(shape, depth - 1, scope))
-    x = Ex(f"tanh({x.text})", shape, lambda e: anp.tanh(x.fn(e)), x.ops | {"tanh"})
+    x0 = draw(wide_expr(shape, depth - 1, scope))
+    x = Ex(f"tanh({x0.text})", shape, lambda e: anp.tanh(x0.fn(e)), x0.ops | {"tanh"})
     v = _value(c)
     return Ex(f"({c} ** {x.text})", shape, lambda e: v ** x.fn(e), x.ops | {"pow"})
 
