@@ -228,6 +228,8 @@ def _square(x, what):
 def _array(x, what):
     if isinstance(x, Fill):
         raise ReadError(f"{what} of 𝟙/I of unknown size")
+    if np.ndim(x) == 0 and float(x) == 0.0:          # ‖0‖, sum(0): a zero array of any size
+        return np.zeros((1, 1))
     if np.ndim(x) == 0:
         raise ReadError(f"{what} of a scalar")
     return np.asarray(x, dtype=float)

@@ -249,7 +249,10 @@ def _per_example_points(formula, batch, size, rng, sizes=None):
         for _ in range(size):
             fresh = S.random_values(formula, rng, sizes)
             values = {**base, **{n: fresh[n] for n in batch}}
-            value, grads, kinks = _oracle(formula, values)
+            try:
+                value, grads, kinks = _oracle(formula, values)
+            except np.linalg.LinAlgError:              # det(M - M): autograd's inv of a singular matrix
+                break
             if not _usable(value, grads, kinks):
                 break
             out.append((values, value, grads))
@@ -503,9 +506,10 @@ def _unreadable_bug(message: str, printed: str, formula_text: str) -> str | None
     name = re.search(r"unknown name '(\w+)'", message)
     if name and re.search(rf"(?:^|;)\s*{name.group(1)}\s*=", formula_text):
         return "print-alias"                    # results name an intermediate that no line defines
-    if ("unknown size" in message or "size of 𝟙/I" in message or "got ()" in message) and \
-            re.search(r"\w\((?:I|0|𝟙)\)", printed):
-        return "print-unsized"                  # sum(I), softmax(0): nothing in the printout sizes I or 0
+    scalar_for_array = any(m in message for m in ("unknown size", "size of 𝟙/I", "got ()", "of shape ()",
+                                                   "of a scalar"))
+    if scalar_for_array and re.search(r"(?<![\w.])0(?![\w.])|(?<![\w\\])I(?!\w)|𝟙|\\mathbf\{1\}", printed):
+        return "print-unsized"                  # sum(I), softmax(0), diag(1 + 0): nothing sizes I or 0
     return None
 
 
