@@ -11,14 +11,18 @@ for a scalar objective):
 - always numerically, at several random points, for several random sizes of
   the symbolic dims (distinct, >= 2), with a fresh concrete stand-in for each
   abstract function at each point, away from relu's kink and with pre-activations
-  of both signs, and with non-symmetric random matrices. A claim that holds only
-  for square, symmetric or 1-dimensional inputs therefore fails.
+  of both signs (every kink argument, scalar ones included, is seen on both sides
+  of its kink), and with non-symmetric random matrices. A claim that holds only
+  for square, symmetric or 1-dimensional inputs therefore fails. The points are
+  chosen where the derivative and the objective are finite, never by the claim: a
+  claim that is NaN there is wrong ('undefined').
 
 Verdicts: `correct`, `transposed` (correct up to transpose: the claim follows
 the numerator layout), `wrong` (with a diagnosis when one fits), `malformed`.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import html
@@ -36,7 +40,7 @@ from .derivation import Derivation
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .evaluate import Substitute, evaluate, random_dims, random_point
 from .expr import RULES, Node, format_shape, shapes_equal, walk
-from .parse import MAX_FORMULA_CHARS, NAME_RE, Parser
+from .parse import MAX_FORMULA_CHARS, NAME_RE, PRIME, Parser
 from .printing import expand_macros, to_text
 
 #: Random sizes drawn for the symbolic dims, and random points per draw.
@@ -47,7 +51,15 @@ RTOL = 1e-8
 ATOL = 1e-12
 #: Sampled points keep the arguments of relu, step, sign and abs at least this far from 0.
 KINK_MARGIN = 1e-3
-_KINKS = ("relu", "step", "sign", "abs")
+_KINKS = ("relu", "step", "sign", "abs", "relu'", "step'", "sign'", "abs'")
+#: Extra points tried so that every kink argument is seen on both sides of its kink; the search stops after
+#: KINK_STALE tries in a row that show no new side (an argument that cannot change sign, e.g. relu(x ⊙ x)).
+KINK_TRIES = 60
+KINK_STALE = 24
+#: The extra points are spread wider or narrower than standard normal by these factors, so that relu(a + 2)
+#: is also seen with a + 2 < 0 and relu(1 - x ⊙ x) with 1 - x ⊙ x > 0.
+KINK_SCALES = (1.0, 3.0, 10.0, 0.3)
+KINK_SHIFTS = (-10.0, -3.0, -1.0, 1.0, 3.0, 10.0)
 
 STATUS_TEXT = {"correct": "correct", "transposed": "correct up to transpose", "wrong": "wrong",
                "malformed": "malformed"}
@@ -66,9 +78,8 @@ class Counterexample:
     true: object
 
     def to_dict(self) -> dict:
-        return {"dims": self.dims, "inputs": {k: np.asarray(v).tolist() for k, v in self.inputs.items()},
-                "functions": self.functions, "claimed": np.asarray(self.claimed).tolist(),
-                "true": np.asarray(self.true).tolist()}
+        return {"dims": self.dims, "inputs": {k: _json_array(v) for k, v in self.inputs.items()},
+                "functions": self.functions, "claimed": _json_array(self.claimed), "true": _json_array(self.true)}
 
     def lines(self) -> list[str]:
         out = []
@@ -90,7 +101,7 @@ class Verdict:
     `status` is 'correct', 'transposed' (correct up to transpose), 'wrong' or
     'malformed'; `diagnosis` names the mistake of a wrong claim ('shape',
     'ill-formed', 'factor', 'sign', 'zero', 'missing-factor', 'function-for-derivative',
-    'missing-term', 'extra-term', 'symmetric-only', 'scalar-only', 'counterexample').
+    'missing-term', 'extra-term', 'undefined', 'symmetric-only', 'scalar-only', 'counterexample').
     """
     wrt: str
     claim: str
@@ -113,6 +124,7 @@ class Verdict:
     line: int | None = None
     label: str | None = None
     expect: str | None = None
+    show_counterexample: bool = False    # also for a diagnosis other than 'counterexample'
 
     @property
     def ok(self) -> bool:
@@ -135,7 +147,7 @@ class Verdict:
     def text(self, where: bool = True, method: bool = True) -> str:
         lines = [f"∂{self.objective}/∂{self.wrt} = {self.claim}", f"  verdict: {self.headline()}"]
         lines += ["  " + d for d in self.details]
-        if self.counterexample is not None and self.diagnosis == "counterexample":
+        if self.counterexample is not None and (self.diagnosis == "counterexample" or self.show_counterexample):
             lines.append("  counterexample:")
             lines += ["    " + l for l in self.counterexample.lines()]
         if self.gradient:
@@ -151,7 +163,7 @@ class Verdict:
         lines = [f"**∂{self.objective}/∂{self.wrt}** = `{self.claim}`: {icon} **{self.verdict}**"
                  + (f": {self.summary}" if self.summary else ""), ""]
         body = list(self.details)
-        if self.counterexample is not None and self.diagnosis == "counterexample":
+        if self.counterexample is not None and (self.diagnosis == "counterexample" or self.show_counterexample):
             body += ["counterexample:"] + ["  " + l for l in self.counterexample.lines()]
         if self.gradient:
             body.append(f"the gradient (shaped like {self.wrt}): {self.gradient}")
@@ -204,6 +216,7 @@ class Problem:
         self.lets: dict[str, Node] = {}
         self._graph = set(walk(self.program.objective))
         self._truths: dict[str, tuple] = {}
+        self.claim_text: dict[Node, str] = {}       # the text each parsed claim was written as
         for name, text in _let_items(lets):
             self.define(name, text)
 
@@ -276,8 +289,9 @@ class Problem:
             return self._truths[wrt]
         program = self.program
         target = program.variables.get(wrt) or program.intermediates.get(wrt)
+        others = []
         if target is None and wrt in self.lets:
-            target = self._locate(wrt, self.lets[wrt])
+            target, others = self._locate(wrt, self.lets[wrt])
         if target is None:
             names = list(program.variables) + list(program.intermediates) + list(self.lets)
             near = difflib.get_close_matches(wrt, names, 1)
@@ -288,30 +302,60 @@ class Problem:
         for name, node in self.lets.items():
             if node in self._graph and name not in inter:
                 inter[name] = node
+        objective = program.objective
+        if others:                                  # the let occurs in several places: make them one node
+            mapping = {n: target for n in others}
+            objective = E.substitute(objective, mapping)
+            kept = set(walk(objective))
+            inter = {k: n for k, n in zip(inter, E.substitute(list(inter.values()), mapping)) if n in kept}
         inter[wrt] = target
-        prog = dataclasses.replace(program, intermediates=inter)
+        prog = dataclasses.replace(program, objective=objective, intermediates=inter)
         d = Derivation(prog, wrt=[wrt], check=True, seed=self.seed)
         self._truths[wrt] = (d.grads[wrt], d, target)
         return self._truths[wrt]
 
-    def _locate(self, name: str, node: Node) -> Node:
-        """The formula's node a let stands for: the same node, or one with the same values."""
-        if node in self._graph:
-            return node
-        same = [n for n in walk(self.program.objective) if n.args and shapes_equal(n.shape, node.shape)]
+    def _locate(self, name: str, node: Node) -> tuple[Node, list[Node]]:
+        """The formula's nodes a let stands for: (the one to differentiate by, the other places it occurs).
+
+        A let stands for every place of the formula that computes it: the same node, the same expression up to
+        the order of the terms of + and the factors of * (W @ x + b and b + W @ x), or a node with the same
+        values at random points where no place spells it. ∂ℓ/∂let is then the total over all of them."""
+        graph = walk(self.program.objective)
+        if not node.args and node in self._graph:   # a variable
+            return node, []
+        canon = _canonical(graph + walk(node))
+        same = [n for n in graph if n.args and canon[n] == canon[node]]
+        cands = [n for n in graph if n.args and shapes_equal(n.shape, node.shape)]
         rng = np.random.default_rng(self.seed + 7)
+        matched = None
         for _ in range(2):
             point = random_point(self.program, rng, dims=random_dims(self.program.dims, rng))
-            vals = evaluate([node] + same, point)
+            vals = evaluate([node] + cands, point)
             if not np.all(np.isfinite(vals[0])):
                 continue
-            same = [n for n, v in zip(same, vals[1:]) if _close(v, vals[0])]
-        if same and len(same) < len(walk(self.program.objective)):
-            return same[-1]
-        raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} does not occur in the formula, so "
-                           f"∂{self.objective_name}/∂{name} is not defined",
-                           hint="a derivative with respect to an intermediate needs the intermediate to be part of "
-                                "the formula; define the let as a sub-expression of the formula, e.g. W1 @ x + b")
+            keep = [n for n, v in zip(cands, vals[1:]) if _close(v, vals[0])]
+            matched = [n for n in (matched if matched is not None else cands) if n in set(keep)]
+        if not same and matched and len(matched) < len(graph):
+            same = matched                           # no place spells it: the places with its values
+        if not same:
+            raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} does not occur in the "
+                               f"formula, so ∂{self.objective_name}/∂{name} is not defined",
+                               hint="a derivative with respect to an intermediate needs the intermediate to be part "
+                                    "of the formula; define the let as a sub-expression of the formula, e.g. "
+                                    "W1 @ x + b")
+        order = {n: i for i, n in enumerate(graph)}
+        same.sort(key=order.__getitem__)
+        for a in same:
+            inner = set(walk(a)) - {a}
+            b = next((b for b in same if b in inner), None)
+            if b is not None:
+                raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} has the values of two "
+                                   f"nested places of the formula, {to_text(b, _unname(self.names, b))} inside "
+                                   f"{to_text(a, _unname(self.names, a))}, so ∂{self.objective_name}/∂{name} "
+                                   f"is ambiguous", hint="define the let as a sub-expression that occurs once, or "
+                                                         "check the claim with respect to a variable")
+        target = node if node in same else same[-1]
+        return target, [n for n in same if n is not target]
 
     # ----- checking -----
 
@@ -328,6 +372,8 @@ class Problem:
                     label=label, line=line, expect=expect, where=where)
         try:
             node = claim if isinstance(claim, Node) else self.parse(claim)
+            if not isinstance(claim, Node):
+                self.claim_text[node] = str(claim)
         except ShapeError as e:
             return Verdict(status="wrong", diagnosis="ill-formed",
                            summary="its dimensions do not fit together",
@@ -393,10 +439,12 @@ class _Judge:
         if not samples:
             raise SymbackpropError(f"no random point found where ∂{self.obj}/∂{self.wrt} is finite, so the claim "
                                    f"cannot be checked numerically")
-        agree = {o: all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients}
         v["points"] = len(samples)
         v["dims_tried"] = _dims_tried(samples)
         v["method"] = self.method(samples)
+        if any(not _finite(s.vals[1]) for s in samples):
+            return self.undefined(samples, orients, cands, v)
+        agree = {o: all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients}
         if agree.get("same") or agree.get("column") or agree.get("broadcast"):
             layout, note = self.layout_note(orients[0])
             return Verdict(status="correct", summary="", details=note, layout=layout, **v)
@@ -419,6 +467,95 @@ class _Judge:
         return Verdict(status="wrong", diagnosis="counterexample",
                        summary="it differs from the derivative (see the counterexample)",
                        details=[], gradient=self.grad_text, counterexample=cx, **v)
+
+    def undefined(self, samples, orients, cands, v) -> Verdict:
+        """A claim that is NaN or ±inf at points where the derivative is finite: wrong, and say where."""
+        bad = [s for s in samples if not _finite(s.vals[1])]
+        why, negative = self.why_undefined(bad[0])
+        roots = [self.truth, self.claim] + [c[2] for c in cands]
+        defined = self.sample(roots, need=2)        # where the claim is defined, if anywhere
+        cx = self.counterexample(orients)
+        v = dict(v, gradient=self.grad_text, counterexample=cx)
+        n = f"{len(bad)} of the {len(samples)} points tried" if len(bad) < len(samples) else \
+            f"all {len(samples)} points tried"
+        undefined = f"the claim is undefined (NaN or ±inf) at {n}, where ∂{self.obj}/∂{self.wrt} is finite"
+        if why:
+            undefined += f": {why}"
+        if not defined:
+            return Verdict(status="wrong", diagnosis="undefined",
+                           summary=f"undefined at every point tried{f' ({why})' if why else ''}",
+                           details=[undefined], **v)
+        where = self.where_undefined(bad, negative)
+        head = f"undefined at points where {where}" if where else "undefined at some points (see the counterexample)"
+        v["show_counterexample"] = not where
+        if any(all(_agrees(o, s.vals[1], s.vals[0]) for s in defined) for o in orients):
+            for d in (m for m in walk(self.truth) if m.op in ("relu'", "abs'", "step")):
+                vals = [evaluate([d], s.point)[0] for s in defined]
+                if all(np.all(np.asarray(x, dtype=float) == 1) for x in vals):
+                    label = to_text(d, self.p.names)
+                    return Verdict(status="wrong", diagnosis="missing-factor",
+                                   summary=f"the factor {label} is missing; the claim is {head}",
+                                   details=[undefined, f"a forgotten derivative factor: the claim agrees with the "
+                                            f"derivative only at points where {label} = 1 (and where it is "
+                                            f"defined)"], **v)
+            return Verdict(status="wrong", diagnosis="undefined", summary=head,
+                           details=[undefined, "where the claim is defined it agrees with the derivative, but "
+                                    "the derivative is defined on a larger domain, and the claim must hold there too"],
+                           **v)
+        for diagnose in (lambda: self.diagnose_factor(defined, orients),
+                         lambda: self.diagnose_candidates(defined, orients, cands)):
+            diag = diagnose()
+            if diag:
+                kind, summary, details, factor = diag
+                return Verdict(status="wrong", diagnosis=kind, summary=f"{summary}; the claim is also {head}",
+                               details=[undefined] + details, factor=factor, **v)
+        return Verdict(status="wrong", diagnosis="undefined",
+                       summary=f"{head}, and it differs from the derivative where it is defined",
+                       details=[undefined], **v)
+
+    def why_undefined(self, sample) -> tuple[str, Node | None]:
+        """The first operation of the claim that leaves the finite numbers at a sample, in words, and the
+        argument that is negative there (of log, sqrt or a fractional power), if that is why."""
+        nodes = [n for n in walk(self.claim)]
+        vals = dict(zip(nodes, evaluate(nodes, sample.point)))
+        for n in nodes:
+            if _finite(vals[n]) or not all(_finite(vals[a]) for a in n.args):
+                continue
+            here = to_text(n, self.p.names)
+            if n.op in ("log", "sqrt", "pow") and np.any(np.asarray(vals[n.args[0]], dtype=float) < 0):
+                a = n.args[0]
+                what = {"log": "log", "sqrt": "sqrt"}.get(n.op, "a fractional power")
+                return f"{what} of a negative number: {to_text(a, self.p.names)} < 0", a
+            if n.op in ("log", "pow", "div"):
+                return f"a division by 0 in {here}", None
+            if n.op in ("inv", "logdet"):
+                return f"a singular matrix in {here}", None
+            return f"{here} is not finite", None
+        return "", None
+
+    def where_undefined(self, bad, negative) -> str:
+        """'W x has negative entries' when that is where the claim is undefined (negative: the argument of
+        the log, sqrt or fractional power that is negative at the first bad point), or when flipping a variable's
+        signs to + makes the claim defined at every bad point."""
+        program = self.p.program
+        if negative is not None:
+            text = to_text(negative, self.p.names)
+            if all(np.any(np.asarray(evaluate([negative], s.point)[0], dtype=float) < 0) for s in bad):
+                return f"{text} is negative" if negative.ndim == 0 else f"{text} has negative entries"
+        names = list(program.variables)
+        def fixes(group):
+            for s in bad:
+                values = {k: (np.abs(v) if k in group else v) for k, v in s.point.values.items()}
+                pt = dataclasses.replace(s.point, values=values)
+                if not _finite(evaluate([self.claim], pt)[0]):
+                    return False
+            return True
+        for name in names:
+            if fixes({name}):
+                return f"{name} is negative" if program.variables[name].ndim == 0 else f"{name} has negative entries"
+        if len(names) > 1 and fixes(set(names)):
+            return "some inputs are negative"
+        return ""
 
     def method(self, samples) -> str:
         dims = _dims_tried(samples)
@@ -447,17 +584,60 @@ class _Judge:
         if orient == "column":
             return "denominator", [f"The claim is a {t.shape[0]}×1 column: the gradient (denominator layout)."]
         if t.ndim == 1:
-            return "vector", ["Vectors are 1-D in the formula language, so a row-vector answer (numerator layout, "
-                              "e.g. x4ᵀ W2 written x4 @ W2) and the column gradient are the same claim."]
+            row = self.row_vector_spelling()
+            if row is None:
+                return "vector", []
+            return "vector", [f"Vectors are 1-D in the formula language, so a row-vector answer (numerator layout, "
+                              f"e.g. {row}) and the column gradient are the same claim."]
         if t.ndim == 2:
             return "denominator", [f"Shaped like {name} ({format_shape(t.shape)}): the gradient convention "
                                    f"(denominator layout)."]
         return "scalar", []
 
+    def row_vector_spelling(self) -> str | None:
+        """The smallest part of the claim's text written as a row vector, explained: a vector on the left of @
+        ('x4 @ W2 here, for x4ᵀ W2') or a vector's .T; None when there is none (or the claim was given as a node)."""
+        text = self.p.claim_text.get(self.claim)
+        if text is None:
+            return None
+        try:
+            tree = self.p.parser._ast(text, text, 0)
+        except SymbackpropError:
+            return None
+        body = "\n".join(tree.src_lines)
+
+        def part(node):
+            seg = ast.get_source_segment(body, node)
+            if seg is None:
+                return None, None
+            seg = seg.replace(PRIME, "'")
+            try:
+                return seg, self.p.parse(seg, what="a part of the claim")
+            except SymbackpropError:
+                return seg, None
+
+        def math(n: Node) -> str:
+            t = to_text(n, _unname(self.p.names, n) if n not in self.p.lets.values() else self.p.names)
+            return f"({t})" if " " in t else t
+        found = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+                (seg, _), (_, left), (_, right) = part(node), part(node.left), part(node.right)
+                if left is not None and right is not None and left.ndim == 1 and right.ndim == 2:
+                    found.append((len(seg), f"{seg} here, for {math(left)}ᵀ {math(right)}"))
+            elif isinstance(node, ast.Attribute) and node.attr == "T":
+                (seg, _), (_, value) = part(node), part(node.value)
+                if value is not None and value.ndim == 1:
+                    found.append((len(seg), f"{seg} here, a vector's transpose"))
+        return min(found)[1] if found else None
+
     # ----- sampling -----
 
-    def sample(self, roots: list[Node], dims_list=None, symmetric=()):
-        """Points (with the roots' values) for several random sizes of the symbolic dims."""
+    def sample(self, roots: list[Node], dims_list=None, symmetric=(), need=1):
+        """Points (with the roots' values) for several random sizes of the symbolic dims.
+
+        The points are chosen where roots[:need] (the derivative, by default) and the objective are finite;
+        every kink argument is seen on both sides of its kink where it can be."""
         program = self.p.program
         rng = np.random.default_rng(self.p.seed + 1)
         expanded = expand_macros(list(roots))
@@ -474,10 +654,10 @@ class _Judge:
         per = POINTS_PER_DRAW if program.dims else POINTS_PER_DRAW * DIM_DRAWS
         for dims in dims_list:
             for _ in range(per):
-                got = _good_point(program, rng, dims, expanded, kink_args, symmetric=symmetric)
+                got = _good_point(program, rng, dims, expanded, kink_args, symmetric=symmetric, need=need)
                 if got is not None:
                     out.append(got)
-        return out
+        return _cover_kinks(program, rng, out, expanded, kink_args, symmetric=symmetric, need=need)
 
     # ----- diagnoses -----
 
@@ -610,11 +790,16 @@ class _Judge:
 class _Sample:
     point: object
     vals: list
+    kinks: list = field(default_factory=list)
 
 
-def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=None):
-    """A point where the roots are finite, kinks are avoided and pre-activations have both signs."""
-    loose = None
+def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=None, need=1):
+    """A point where the derivative (roots[0]), the objective and roots[:need] are finite, kinks are avoided
+    and pre-activations have both signs.
+
+    Only the derivative and the objective choose the point when need=1: a claim that is undefined (NaN) on
+    part of the derivative's domain must be seen there, not steered around."""
+    loose = looser = None
     for attempt in range(24):
         point = random_point(program, rng, scheme=(0, 2, 1)[attempt % 3], dims=dims)
         for k, v in point.values.items():
@@ -622,18 +807,91 @@ def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=Non
                 point.values[k] = v = (v + v.T) / 2
             if round_to is not None:
                 point.values[k] = np.round(v, round_to)
-        vals = evaluate(list(roots) + kink_args, point)
-        head, kinks = vals[:len(roots)], vals[len(roots):]
-        if not np.all(np.isfinite(np.asarray(head[0], dtype=float))):
+        got = _evaluate_point(program, point, roots, kink_args, need)
+        if got is None:
             continue
-        finite = all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in head)
-        away = all(np.min(np.abs(k)) > KINK_MARGIN for k in kinks if np.size(k))
-        mixed = all(np.size(k) < 2 or (np.min(k) < 0 < np.max(k)) for k in kinks)
-        if finite and away and (mixed or attempt >= 12):
-            return _Sample(point, head)
-        if loose is None and finite:
-            loose = _Sample(point, head)
-    return loose
+        sample, domain, away, mixed = got
+        if domain and away and (mixed or attempt >= 12):
+            return sample
+        if loose is None and domain:
+            loose = sample
+        if looser is None:
+            looser = sample
+    return loose or looser
+
+
+def _evaluate_point(program, point, roots, kink_args, need=1):
+    """(sample, objective finite, kinks away from 0, array kinks of both signs), or None where roots[:need]
+    is not finite."""
+    vals = evaluate(list(roots) + kink_args + [program.objective], point)
+    head, kinks, obj = vals[:len(roots)], vals[len(roots):-1], vals[-1]
+    if not all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in head[:need]):
+        return None
+    domain = bool(np.all(np.isfinite(np.asarray(obj, dtype=float))))
+    away = all(np.min(np.abs(k)) > KINK_MARGIN for k in kinks if np.size(k))
+    mixed = all(np.size(k) < 2 or (np.min(k) < 0 < np.max(k)) for k in kinks)
+    return _Sample(point, head, kinks), domain, away, mixed
+
+
+def _sides(sample) -> set:
+    """(kink index, sign) pairs that the sample's kink arguments show."""
+    out = set()
+    for i, k in enumerate(sample.kinks):
+        k = np.asarray(k, dtype=float)
+        if k.size and np.all(np.isfinite(k)):
+            if np.min(k) < 0:
+                out.add((i, -1))
+            if np.max(k) > 0:
+                out.add((i, 1))
+    return out
+
+
+def _cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1):
+    """More points until every kink argument has been seen on both sides of its kink.
+
+    A scalar argument (relu(w·x + b), abs(a)) has one sign per point, and an array may be one-signed at every
+    point; a claim that forgets relu′ or sign agrees with the derivative on one side, so both must be sampled.
+    New points are fresh random draws and sign flips of the variables of points already taken."""
+    if not kink_args or not samples:
+        return samples
+    def constant(i):
+        first = np.asarray(samples[0].kinks[i], dtype=float)
+        return all(np.array_equal(np.asarray(s.kinks[i], dtype=float), first) for s in samples[1:])
+    wanted = {(i, sign) for i in range(len(kink_args)) if not constant(i) for sign in (-1, 1)}
+    seen = set().union(*(_sides(s) for s in samples))
+    missing = wanted - seen
+    stale = 0
+    for attempt in range(KINK_TRIES):
+        if not missing or stale >= KINK_STALE:
+            break
+        base = samples[int(rng.integers(len(samples)))].point
+        names = list(base.values)
+        scale = KINK_SCALES[(attempt // 3) % len(KINK_SCALES)]
+        if attempt % 3 == 2:                        # a fresh point, with a wider or narrower spread
+            point = random_point(program, rng, scheme=0, dims=base.dims)
+            for k, v in point.values.items():
+                if symmetric and k in symmetric and v.ndim == 2 and v.shape[0] == v.shape[1]:
+                    v = (v + v.T) / 2
+                point.values[k] = scale * v
+        elif attempt % 3 == 1:                      # flip the signs of some variables, rescaled
+            flip = rng.random(len(names)) < 0.5
+            flip[int(rng.integers(len(names)))] = True
+            values = {n: (-scale * v if f else v) for (n, v), f in zip(base.values.items(), flip)}
+            point = dataclasses.replace(base, values=values)
+        else:                                       # shift one variable: relu(a + 2) needs a < −2
+            name = names[int(rng.integers(len(names)))]
+            shift = float(rng.choice(KINK_SHIFTS))
+            point = dataclasses.replace(base, values={**base.values, name: base.values[name] + shift})
+        got = _evaluate_point(program, point, roots, kink_args, need)
+        stale += 1
+        if got is None or not got[1] or not got[2]:
+            continue
+        new = _sides(got[0]) & missing
+        if new:
+            samples.append(got[0])
+            missing -= new
+            stale = 0
+    return samples
 
 
 def _orient(o, value):
@@ -653,6 +911,16 @@ def _agrees(o, claim_value, truth_value) -> bool:
     return c.shape == t.shape and _close(c, t)
 
 
+def _json_array(v):
+    """A nested list for JSON, with NaN and ±inf (an undefined claim) as null: JSON has no NaN."""
+    a = np.asarray(v, dtype=float)
+    return np.where(np.isfinite(a), a, None).tolist() if a.size and not np.all(np.isfinite(a)) else a.tolist()
+
+
+def _finite(a) -> bool:
+    return bool(np.all(np.isfinite(np.asarray(a, dtype=float))))
+
+
 def _close(a, b) -> bool:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape and a.size != 1 and b.size != 1:
@@ -661,6 +929,44 @@ def _close(a, b) -> bool:
         return False
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
     return float(np.max(np.abs(a - b), initial=0.0)) <= RTOL * scale + ATOL
+
+
+#: Sums and products with more terms than this are compared as written (keeps _canonical linear in long chains).
+CANONICAL_TERMS = 64
+
+
+def _canonical(nodes: list[Node]) -> dict[Node, int]:
+    """A key per node (`nodes` lists arguments before their users, as walk does), equal for expressions that
+    differ only in the order of the terms of +/− and of the factors of ⊙ and of dot products."""
+    keys: dict[Node, int] = {}
+    flat: dict[Node, tuple] = {}                         # the sorted (sign, key) terms or factor keys of n
+    intern: dict[tuple, int] = {}
+
+    def parts(n, m, sign):
+        if m in flat and m.op in ("add", "sub", "neg") and m.shape == n.shape:
+            return [(sign * s, k) for s, k in flat[m]]
+        return [(sign, keys[m])]
+    for n in nodes:
+        if n in keys:
+            continue
+        key = None
+        if n.op in ("add", "sub"):
+            terms = parts(n, n.args[0], 1) + parts(n, n.args[1], 1 if n.op == "add" else -1)
+        elif n.op == "neg":
+            terms = parts(n, n.args[0], -1)
+        elif n.op == "mul":
+            terms = [f for m in n.args for f in (flat[m] if m in flat and m.op == "mul" and m.shape == n.shape
+                                                 else [(1, keys[m])])]
+        elif n.op == "dot":
+            key = ("dot", tuple(sorted(keys[a] for a in n.args)))
+        if n.op in ("add", "sub", "neg", "mul"):
+            if len(terms) <= CANONICAL_TERMS:
+                flat[n] = tuple(sorted(terms))
+                key = ("sum" if n.op != "mul" else "mul", n.shape if n.op == "mul" else None, flat[n])
+        if key is None:
+            key = (n.op, n.attrs, n.shape if not n.args else None, tuple(keys[a] for a in n.args))
+        keys[n] = intern.setdefault(key, len(intern))
+    return keys
 
 
 def _terms(node: Node, sign: int = 1) -> list[tuple[int, Node]]:

@@ -305,6 +305,17 @@ def _diag_arg(n: Node) -> Node:
     return n.args[0].args[0] if n.op == "T" else n.args[0]
 
 
+def _rows_elided(n: Node) -> set:
+    """Arguments 𝟙 vᵀ of an elementwise op that print as v alone: NumPy broadcasts v along the rows
+    against the other argument, which has the full shape (at most one per node)."""
+    if n.op not in ("add", "sub", "div", "pow", "maximum", "minimum") or n.ndim != 2:
+        return set()
+    for i, x in enumerate(n.args):
+        if x.op == "rows" and n.args[1 - i].shape == n.shape:
+            return {i}
+    return set()
+
+
 def _diag_of_product(n: Node) -> bool:
     """diag(P @ Q) with both matrices: computed as a row-wise inner product, never the n×n product."""
     return n.op == "diag" and n.args[0].op == "matmul" and n.args[0].args[1].ndim == 2
@@ -379,6 +390,9 @@ class _Emitter:
         return out
 
     def _refs(self, n: Node):
+        elided = _rows_elided(n)
+        if elided:                                   # 𝟙 vᵀ under + − / **: NumPy broadcasts v itself
+            return [x.args[0] if i in elided else x for i, x in enumerate(n.args)]
         if n.op == "matmul":
             return [_diag_arg(a) if _is_diag_vec(a) else a for a in n.args]
         if _diag_of_product(n) and not self.batched.get(n):
@@ -444,10 +458,15 @@ class _Emitter:
             return f"np.{op}({self.shape_src(n.shape)}{dt})", ATOM
         if op == "mul":
             return self.product(n, [])
-        if op in ("add", "sub", "div", "pow"):
+        if op in ("add", "sub", "div", "pow", "maximum", "minimum"):
             fmt = RULES[op].np
             parts = []
+            elided = _rows_elided(n)
             for i, x in enumerate(a):
+                if i in elided:                      # a row vector broadcast by NumPy itself
+                    v = x.args[0]
+                    parts.append(self.paren(v, POSTFIX) + "[:, None, :]" if bat[v] else self.paren(v, fmt.arg_need(i)))
+                    continue
                 lifted = self.lift(x, n.ndim)
                 parts.append(lifted if lifted is not None else self.paren(x, fmt.arg_need(i)))
             return fmt.template.format(*parts), fmt.prec
@@ -478,6 +497,17 @@ class _Emitter:
             if op == "norm":
                 return f"np.linalg.norm({self.ref(a[0])[0]}, axis={axis})", ATOM
             return f"{self.paren(a[0], POSTFIX)}.{op}(axis={axis})", POSTFIX
+        if op == "rows":                             # 𝟙 vᵀ on its own: a real (writable) array
+            v, m = a[0], self.dim_src(n.shape[0])
+            if bat[v]:
+                return f"np.repeat({self.paren(v, POSTFIX)}[:, None, :], {m}, axis=1)", ATOM
+            return f"np.tile({self.ref(v)[0]}, ({m}, 1))", ATOM
+        if op in ("max", "min", "maxmask", "minmask") and bat[a[0]]:
+            axis = "1" if a[0].ndim == 1 else "(1, 2)"
+            if op in ("max", "min"):
+                return f"{self.paren(a[0], POSTFIX)}.{op}(axis={axis})", POSTFIX
+            x = self.ref(a[0])[0] if op == "maxmask" else "-" + self.paren(a[0], POSTFIX)
+            return f"_max_mask({x}, axis={axis})", ATOM
         if op == "trace" and bat[a[0]]:
             return f"np.trace({self.ref(a[0])[0]}, axis1=1, axis2=2)", ATOM
         if op == "diag" and bat[a[0]]:
@@ -709,6 +739,10 @@ _HELPERS = {
     """log(sum(exp(z))) along the last axis, shifted by the max so exp never overflows."""
     m = np.max(z, axis=-1, keepdims=True)
     return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]''',
+    "_max_mask": '''def _max_mask(x, axis=None):
+    """The subgradient of max: 1 where x is largest (over axis), split evenly between ties."""
+    m = x == np.max(x, axis=axis, keepdims=True)
+    return m / np.sum(m, axis=axis, keepdims=True)''',
     "_batched_diag": '''def _batched_diag(v):
     """diag(v_b) for each row v_b of v."""
     out = np.zeros(v.shape + v.shape[-1:], dtype=v.dtype)

@@ -99,8 +99,9 @@ def _eval_node(node: Node, memo, point: Point):
         return point.functions[node.attrs[0]](tuple(args), node.attrs[1])
     if op == "inv" and np.linalg.cond(args[0]) > MAX_CONDITION:
         return np.full(concrete(node.shape, point.dims), np.nan)   # numerically singular: not a valid point
+    attrs = tuple(int(a.subs(point.dims)) if isinstance(a, sympy.Basic) else a for a in node.attrs)
     try:
-        return RULES[op].fn(*args)
+        return RULES[op].fn(*args, *attrs)             # attrs: rows' length m, matrix_power's k
     except np.linalg.LinAlgError:                    # inv of a singular matrix: not a valid point
         return np.full(concrete(node.shape, point.dims), np.nan)
 

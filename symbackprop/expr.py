@@ -346,6 +346,8 @@ def _transpose(a: Node, budget: int) -> Node:
         return a
     if op == "outer":
         return outer(a.args[1], a.args[0])
+    if op == "rows":                                 # (𝟙 vᵀ)ᵀ = v 𝟙ᵀ
+        return outer(a.args[0], ones((a.shape[0],)))
     if op == "neg":
         return neg(transpose(a.args[0], budget))
     if op == "mul" and a.args[0].shape == ():
@@ -356,6 +358,61 @@ def _transpose(a: Node, budget: int) -> Node:
         if op in ("add", "sub", "mul") and all(x.ndim == 2 for x in a.args):
             return Node(op, tuple(transpose(x, budget - 1) for x in a.args))
     return Node("T", (a,))
+
+
+# ----- NumPy broadcasting, axis reductions, matrix powers -----
+
+def rows(v: Node, m) -> Node:
+    """𝟙 vᵀ: the m×n matrix whose every row is the vector v (NumPy broadcasting a (n,) against (m, n))."""
+    if is_zero(v):
+        return zeros((m, v.shape[0]))
+    if v.op == "ones":
+        return ones((m, v.shape[0]))
+    c, x = _split_coeff(v)
+    if c != 1:
+        return _scaled(c, rows(x, m))
+    return Node("rows", (v,), (m,))
+
+
+def broadcast_operands(a: Node, b: Node) -> tuple[Node, Node]:
+    """NumPy's rule for an elementwise op of an m×n matrix and a length-n vector: the vector is
+    broadcast along the rows (every row gets it), as `X @ W + b` does. Other pairs are returned as
+    they are (equal shapes and scalars need nothing; the shape rule refuses the rest)."""
+    if a.ndim == 2 and b.ndim == 1 and a.shape[1] == b.shape[0]:
+        return a, rows(b, a.shape[0])
+    if a.ndim == 1 and b.ndim == 2 and b.shape[1] == a.shape[0]:
+        return rows(a, b.shape[0]), b
+    return a, b
+
+
+def sum_axis(x: Node, axis: int, mean: bool = False) -> Node:
+    """NumPy's sum(x, axis=…) (or mean): over a matrix's rows (axis 0: Xᵀ𝟙) or columns (axis 1: X𝟙)."""
+    axis = _axis(x, axis, "mean" if mean else "sum")
+    if x.ndim == 1:
+        out = _sum(x)
+        return div(out, const(x.shape[0])) if mean else out
+    out = matmul(transpose(x), ones((x.shape[0],))) if axis == 0 else matmul(x, ones((x.shape[1],)))
+    return div(out, const(x.shape[axis])) if mean else out
+
+
+def _axis(x: Node, axis, what: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise ShapeError(f"{what}: axis must be an integer, got {axis!r}", hint="write axis=0, axis=1 or axis=-1")
+    if x.ndim == 0:
+        raise ShapeError(f"{what} with axis= needs a vector or matrix, got a scalar")
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"{what}: axis {axis} is out of range for {format_shape(x.shape)}",
+                         hint="a vector has axis 0 (or -1); a matrix has axes 0 and 1 (or -2 and -1)")
+    return axis % x.ndim
+
+
+def matrix_power(x: Node, k: int) -> Node:
+    """Xᵏ as a matrix product (k ≥ 0; X⁰ = I)."""
+    if k == 0:
+        return eye(x.shape[0])
+    if k == 1:
+        return x
+    return Node("matrix_power", (x,), (k,))
 
 
 # ----- generic application -----

@@ -338,6 +338,8 @@ class _Linear:
             if all(lin):
                 raise NotLinear(node)
             return [("ol", reps[0], args[1])] if lin[0] else [("or", args[0], reps[1])]
+        if op == "rows":                         # 𝟙 (M v)ᵀ
+            return [("or", E.ones((node.shape[0],)), reps[0])]
         if op == "diag":
             r = reps[0]
             if args[0].ndim == 1:

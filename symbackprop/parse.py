@@ -138,6 +138,7 @@ class Parser:
         self.intermediates: dict[str, Node] = {}
         self.definitions: dict[str, FunctionDef] = {}
         self.visits, self._in_program = 0, False
+        self.unshaped_uses: dict[str, list] = {}      # variable without a shape -> [(_Ctx, ast node)] where used
         for name in self.elementwise + self.functions:
             self._check_new_name(name, "function", None, None)
             if name in RULES:
@@ -169,9 +170,33 @@ class Parser:
         if bad is not None:
             raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
                                hint=f"character {bad} cannot be encoded; retype it")
+        _refuse_latex(source, source, 0)
         statements = list(_split_statements(source))
         if not statements:
             raise FormulaError("the formula is empty", hint="e.g. symbackprop derive '0.5 * norm(A @ x - b)**2' --shape A=m,n --shape x=n --shape b=m")
+        try:
+            objective, objective_name = self._statements(statements, source)
+        except ShapeError as e:
+            self._blame_juxtaposition(e)
+            raise
+        if not self.variables:
+            raise FormulaError("the formula has no variables to differentiate with respect to",
+                               source=source, offset=statements[-1][1], length=len(statements[-1][0]),
+                               hint="use names for the inputs, e.g. 0.5 * norm(A @ x - b)**2")
+        unused = [n for n in self.shapes if n not in self.variables]
+        if unused:
+            self._blame_juxtaposition(None, unused[0])
+            near = difflib.get_close_matches(unused[0], list(self.variables), 1)
+            raise FormulaError(f"a shape is given for `{unused[0]}`, which the formula does not use",
+                               hint=f"did you mean `{near[0]}`?" if near else "remove that --shape, or check the spelling")
+        n_nodes = len(E.walk(objective))
+        if n_nodes > MAX_GRAPH_NODES:
+            raise LimitError(f"the formula's graph has {n_nodes} nodes; the limit is {MAX_GRAPH_NODES}")
+        return Program(source, objective, dict(self.variables), dict(self.intermediates), self.shapes,
+                       self.elementwise, self.functions, objective_name, dict(self.definitions))
+
+    def _statements(self, statements, source):
+        """Build every statement; return the objective node and its name (if the last statement names it)."""
         objective = objective_name = None
         for i, (text, offset) in enumerate(statements):
             last = i == len(statements) - 1
@@ -203,20 +228,138 @@ class Parser:
             raise ShapeError(f"the objective must be a scalar, but it has shape {E.format_shape(objective.shape)}",
                              source=source, offset=statements[-1][1], length=len(statements[-1][0]),
                              hint="reduce it, e.g. with sum(...), norm(...)**2 or a @ b")
-        if not self.variables:
-            raise FormulaError("the formula has no variables to differentiate with respect to",
-                               source=source, offset=statements[-1][1], length=len(statements[-1][0]),
-                               hint="use names for the inputs, e.g. 0.5 * norm(A @ x - b)**2")
-        unused = [n for n in self.shapes if n not in self.variables]
-        if unused:
-            near = difflib.get_close_matches(unused[0], list(self.variables), 1)
-            raise FormulaError(f"a shape is given for `{unused[0]}`, which the formula does not use",
-                               hint=f"did you mean `{near[0]}`?" if near else "remove that --shape, or check the spelling")
-        n_nodes = len(E.walk(objective))
-        if n_nodes > MAX_GRAPH_NODES:
-            raise LimitError(f"the formula's graph has {n_nodes} nodes; the limit is {MAX_GRAPH_NODES}")
-        return Program(source, objective, dict(self.variables), dict(self.intermediates), self.shapes,
-                       self.elementwise, self.functions, objective_name, dict(self.definitions))
+        return objective, objective_name
+
+    # ----- names written together: `Wx` for `W @ x` -----
+
+    def _blame_juxtaposition(self, error: ShapeError | None, unused: str | None = None):
+        """Raise a clearer error when a shapeless variable reads as known names written together.
+
+        Called when the formula has already failed: with a shape error (`error`, blame a name used
+        inside its span) or with a shape given for a name the formula never uses (`unused`, blame a
+        name that holds it). Formulas that parse are never affected.
+        """
+        for name, found in self.unshaped_uses.items():
+            uses = [(ctx.source, *ctx.where(node)) for ctx, node in found]
+            if unused is not None:
+                reading = self._reading(name, must_hold=unused)
+                if reading is None and len(name) > len(unused):   # `Wx` with a shape for W only
+                    rest = name[len(unused):] if name.startswith(unused) else name[:-len(unused)] if name.endswith(unused) else ""
+                    if NAME_RE.match(rest) or rest == "T":
+                        reading = self._reading(name, must_hold=unused, extra=(rest,))
+                where = uses[0]
+            else:
+                where = next((u for u in uses if error.source is None or (
+                    u[0] == error.source and error.offset is not None
+                    and error.offset <= u[1] < error.offset + error.length)), None)
+                reading = self._reading(name) if where is not None else None
+            if reading is not None:
+                raise self._juxtaposition_error(name, where, *reading)
+
+    def _reading(self, name: str, must_hold: str | None = None, extra=()):
+        """The best way to read `name` as known names written together, each maybe followed by T
+        (a transpose): ([(part, transposed)], fits) or None. Readings whose products fit the shapes
+        come first, then those with fewer parts. With `must_hold`, None unless some reading holds it."""
+        if len(name) > 64:
+            return None
+        known = (set(self.shapes) | set(self.intermediates) | set(self.variables) | set(extra)) - {name}
+        known = sorted((k for k in known if k in name), key=lambda k: (-len(k), k))
+        steps = {i: [(k, t) for k in known if name.startswith(k, i)
+                     for t in (False, True) if not t or name.startswith("T", i + len(k))]
+                 for i in range(len(name))}
+        ends = {len(name)}                           # positions from which the rest of the name reads fully
+        for i in reversed(range(len(name))):
+            if any(i + len(k) + t in ends for k, t in steps[i]):
+                ends.add(i)
+        readings: list[list[tuple[str, bool]]] = []
+
+        def split(i, parts):
+            if i == len(name):
+                if len(parts) > 1 or (parts and parts[0][1]):
+                    readings.append(parts)
+                return
+            for k, t in steps[i]:
+                if len(readings) < 200 and i + len(k) + t in ends:
+                    split(i + len(k) + t, parts + [(k, t)])
+
+        split(0, [])
+        shaped = set(self.shapes) | set(self.intermediates) | set(extra)
+        readings = [r for r in readings if any(p in shaped for p, _ in r)]
+        if not readings or (must_hold is not None and not any(p == must_hold for r in readings for p, _ in r)):
+            return None
+        scored = [(self._fits(r), r) for r in readings]
+        rank = {True: 0, None: 1, False: 2}
+        fits, best = min(scored, key=lambda s: (rank[s[0]], len(s[1]), [p for p, _ in s[1]]))
+        return best, fits
+
+    def _node(self, part: str):
+        if part in self.intermediates:
+            return self.intermediates[part]
+        if part in self.variables:
+            return self.variables[part]
+        return E.var(part, self.shapes[part]) if part in self.shapes else None
+
+    def _fits(self, reading) -> bool | None:
+        """Whether the product of the parts fits their shapes (None: a part's shape is unknown)."""
+        nodes = [self._node(p) for p, _ in reading]
+        if any(n is None for n in nodes):
+            return None
+        try:
+            acc = None
+            for node, (_, transposed) in zip(nodes, reading):
+                node = E.transpose(node) if transposed else node
+                acc = node if acc is None else E.mul(acc, node) if () in (acc.shape, node.shape) else numpy_matmul(acc, node)
+        except ShapeError:
+            return False
+        return True
+
+    def _juxtaposition_error(self, name, where, reading, fits) -> FormulaError:
+        source, offset, length = where
+        read, hint = self._juxtaposition_words(reading, fits)
+        return FormulaError(f"`{name}` is not a known name and has no shape; {read}", source=source,
+                            offset=offset, length=length, hint=hint)
+
+    def _juxtaposition_words(self, reading, fits, operand: str | None = None, function: str | None = None):
+        """('it reads as …', 'did you mean `…`? …') for a reading. `operand` is the text of what
+        followed the name: `(x - y)` for `WT(x - y)`, read `W.T @ (x - y)`, or `relu(x)` for
+        `Wrelu(x)` (then `function` is relu), read `W @ relu(x)`."""
+        nodes = [self._node(p) for p, _ in reading]
+        words = [p + (".T" if t else "") + (f" ({E.format_shape((E.transpose(n) if t else n).shape)})" if n is not None else "")
+                 for (p, t), n in zip(reading, nodes)] + ([function] if function else [])
+
+        def product(reading):
+            text = reading[0][0] + (".T" if reading[0][1] else "")
+            for (p, t), n, prev in zip(reading[1:], nodes[1:], nodes):
+                scalar = (n is not None and n.shape == ()) or (prev is not None and prev.shape == ())
+                text += (" * " if scalar else " @ ") + p + (".T" if t else "")
+            if operand is not None:
+                text += (" * " if nodes[-1] is not None and nodes[-1].shape == () else " @ ") + operand
+            return text
+
+        text = product(reading)
+        transposes = any(t for _, t in reading)
+        if len(words) == 1:
+            shape = f" ({E.format_shape(nodes[0].shape)})" if nodes[0] is not None else ""
+            read = f"it reads as {reading[0][0]}{shape} followed by T"
+            hint = f"did you mean `{text}`? A transpose is written .T"
+            if operand is not None:
+                hint += "; products need an operator: @ for matrices and vectors, * for scalars"
+        else:
+            read = "it reads as " + ", ".join(words[:-1]) + " and " + words[-1] + " written together"
+            hint = (f"did you mean `{text}`? Products need an operator: @ for matrices and vectors, * for scalars"
+                    + ("; a transpose is written .T" if transposes else ""))
+        if fits is False:
+            # The shapes do not fit in this order: offer the variant with the fewest factors transposed that does.
+            variants = sorted(([(p, t ^ bool(k >> i & 1)) for i, (p, t) in enumerate(reading)]
+                               for k in range(1, 2 ** min(len(reading), 4))), key=lambda r: sum(
+                                   a[1] != b[1] for a, b in zip(r, reading)))
+            fit = next((v for v in variants if self._fits(v)), None)
+            hint += (f". As written the shapes do not fit; `{product(fit)}` does" if fit is not None
+                     else ". As written the shapes do not fit: reorder or transpose the factors")
+        unknown = [p for (p, _), n in zip(reading, nodes) if n is None]
+        if unknown:
+            hint += f", and give {unknown[0]} a shape with --shape {unknown[0]}=…"
+        return read, hint
 
     def _define(self, m, text, offset, source):
         name = m.group(1)
@@ -263,6 +406,7 @@ class Parser:
         if bad is not None:                          # lone surrogates (undecodable bytes on the command line)
             raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
                                hint=f"character {bad} cannot be encoded; retype it")
+        _refuse_latex(text, source, offset)
         if self.allow_primes:
             text = re.sub(r"(?<=[A-Za-z0-9_])'", PRIME, text)
         lead = len(text) - len(text.lstrip())
@@ -363,6 +507,10 @@ class _Ctx:
             if name in dims:
                 self.fail(node, f"`{name}` is a dimension, not a variable", hint="dims only appear in --shape")
             self.p.variables[name] = E.var(name, self.p.shapes.get(name, ()))
+        if name not in self.p.shapes:
+            uses = self.p.unshaped_uses.setdefault(name, [])
+            if len(uses) < 100:
+                uses.append((self, node))
         return self.p.variables[name]
 
     def visit_BinOp(self, node):
@@ -376,7 +524,7 @@ class _Ctx:
                 return numpy_matmul(a, b)
             if op == "pow" and b.op == "const" and a.op == "const":
                 _check_const_pow(a, b)
-            return E.apply(op, a, b)
+            return E.apply(op, *E.broadcast_operands(a, b))
         except ShapeError as e:
             sym = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "@": "@"}[op]
             whole, left = self.segment(node), self.segment(node.left)
@@ -402,8 +550,11 @@ class _Ctx:
                       hint=f"call built-ins directly, e.g. {node.func.attr}(x) rather than np.{node.func.attr}(x)")
         if not isinstance(node.func, ast.Name):
             self.fail(node.func, "only named functions can be called", hint="e.g. relu(x) or tanh(W @ x)")
-        if node.keywords:
-            self.fail(node.keywords[0].value, "keyword arguments are not allowed in formulas")
+        if node.keywords and not (isinstance(node.func, ast.Name) and node.func.id in RULES
+                                  and RULES[node.func.id].builtin is not None and RULES[node.func.id].keywords):
+            self.fail(node.keywords[0].value, "keyword arguments are not allowed in formulas"
+                      + (f" (`{node.func.id}` takes none)" if isinstance(node.func, ast.Name) else ""),
+                      hint="only sum, mean, softmax and logsumexp take a keyword: axis=0, axis=1 or axis=-1")
         if any(isinstance(a, ast.Starred) for a in node.args):
             self.fail(node, "starred arguments are not allowed in formulas")
         name = node.func.id
@@ -418,7 +569,7 @@ class _Ctx:
             if name in RESERVED or name.startswith("_"):
                 self.fail(node.func, f"`{name}` is reserved and is not a formula function",
                           hint="formulas may call the built-ins (relu, tanh, norm, …) and functions they define or declare")
-            self._unknown(node.func, name)
+            self._unknown(node, name)
         args = [self.visit(a) for a in node.args]
         if primes:
             return self._derivative(node, base, primes, args)
@@ -434,8 +585,9 @@ class _Ctx:
                 self.fail(node, e.message, hint=e.hint, cls=ShapeError)
         rule = RULES[name]
         self._arity(node, name, rule.builtin)
+        kwargs = self._keywords(node, name, rule.keywords)
         try:
-            return rule.build(*args) if rule.build else E.apply(name, *args)
+            return rule.build(*args, **kwargs) if rule.build else E.apply(name, *args)
         except ShapeError as e:
             self.fail(node, f"`{self.segment(node)}`: {e.message}", hint=e.hint, cls=ShapeError)
 
@@ -458,12 +610,45 @@ class _Ctx:
         inner = _Ctx(self.p, fdef.text, fdef.body, dict(zip(fdef.params, args)), fdef.visible)
         return inner.visit(fdef.body.body)
 
+    def _keywords(self, node, name, allowed) -> dict:
+        """A built-in's keyword arguments: only those its rule names, each an integer literal."""
+        out = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.fail(node, "**-arguments are not allowed in formulas")
+            if kw.arg not in allowed:
+                self.fail(kw.value, f"`{name}` takes no keyword `{kw.arg}`",
+                          hint=f"{name} takes {', '.join(k + '=' for k in allowed)}")
+            if kw.arg in out:
+                self.fail(kw.value, f"`{kw.arg}` given twice")
+            v = kw.value
+            neg = isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.USub)
+            lit = v.operand if neg else v
+            if not (isinstance(lit, ast.Constant) and type(lit.value) is int):
+                self.fail(v, f"{kw.arg}= takes an integer, as in {name}(Z, {kw.arg}=1)")
+            out[kw.arg] = -lit.value if neg else lit.value
+        return out
+
     def _arity(self, node, name, n):
         if len(node.args) != n:
             self.fail(node, f"{name} takes {n} argument{'s' * (n != 1)}, got {len(node.args)}")
 
-    def _unknown(self, func, name):
+    def _unknown(self, node, name):
+        func = node.func
         known = builtin_names() + list(self.visible) + list(self.p.elementwise) + list(self.p.functions)
+        args = ", ".join(self.segment(a) for a in node.args)
+        reading = self.p._reading(name) if len(node.args) == 1 else None
+        if reading is not None:                               # `WT(x - y)`: a product, not a call
+            read, hint = self.p._juxtaposition_words(*reading, operand=f"({args})")
+            self.fail(func, f"unknown function `{name}`; {read}", hint=hint)
+        shaped = set(self.p.shapes) | set(self.p.intermediates)
+        for fn in sorted(known, key=lambda k: (-len(k), k)):  # `Wrelu(x)`: W @ relu(x)
+            prefix = name[:-len(fn)]
+            if name.endswith(fn) and prefix:
+                reading = self.p._reading(prefix) or (([(prefix, False)], None) if prefix in shaped else None)
+                if reading is not None:
+                    read, hint = self.p._juxtaposition_words(*reading, operand=f"{fn}({args})", function=fn)
+                    self.fail(func, f"unknown function `{name}`; {read}", hint=hint)
         near = difflib.get_close_matches(name, known, 1)
         hint = f"did you mean `{near[0]}`?" if near else "see docs/formula-language.md for the built-ins."
         self.fail(func, f"unknown function `{name}`",
@@ -498,6 +683,24 @@ def _split_statements(source: str):
             if text.strip():
                 yield text, start
             start, depth = i + 1, 0 if ch == ";" else depth
+
+
+_LATEX_RE = re.compile(r"\\(?![ \t]*(?:\r?\n|\Z))([A-Za-z]+|.?)")
+
+
+def _refuse_latex(text: str, source: str, offset: int):
+    """A backslash (other than a line continuation, or in a # comment) means LaTeX, which the formula
+    language is not."""
+    m = next((m for m in _LATEX_RE.finditer(text)
+              if "#" not in text[text.rfind("\n", 0, m.start()) + 1:m.start()]), None)
+    if m is None:
+        return
+    command = m.group(0) if m.group(1).isalpha() else ""
+    raise FormulaError("LaTeX input is not supported yet (a math notation is planned)"
+                       + (f": `{command}` is a LaTeX command" if command else ": formulas contain no backslashes"),
+                       source=source, offset=offset + m.start(), length=len(command) or 1,
+                       hint="write the formula in the formula language (docs/formula-language.md): a / b for "
+                            "\\frac{a}{b}, * for \\cdot, x.T for x^\\top, norm(v)**2 for \\|v\\|^2, @ for matrix products")
 
 
 def _char_offset_lines(lines, lineno, col, chars=False):

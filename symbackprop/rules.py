@@ -48,6 +48,7 @@ class Rule:
     build: Callable | None = None      # how a user's call builds the node (default: the op itself)
     expand: Callable | None = None     # macro ops: the primitive expression they stand for
     doc: str = ""
+    keywords: tuple = ()               # keyword arguments a user's call may pass to `build` (e.g. axis)
 
 
 # ----- shape rules -----
@@ -58,7 +59,8 @@ def _broadcast(a, b):
     if a == ():
         return b
     raise ShapeError(f"cannot combine shapes {format_shape(a)} and {format_shape(b)} elementwise",
-                     hint="elementwise operations need equal shapes, or a scalar on one side")
+                     hint="elementwise operations need equal shapes, a scalar on one side, or an m×n matrix "
+                          "with a length-n vector (broadcast along the rows, as in NumPy)")
 
 
 def _same(a):
@@ -190,6 +192,127 @@ def _shape_src(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _reduce_build(what, whole):
+    """sum/mean(x) or sum/mean(x, axis=…)."""
+    def build(x, axis=None):
+        if axis is None:
+            return whole(x)
+        return E.sum_axis(x, axis, mean=what == "mean")
+    return build
+
+
+def _softmax_build(x, axis=None):
+    if axis is None:
+        if x.ndim == 2:
+            raise ShapeError(f"softmax of a {format_shape(x.shape)} matrix needs axis=",
+                             hint="softmax(Z, axis=1) normalises each row, axis=0 each column (symbackprop does "
+                                  "not follow scipy's default of normalising over all entries)")
+        return Node("softmax", (x,))
+    axis = E._axis(x, axis, "softmax")
+    if x.ndim == 1:
+        return Node("softmax", (x,))
+    return Node("softmax_rows", (x,)) if axis == 1 else E.transpose(Node("softmax_rows", (E.transpose(x),)))
+
+
+def _logsumexp_build(x, axis=None):
+    if axis is None:
+        if x.ndim == 2:
+            raise ShapeError(f"logsumexp of a {format_shape(x.shape)} matrix needs axis=",
+                             hint="logsumexp(Z, axis=1) reduces each row, axis=0 each column (symbackprop does "
+                                  "not follow scipy's default of reducing over all entries)")
+        return Node("logsumexp", (x,))
+    axis = E._axis(x, axis, "logsumexp")
+    if x.ndim == 1:
+        return Node("logsumexp", (x,))
+    return Node("logsumexp_rows", (x if axis == 1 else E.transpose(x),))
+
+
+def _elementwise_pair(op):
+    def build(a, b):
+        a, b = E.broadcast_operands(a, b)
+        return Node(op, (a, b))
+    return build
+
+
+def _half_sign(g, d, s):
+    """g ⊙ (1 + s·sign(d))/2: the share of a maximum/minimum's adjoint, ties split evenly."""
+    return E.mul(E.mul(E.const(sympy.Rational(1, 2)), g), E.add(E.const(1), E.mul(E.const(s), apply_fn("sign", d))))
+
+
+def _extreme_vjp(s):
+    """maximum (s = 1) or minimum (s = -1): the larger (smaller) argument gets the adjoint, ties half each."""
+    def vjp(g, ans):
+        a, b = ans.args
+        d = E.sub(a, b)
+        return unbroadcast(_half_sign(g, d, s), a.shape), unbroadcast(_half_sign(g, d, -s), b.shape)
+    return vjp
+
+
+#: Largest |k| in matrix_power(X, k): the adjoint has k terms.
+MAX_MATRIX_POWER = 64
+
+
+def _matrix_power_build(x, k):
+    if k.op != "const" or not k.attrs[0].is_integer:
+        raise ShapeError("matrix_power(X, k) needs an integer constant k", hint="e.g. matrix_power(X, 3); "
+                         "X ** 3 is the elementwise power")
+    k = int(k.attrs[0])
+    _square(x.shape, "matrix_power")
+    if abs(k) > MAX_MATRIX_POWER:
+        raise ShapeError(f"matrix_power: |k| = {abs(k)} is larger than the limit {MAX_MATRIX_POWER}")
+    return E.matrix_power(E.apply("inv", x) if k < 0 else x, abs(k))
+
+
+def _mpow_vjp(g, ans):
+    """d tr(Gᵀ Xᵏ) = Σ_{i<k} (Xᵀ)ⁱ G (Xᵀ)ᵏ⁻¹⁻ⁱ."""
+    x, k = ans.args[0], ans.attrs[0]
+    xt = E.transpose(x)
+    out = None
+    for i in range(k):
+        term = E.matmul(E.matrix_power(xt, i), E.matmul(g, E.matrix_power(xt, k - 1 - i)))
+        out = term if out is None else E.add(out, term)
+    return (out,)
+
+
+def _max_mask(x, axis=None):
+    """1 where x takes its max, split evenly between ties: the subgradient of max (as autograd has it)."""
+    m = np.asarray(x) == np.max(x, axis=axis, keepdims=True)
+    return m / np.sum(m, axis=axis, keepdims=True)
+
+
+def _softmax_rows(z):
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _logsumexp_rows(z):
+    m = np.max(z, axis=-1, keepdims=True)
+    return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]
+
+
+def _rows_vjp(g, ans):
+    """unbroadcast: the adjoint summed over the rows, gᵀ𝟙 (m·s·𝟙 when g is the constant array s·𝟙)."""
+    m, n = ans.shape
+    s = E._fill_value(g)
+    if s is not None:
+        return (E.mul(E.mul(s, const(m)), E.ones((n,))),)
+    return (E.matmul(E.transpose(g), E.ones((m,))),)
+
+
+def _logsumexp_rows_vjp(g, ans):
+    """Row i of the adjoint: gᵢ softmax(row i), that is diag(g) softmax(Z, axis=1) (s·softmax for g = s·𝟙)."""
+    s = E._fill_value(g)
+    sm = Node("softmax_rows", ans.args)
+    return (E.mul(s, sm) if s is not None else E.matmul(Node("diag", (g,)), sm),)
+
+
+def _softmax_rows_vjp(g, ans):
+    """Each row: s ⊙ (g − (sᵀg) 𝟙)."""
+    n = ans.shape[1]
+    c = E.matmul(E.mul(ans, g), E.ones((n,)))
+    return (E.mul(ans, E.sub(g, E.outer(c, E.ones((n,))))),)
+
+
 RULES = E.RULES
 
 RULES.update({
@@ -254,10 +377,11 @@ RULES.update({
 
     # ----- reductions -----
     "sum": Rule(lambda a: (), lambda g, ans: (g * E.ones(ans.args[0].shape),), np.sum, Fmt("np.sum({0})"),
-                Fmt("sum({0})"), Fmt("\\operatorname{{sum}}\\left({0}\\right)"), kind="reduction", builtin=1, build=E._sum),
+                Fmt("sum({0})"), Fmt("\\operatorname{{sum}}\\left({0}\\right)"), kind="reduction", builtin=1,
+                build=_reduce_build("sum", E._sum), keywords=("axis",)),
     "mean": Rule(lambda a: (), lambda g, ans: ((g / const(E.numel(ans.args[0].shape))) * E.ones(ans.args[0].shape),),
                  np.mean, Fmt("np.mean({0})"), Fmt("mean({0})"), Fmt("\\operatorname{{mean}}\\left({0}\\right)"),
-                 kind="reduction", builtin=1),
+                 kind="reduction", builtin=1, build=_reduce_build("mean", lambda x: Node("mean", (x,))), keywords=("axis",)),
     "norm": Rule(lambda a: (), lambda g, ans: ((g / ans) * ans.args[0],), np.linalg.norm, Fmt("np.linalg.norm({0})"),
                  Fmt("‖{0}‖"), Fmt("\\left\\|{0}\\right\\|"), kind="reduction", builtin=1, build=_norm,
                  doc="2-norm of a vector, Frobenius norm of a matrix"),
@@ -268,10 +392,53 @@ RULES.update({
     "softmax": Rule(lambda a: _vector_only(a, "softmax"),
                     lambda g, ans: (ans * (g - E.dot(ans, g)),), lambda x: _softmax(x),
                     Fmt("_softmax({0})"), Fmt("softmax({0})"), Fmt("\\operatorname{{softmax}}\\left({0}\\right)"),
-                    kind="reduction", builtin=1),
+                    kind="reduction", builtin=1, build=_softmax_build, keywords=("axis",),
+                    doc="softmax of a vector; on a matrix pass axis= (each row or column)"),
     "logsumexp": Rule(lambda a: _vector_only(a, "logsumexp") and (), lambda g, ans: (g * Node("softmax", (ans.args[0],)),),
                       lambda x: _logsumexp(x), Fmt("_logsumexp({0})"), Fmt("logsumexp({0})"),
-                      Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), kind="reduction", builtin=1),
+                      Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), kind="reduction", builtin=1,
+                      build=_logsumexp_build, keywords=("axis",),
+                      doc="log Σ exp over a vector; on a matrix pass axis= (per row or column)"),
+    "softmax_rows": Rule(lambda a: a if len(a) == 2 else _vector_only((), "softmax_rows"), _softmax_rows_vjp,
+                         _softmax_rows, Fmt("_softmax({0})"), Fmt("softmax({0}, axis=1)"),
+                         Fmt("\\operatorname{{softmax}}_{{\\text{{rows}}}}\\left({0}\\right)"), kind="reduction",
+                         doc="softmax of each row of a matrix: softmax(Z, axis=1); axis=0 is softmax_rows(Zᵀ)ᵀ"),
+    "logsumexp_rows": Rule(lambda a: (a[0],) if len(a) == 2 else _vector_only((), "logsumexp_rows"),
+                           _logsumexp_rows_vjp,
+                           _logsumexp_rows, Fmt("_logsumexp({0})"), Fmt("logsumexp({0}, axis=1)"),
+                           Fmt("\\operatorname{{logsumexp}}_{{\\text{{rows}}}}\\left({0}\\right)"),
+                           kind="reduction", doc="logsumexp of each row: logsumexp(Z, axis=1) (axis=0: of Zᵀ)"),
+    "max": Rule(lambda a: _array(a, "max") and (), lambda g, ans: (E.mul(g, Node("maxmask", ans.args)),),
+                np.max, Fmt("np.max({0})"), Fmt("max({0})"), Fmt("\\max\\left({0}\\right)"), kind="reduction",
+                builtin=1, doc="largest entry; its subgradient splits evenly between tied entries"),
+    "min": Rule(lambda a: _array(a, "min") and (), lambda g, ans: (E.mul(g, Node("minmask", ans.args)),),
+                np.min, Fmt("np.min({0})"), Fmt("min({0})"), Fmt("\\min\\left({0}\\right)"), kind="reduction",
+                builtin=1, doc="smallest entry; its subgradient splits evenly between tied entries"),
+    "maxmask": Rule(_same, lambda g, ans: (None,), _max_mask, Fmt("_max_mask({0})"), Fmt("∇max({0})"),
+                    Fmt("\\nabla\\max\\left({0}\\right)"), kind="reduction",
+                    doc="the gradient of max(X): 1/t at the t entries equal to the max, 0 elsewhere"),
+    "minmask": Rule(_same, lambda g, ans: (None,), lambda x: _max_mask(-np.asarray(x)), Fmt("_max_mask(-{0})", ATOM, (POW,)),
+                    Fmt("∇min({0})"), Fmt("\\nabla\\min\\left({0}\\right)"), kind="reduction",
+                    doc="the gradient of min(X): 1/t at the t entries equal to the min, 0 elsewhere"),
+    "maximum": Rule(_broadcast, _extreme_vjp(1), np.maximum, Fmt("np.maximum({0}, {1})"), Fmt("max({0}, {1})"),
+                    Fmt("\\max\\left({0}, {1}\\right)"), kind="arithmetic", builtin=2,
+                    build=_elementwise_pair("maximum"),
+                    doc="elementwise larger of two arrays (NumPy broadcasting); ties split the gradient evenly"),
+    "minimum": Rule(_broadcast, _extreme_vjp(-1), np.minimum, Fmt("np.minimum({0}, {1})"), Fmt("min({0}, {1})"),
+                    Fmt("\\min\\left({0}, {1}\\right)"), kind="arithmetic", builtin=2,
+                    build=_elementwise_pair("minimum"),
+                    doc="elementwise smaller of two arrays (NumPy broadcasting); ties split the gradient evenly"),
+    "rows": Rule(lambda a, m: (m, a[0]) if len(a) == 1 else _vector_only(a, "rows"),
+                 _rows_vjp, lambda v, m: np.broadcast_to(v, (m,) + np.shape(v)),
+                 lambda n: Fmt("np.broadcast_to({0}, %s)" % _shape_src(n.shape)), Fmt("𝟙 {0}ᵀ", MATMUL, (POSTFIX + 1,)),
+                 Fmt("\\mathbf{{1}} {0}^\\top", MATMUL, (POSTFIX + 1,)), kind="arithmetic",
+                 doc="𝟙 vᵀ: a vector broadcast along the rows of a matrix (NumPy's (m, n) + (n,))"),
+    "matrix_power": Rule(lambda a, k: _square(a, "matrix_power"), _mpow_vjp,
+                 lambda x, k: np.linalg.matrix_power(x, k), lambda n: Fmt("np.linalg.matrix_power({0}, %d)" % n.attrs[0]),
+                 lambda n: Fmt("matrix_power({0}, %d)" % n.attrs[0]),
+                 lambda n: Fmt("\\operatorname{{matrix\\_power}}\\left({0}, %d\\right)" % n.attrs[0]),
+                 kind="linalg", builtin=2, build=_matrix_power_build,
+                 doc="matrix_power(X, k): Xᵏ for an integer constant k (negative k: powers of inv(X)); X ** k is elementwise"),
 })
 
 
@@ -332,6 +499,7 @@ ELEMENTWISE = {
     "sqrt": Elementwise("np.sqrt({0})", np.sqrt, lambda x, y: 0.5 / y, sympy.sqrt, "positive"),
     "sin": Elementwise("np.sin({0})", np.sin, lambda x, y: apply_fn("cos", x), sympy.sin),
     "cos": Elementwise("np.cos({0})", np.cos, lambda x, y: -apply_fn("sin", x), sympy.cos),
+    "tan": Elementwise("np.tan({0})", np.tan, lambda x, y: 1 + y ** 2, sympy.tan),
     "softplus": Elementwise("np.logaddexp(0.0, {0})", lambda x: np.logaddexp(0.0, x),
                             lambda x, y: apply_fn("sigmoid", x), lambda t: sympy.log(1 + sympy.exp(t))),
 }

@@ -14,8 +14,8 @@ from .rules import ELEMENTWISE, apply_fn
 
 _ARITH = {"add", "sub", "mul", "div", "pow", "neg", "const", "var"}
 _FUNCS = {name: spec.sympy for name, spec in ELEMENTWISE.items()
-          if name in ("exp", "log", "sin", "cos", "tanh", "sqrt")}
-_BACK = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tanh: "tanh"}
+          if name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt")}
+_BACK = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan", sympy.tanh: "tanh"}
 
 
 def is_plain_scalar(root: Node) -> bool:

@@ -47,6 +47,14 @@ def _mul(a, b):
     return a * b
 
 
+def _broadcast_scalar(a, node: Node):
+    """A scalar added to a matrix stands for the scalar times the all-ones matrix (NumPy broadcasting)."""
+    if _is_matrix(a[0]) == _is_matrix(a[1]) or not node.shape:
+        return a
+    r, c = _shape_of(node)
+    return [x if _is_matrix(x) else x * M.OneMatrix(r, c) for x in a]
+
+
 def to_sympy(root: Node, names: dict[Node, str] | None = None):
     """`root` as a SymPy (matrix) expression; nodes in `names` become symbols of that name."""
     names = names or {}
@@ -67,9 +75,11 @@ def to_sympy(root: Node, names: dict[Node, str] | None = None):
         elif op == "eye":
             e = M.Identity(node.shape[0])
         elif op == "add":
-            e = a[0] + a[1]
+            x, y = _broadcast_scalar(a, node)
+            e = x + y
         elif op == "sub":
-            e = a[0] - a[1]
+            x, y = _broadcast_scalar(a, node)
+            e = x - y
         elif op == "neg":
             e = -a[0]
         elif op == "mul":
@@ -96,6 +106,20 @@ def to_sympy(root: Node, names: dict[Node, str] | None = None):
             e = _scalar_of(a[0].T * a[0]) if node.args[0].ndim == 1 else M.Trace(a[0].T * a[0])
         elif op == "norm":
             e = sympy.sqrt(_scalar_of(a[0].T * a[0]) if node.args[0].ndim == 1 else M.Trace(a[0].T * a[0]))
+        elif op == "rows":                              # 𝟙 vᵀ
+            e = M.OneMatrix(node.shape[0], 1) * a[0].T
+        elif op == "matrix_power":
+            e = M.MatPow(a[0], node.attrs[0])
+        elif op in ("maximum", "minimum"):
+            if not _is_matrix(a[0]) and not _is_matrix(a[1]):
+                e = (sympy.Max if op == "maximum" else sympy.Min)(a[0], a[1])
+            else:                                       # max(a, b) = (a + b + |a − b|)/2, entrywise
+                r, c = _shape_of(node)
+                full = [x if _is_matrix(x) else x * M.OneMatrix(r, c) for x in a]
+                gap = ElementwiseApplyFunction(sympy.Lambda(_t, sympy.Abs(_t)), full[0] - full[1])
+                e = (full[0] + full[1] + (gap if op == "maximum" else -gap)) / 2
+        elif op == "logsumexp_rows":                    # a named column: logsumexp of each row
+            e = M.MatrixSymbol(f"logsumexp_rows({sympy.sstr(a[0])})", node.shape[0], 1)
         elif op == "phi":
             e = _ew(node.attrs[0] + "'" * node.attrs[1], a[0])
         elif op == "fn":

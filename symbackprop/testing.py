@@ -1,4 +1,5 @@
-"""Numeric checks of generated modules: gradients against central finite differences."""
+"""Numeric checks of generated modules: gradients against central finite differences, and
+`hvp`/`hessian` (when generated) against central differences of the module's own gradient."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,6 +13,11 @@ import numpy as np
 EPS = 1e-6
 RTOL = 1e-5
 ATOL = 1e-8
+#: Second order: central differences of the gradient round off more (about 1e-16·|g|/EPS), so the
+#: absolute tolerance is larger, scaled by the gradient's size.
+ATOL_SECOND = 1e-7
+#: `hessian` is checked column by column along at most this many basis directions (then random ones).
+MAX_BASIS = 20
 
 
 @dataclass
@@ -19,6 +25,7 @@ class GradCheck:
     name: str
     worst: float             # worst relative error over the directions tried
     ok: bool
+    note: str = ""           # why it failed where the number cannot say (a wrong shape, an exception)
 
 
 def load_module(path):
@@ -93,6 +100,113 @@ def _like(original, value):
     return float(value) if np.ndim(original) == 0 and not isinstance(original, np.ndarray) else value
 
 
+def check_second_order(module, shapes=None, *, inputs=None, seed=0, trials=3, directions=2, positive=()):
+    """Compare the module's `hvp` and `hessian` (present when generated with codegen --hvp or
+    --hessian) with central differences of its own `value_and_grad`.
+
+    `hvp` is tried along random directions, every HVP_WRT variable moved at once; `hessian` along
+    basis directions (each column, up to MAX_BASIS of them) and random ones, and must be symmetric.
+    Each function is judged against the gradient alone, so a wrong one cannot hide behind the
+    other (check the gradient itself with check_grads). Returns {"hvp": {name: GradCheck},
+    "hessian": {name: GradCheck}}, holding only the functions the module has; raises nothing.
+
+    >>> import symbackprop.emit as em, symbackprop as sb
+    >>> m = em.load_source(em.emit_module(sb.derive("x @ A @ x", {"A": "n,n", "x": "n"}), wrt=["x"], hessian=True, hvp=True))
+    >>> {f: all(r.ok for r in rs.values()) for f, rs in check_second_order(m).items()}
+    {'hvp': True, 'hessian': True}
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    if callable(getattr(module, "hvp", None)):
+        out["hvp"] = {name: GradCheck(name, 0.0, True) for name in module.HVP_WRT}
+    if callable(getattr(module, "hessian", None)):
+        out["hessian"] = {module.HESSIAN_WRT: GradCheck(module.HESSIAN_WRT, 0.0, True)}
+    if not out:
+        return out
+    for _ in range(trials if inputs is None else 1):
+        point = dict(inputs) if inputs is not None else random_inputs(module, shapes, rng, positive)
+        grads = module.value_and_grad(**point)[1]
+        if "hvp" in out:
+            _check_hvp(module, point, grads, out["hvp"], rng, directions)
+        if "hessian" in out:
+            _check_hessian(module, point, grads, out["hessian"][module.HESSIAN_WRT], rng, directions)
+    return out
+
+
+def _check_hvp(module, point, grads, results, rng, directions):
+    names = list(module.HVP_WRT)
+    for _ in range(directions):
+        direction = {n: _like(point[n], rng.standard_normal(np.shape(point[n]))) for n in names}
+        want = _fd_gradient(module, point, direction)
+        try:
+            got = module.hvp(direction if len(names) > 1 else direction[names[0]], **point)
+        except Exception as e:                       # a broken module: report it, do not crash the checker
+            _fail(results.values(), f"raised {type(e).__name__}: {e}")
+            return
+        got = got if len(names) > 1 else {names[0]: got}
+        for n in names:
+            if not isinstance(got, dict) or n not in got:
+                _fail([results[n]], f"returned no entry for {n}")
+                continue
+            _compare(results[n], got[n], want[n], grads.get(n))
+
+
+def _check_hessian(module, point, grads, result, rng, directions):
+    name = module.HESSIAN_WRT
+    x = np.asarray(point[name], dtype=float)
+    try:
+        H = np.asarray(module.hessian(**point), dtype=float)
+    except Exception as e:
+        _fail([result], f"raised {type(e).__name__}: {e}")
+        return
+    if H.shape != x.shape * 2:
+        _fail([result], f"returned shape {H.shape}, expected {x.shape * 2}")
+        return
+    g = grads.get(name)
+    if H.ndim == 2:
+        size = float(np.max(np.abs(H))) if H.size else 0.0
+        asym = float(np.max(np.abs(H - H.T))) if H.size else 0.0
+        if not asym <= RTOL * size + ATOL_SECOND * max(1.0, _maxabs(g)):
+            result.worst = max(result.worst, asym / max(size, 1e-12) if math.isfinite(asym) else math.inf)
+            result.ok, result.note = False, result.note or "not symmetric"
+    basis = [np.eye(1, x.size, i).reshape(x.shape) for i in sorted(rng.permutation(x.size)[:MAX_BASIS])]
+    for v in basis + [rng.standard_normal(x.shape) for _ in range(directions)]:
+        want = _fd_gradient(module, point, {name: _like(point[name], v)})[name]
+        _compare(result, H @ v if H.ndim == 2 else H * v, want, g)
+
+
+def _fd_gradient(module, point, direction):
+    """Central differences of module's gradient along `direction` ({name: array}), every name moved at once."""
+    scale = max([1.0] + [_maxabs(point[n]) for n in direction])
+    eps = EPS * scale
+    hi = {**point, **{n: _like(point[n], np.asarray(point[n], float) + eps * np.asarray(d)) for n, d in direction.items()}}
+    lo = {**point, **{n: _like(point[n], np.asarray(point[n], float) - eps * np.asarray(d)) for n, d in direction.items()}}
+    gh, gl = module.value_and_grad(**hi)[1], module.value_and_grad(**lo)[1]
+    return {n: (np.asarray(gh[n], float) - np.asarray(gl[n], float)) / (2 * eps) for n in direction}
+
+
+def _compare(result, got, want, g):
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    if got.shape != want.shape:
+        _fail([result], f"returned shape {got.shape}, expected {want.shape}")
+        return
+    err = float(np.max(np.abs(got - want))) if got.size else 0.0
+    size = max(_maxabs(got), _maxabs(want))
+    result.worst = max(result.worst, err / max(size, 1e-12) if math.isfinite(err) else math.inf)
+    if not (math.isfinite(err) and err <= RTOL * size + ATOL_SECOND * max(1.0, _maxabs(g))):
+        result.ok = False
+
+
+def _fail(results, note):
+    for r in results:
+        r.ok, r.worst, r.note = False, math.inf, r.note or note
+
+
+def _maxabs(a) -> float:
+    a = np.asarray(a if a is not None else 0.0, dtype=float)
+    return float(np.max(np.abs(a))) if a.size else 0.0
+
+
 def report(results) -> str:
     return "\n".join(f"  {r.name:<12} worst relative error {r.worst:.1e}  {'ok' if r.ok else 'MISMATCH'}"
-                     for r in results.values())
+                     + (f" ({r.note})" if r.note else "") for r in results.values())

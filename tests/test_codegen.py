@@ -41,6 +41,16 @@ CASES = {
     "sqnorm": ("norm(A @ x - z)**2", (), ()),
     "softmax": ("softmax(x) @ y", (), ()),
     "logsumexp": ("logsumexp(x)", (), ()),
+    "rows": ("sum(sin(A + x)) + sum(A * y) + sum(cos(x - A))", (), ()),
+    "maximum": ("sum(maximum(A, x) ** 2) + sum(maximum(x, 0.1) * y)", (), ()),
+    "minimum": ("sum(minimum(x, y) * x) + sum(minimum(A, 0.2) * A)", (), ()),
+    "max": ("max(A) * max(x)", (), ()),
+    "min": ("min(A) * min(x) + max(sin(A))", (), ()),
+    "maxmask": ("max(sin(A)) + max(x)", (), ()),
+    "minmask": ("min(sin(A)) - min(x)", (), ()),
+    "softmax_rows": ("sum(softmax(A, axis=1) * sin(A)) + sum(softmax(A, axis=0) * cos(A))", (), ()),
+    "logsumexp_rows": ("logsumexp(A, axis=0) @ x + logsumexp(A, axis=-1) @ z", (), ()),
+    "matrix_power": ("trace(matrix_power(S, 3)) + sum(matrix_power(S, -2))", (), ("S",)),
 }
 for _f, _spec in ELEMENTWISE.items():
     CASES[_f] = (f"sum({_f}(x) * y)", ("x",) if _spec.domain == "positive" else (), ())
@@ -76,7 +86,8 @@ def test_rule_through_generated_module(op):
 
 
 @pytest.mark.parametrize("op", ["matmul", "T", "dot", "outer", "mul", "sqnorm", "softmax", "logsumexp", "tanh",
-                                "trace", "diag", "inv", "norm", "mean", "div"])
+                                "trace", "diag", "inv", "norm", "mean", "div", "rows", "maximum", "minimum", "max",
+                                "min", "softmax_rows", "logsumexp_rows", "matrix_power", "tan"])
 def test_batch_mode_matches_a_loop_over_examples(op):
     formula, positive, square = CASES[op]
     names = [k for k in SH if re.search(rf"\b{k}\b", formula)]

@@ -62,6 +62,37 @@ def test_doc_image_is_regenerated_identically(argv, tmp_path, capsys):
         assert _labels(new) == _labels(old)
 
 
+def _text_px(svg_path, column_px=800):
+    """Picture width in px, and the height in px of its smallest text, drawn in a `column_px` column
+    (browsers draw an SVG's pt at 4/3 px and scale a wider picture down to the column)."""
+    root = ET.parse(svg_path).getroot()
+    width = float(root.get("width").removesuffix("pt")) * 4 / 3
+    sizes = [float(t.get("font-size")) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert sizes, svg_path
+    return width, min(sizes) * 4 / 3 * min(1.0, column_px / width)
+
+
+README = os.path.join(ROOT, "README.md")
+README_GRAPHS = re.findall(r"!\[[^]]*\]\((docs/img/[^)]+\.svg)\)", open(README, encoding="utf-8").read())
+
+
+@pytest.mark.parametrize("path", README_GRAPHS)
+def test_readme_graph_reads_in_an_800px_column(path):
+    """The README's graphs fit an 800 px column without shrinking, so 10 pt edge labels are 13 px tall."""
+    width, text = _text_px(os.path.join(ROOT, path))
+    assert width <= 800 and text >= 12, (path, width, text)
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=[a[a.index("-o") + 1].split("/")[-1] for a in COMMANDS])
+def test_doc_graph_text_reads_in_an_800px_column(argv):
+    width, text = _text_px(os.path.join(ROOT, argv[argv.index("-o") + 1]))
+    assert text >= 11, (argv, width, text)
+
+
+def test_readme_shows_the_part_d_graph():
+    assert README_GRAPHS == ["docs/img/partd_backward.svg"]
+
+
 def refresh():
     """Rerun every command of docs/graphs.md (after an intended change of the drawings)."""
     os.chdir(ROOT)

@@ -23,6 +23,12 @@ COOKBOOK = [
     ("det(X)", {"X": "n,n"}, "X", "det(X)·(X⁻¹)ᵀ", lambda X: np.linalg.det(X) * inv(X).T),
     ("a @ inv(X) @ b", {"a": "n", "X": "n,n", "b": "n"}, "X", "−(X⁻¹)ᵀ a bᵀ (X⁻¹)ᵀ",
      lambda a, X, b: -inv(X).T @ np.outer(a, b) @ inv(X).T),
+    # Cookbook (91): ∂ tr(A Xᵏ)/∂X = Σ_{i<k} (Xⁱ A Xᵏ⁻¹⁻ⁱ)ᵀ
+    ("trace(A @ matrix_power(X, 3))", {"A": "n,n", "X": "n,n"}, "X", None,
+     lambda A, X: sum((np.linalg.matrix_power(X, i) @ A @ np.linalg.matrix_power(X, 2 - i)).T for i in range(3))),
+    ("a @ matrix_power(X, 2) @ b", {"a": "n", "X": "n,n", "b": "n"}, "X", None,
+     lambda a, X, b: np.outer(a, X @ b) + np.outer(X.T @ a, b)),
+    ("sum(X @ W + c)", {"X": "m,n", "W": "n,p", "c": "p"}, "c", "m·𝟙", lambda X, W, c: X.shape[0] * np.ones(W.shape[1])),
 ]
 
 

@@ -188,3 +188,89 @@ def test_singular_everywhere_is_reported_as_not_verified(capsys):
     code, out, err = run_cli(["derive", "sum(inv(outer(w, w)))", "--shape", "w=n"], capsys)
     assert code == 0
     assert out.strip().splitlines()[-1].startswith("Not verified numerically")
+
+
+# ----- names written together (`Wx` for `W @ x`) and LaTeX input -----
+
+@pytest.mark.parametrize("formula, shapes, name, suggestion", [
+    ("0.5*norm(Wx-y)**2", {"W": "m,n", "x": "n", "y": "m"}, "Wx", "W @ x"),
+    ("sum(relu(W1x + b))", {"W1": "h,d", "x": "d", "b": "h"}, "W1x", "W1 @ x"),
+    ("sum(ABx)", {"A": "m,k", "B": "k,n", "x": "n"}, "ABx", "A @ B @ x"),
+    ("xT @ A @ x", {"A": "n,n", "x": "n"}, "xT", "x.T"),
+    ("xTAx + sum(x)", {"A": "n,n", "x": "n"}, "xTAx", "x.T @ A @ x"),
+    ("sum(lamx) + x @ x", {"lam": "", "x": "n"}, "lamx", "lam * x"),
+    # A shape for W only: x is read as a name too, and the hint asks for its shape.
+    ("norm(Wx - y)**2", {"W": "m,n", "y": "m"}, "Wx", "W @ x"),
+    # `AB` is a known name too, but `AB @ x` does not fit; `A @ B @ x` does.
+    ("sum(ABx)", {"AB": "m,m", "A": "m,k", "B": "k,n", "x": "n"}, "ABx", "A @ B @ x"),
+])
+def test_names_written_together_suggest_the_product(formula, shapes, name, suggestion):
+    err = error_of(formula, shapes)
+    text = err.format()
+    assert isinstance(err, FormulaError) and f"`{name}` is not a known name" in text, text
+    assert f"did you mean `{suggestion}`?" in text, text
+    assert f"did you mean `{name}`" not in text                      # the old hint pointed the wrong way
+    lines = text.splitlines()
+    assert lines[1] == "  " + formula and lines[2] == "  " + " " * formula.index(name) + "^" * len(name), text
+
+
+def test_names_written_together_hint_takes_shapes_into_account():
+    text = error_of("sum(xW)", {"W": "m,n", "x": "n"}).format()
+    assert "x (n) and W (m×n) written together" in text
+    assert "did you mean `x @ W`?" in text and "the shapes do not fit; `x @ W.T` does" in text
+    text = error_of("norm(Wx - y)**2", {"W": "m,n", "y": "m"}).format()
+    assert "give x a shape with --shape x=" in text
+
+
+def test_a_formula_that_parses_keeps_its_names_even_if_they_read_as_products():
+    p = parse_formula("sum(a * b) + ab", {"a": "n", "b": "n"})       # `ab` is a scalar input here
+    assert p.variables["ab"].shape == ()
+    err = error_of("sum(x)", {"x": "n", "xx": "n"})                   # no reading: the typo hint stays
+    assert "a shape is given for `xx`" in err.format()
+
+
+@pytest.mark.parametrize("formula, shapes, name, suggestion", [
+    ("sum(WT(W @ x - y))", {"W": "m,n", "x": "n", "y": "m"}, "WT", "W.T @ (W @ x - y)"),
+    ("sum(Wrelu(x))", {"W": "m,n", "x": "n"}, "Wrelu", "W @ relu(x)"),
+    ("sum(W2Ttanh(y))", {"W2": "m,n", "y": "m"}, "W2Ttanh", "W2.T @ tanh(y)"),
+])
+def test_a_call_of_names_written_together_suggests_the_product(formula, shapes, name, suggestion):
+    text = error_of(formula, shapes).format()
+    assert f"unknown function `{name}`; it reads as" in text and f"did you mean `{suggestion}`?" in text, text
+    assert text.splitlines()[2] == "  " + " " * formula.index(name) + "^" * len(name), text
+
+
+def test_cli_names_written_together_exit_2_with_a_caret(capsys):
+    code = main(["derive", "0.5*norm(Wx-y)**2", "-s", "W=m,n", "-s", "x=n", "-s", "y=m"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[1:3] == ["  0.5*norm(Wx-y)**2", "           ^^"], err
+    assert "did you mean `W @ x`?" in err
+
+
+@pytest.mark.parametrize("formula, caret", [
+    (r"\frac{1}{2} x @ x", r"\frac"),
+    (r"0.5 * \|A @ x - b\|^2", "\\"),
+    (r"x \cdot x", r"\cdot"),
+    ("z = x @ x\n" r"\sqrt{z}", r"\sqrt"),
+    ("x @ x \\\\ 2", "\\"),
+])
+def test_latex_input_is_refused_as_latex(formula, caret):
+    err = error_of(formula, {"x": "n", "A": "m,n", "b": "m"})
+    text = err.format()
+    assert "LaTeX input is not supported yet (a math notation is planned)" in text, text
+    assert "line continuation" not in text and "syntax error" not in text
+    line = formula.splitlines()[-1]
+    assert text.splitlines()[1:3] == ["  " + line, "  " + " " * line.index("\\") + "^" * len(caret)], text
+
+
+def test_latex_cli_exits_2_and_line_continuations_still_parse(capsys):
+    code = main(["derive", r"\frac{1}{2} x @ x", "-s", "x=n"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: LaTeX input is not supported yet") and "Traceback" not in err
+    assert err.splitlines()[2] == "  ^^^^^"
+    p = parse_formula("(x @ x +\\\n 1)", {"x": "n"})                 # a Python line continuation is not LaTeX
+    assert p.objective.shape == ()
+    p = parse_formula("x @ x  # from \\frac{1}{2} \\|x\\|^2, halved\n", {"x": "n"})   # nor is a comment
+    assert p.objective.shape == ()
+    assert "LaTeX" in error_of("x @ x  # comment\n\\frac{1}{2}", {"x": "n"}).format()

@@ -1,7 +1,6 @@
 """The ReLU-net trainer (issue 6): data, generated gradients, training loops, optimizers, pictures, CLI."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -265,6 +264,127 @@ def test_experiment_figures_and_files(generated, tmp_path):
     assert np.array_equal(ex.get("output", 6).final["w"], ex.get("ridge", 6).final["w"])
 
 
+def _extents(fig):
+    """Draw with Agg (as saving does) and return the renderer, for artists' window extents in pixels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(110)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _overlap(a, b, gap=0.0):
+    """Whether two pixel boxes overlap, or come closer than `gap` pixels."""
+    return a.x0 < b.x1 + gap and b.x0 < a.x1 + gap and a.y0 < b.y1 + gap and b.y0 < a.y1 + gap
+
+
+@pytest.fixture(scope="module")
+def default_like(generated):
+    """The default command's nine runs (3 widths x all, output, ridge), short, with step numbers as long
+    as the full run's (150,000) so titles have their real length."""
+    ex = experiment([10, 20, 40], ["all", "output", "ridge"], steps=200, every=100, progress=False)
+    for r in ex.runs:
+        r.steps = r.steps * 750
+    return ex
+
+
+def test_figures_are_not_left_open_in_pyplot(default_like):
+    import matplotlib.pyplot as plt
+    plt.close("all")
+    figs = default_like.figures()
+    assert plt.get_fignums() == []                                   # a notebook cell shows only its own
+    for fig in figs.values():
+        png = fig._repr_png_()                                       # how Jupyter shows them
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_titles_and_legends_fit_inside_their_figures(default_like):
+    for name, fig in default_like.figures().items():
+        renderer = _extents(fig)
+        texts = [ax.title for ax in fig.axes if ax.get_visible()] + list(fig.legends) + \
+            [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        for t in texts:
+            box = t.get_window_extent(renderer)
+            assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1), (name, t)
+
+
+@pytest.mark.parametrize("optimizers", [["sgd"], ["sgd", "adam"]])
+def test_narrow_comparison_keeps_its_layout(generated, optimizers):
+    import warnings
+    ex = experiment([4, 6], ["all"], optimizers, steps=100, every=50, progress=False)
+    fig = plots.plot_comparison(ex.runs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                               # e.g. "constrained_layout not applied"
+        renderer = _extents(fig)
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)
+    for ax in fig.axes:
+        assert not _overlap(box, ax.get_window_extent(renderer))
+
+
+def test_comparison_titles_do_not_overlap(default_like):
+    fig = plots.plot_comparison(default_like.runs)
+    renderer = _extents(fig)
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+    assert len(axes) == 9
+    titles = [ax.title.get_window_extent(renderer) for ax in axes]
+    frames = [ax.get_window_extent(renderer) for ax in axes]
+    for i, t in enumerate(titles):
+        assert t.width > 50
+        for j in range(i + 1, len(titles)):
+            assert not _overlap(t, titles[j], gap=0.1 * fig.dpi), (axes[i].get_title(), axes[j].get_title())
+        for j, f in enumerate(frames):
+            assert not _overlap(t, f), (axes[i].get_title(), "runs into the plot", j)
+        assert fig.bbox.contains(t.x0, t.y0) and fig.bbox.contains(t.x1, t.y1)
+
+
+def test_mse_legend_stands_outside_the_plot(default_like):
+    fig = plots.plot_mse(default_like.runs)
+    renderer = _extents(fig)
+    (ax,) = fig.axes
+    legends = list(fig.legends) + ([ax.get_legend()] if ax.get_legend() else [])
+    assert len(legends) == 1
+    box = legends[0].get_window_extent(renderer)
+    assert not _overlap(box, ax.get_window_extent(renderer))
+    for line in ax.get_lines():
+        assert not _overlap(box, line.get_window_extent(renderer)), line.get_label()
+    assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)    # not cut off
+    labels = [t.get_text() for t in legends[0].get_texts()]
+    assert sum(r.label in labels for r in default_like.runs) == 9
+
+
+def test_gif_is_wide_small_and_shows_the_rendered_frames(default_like, tmp_path):
+    from PIL import Image
+    run = default_like.get("all", 40)
+    path = tmp_path / "fit.gif"
+    plots.save_gif(run, path, frames=3)
+    with Image.open(path) as gif:
+        assert gif.size[0] >= 800 and gif.n_frames == 3
+        rendered = plots.gif_frames(run, frames=3)
+        assert gif.size == (rendered[0].shape[1], rendered[0].shape[0])
+        for i, want in enumerate(rendered):
+            gif.seek(i)
+            got = np.asarray(gif.convert("RGB")).astype(int)
+            far = np.abs(got - want).sum(-1) > 90                    # a palette colour far from the drawn one
+            assert far.mean() < 0.005, (i, far.mean())
+        crimson = np.array([220, 20, 60])                            # the elbows keep their colour
+        assert np.any(np.all(got == crimson, axis=-1))
+    assert path.stat().st_size < 100_000
+
+
+def test_committed_pictures_are_legible_sizes():
+    from PIL import Image
+    img = ROOT / "docs" / "img"
+    with Image.open(img / "relu_fit.gif") as gif:
+        assert gif.size[0] >= 800 and gif.n_frames > 20
+    assert (img / "relu_fit.gif").stat().st_size < 1_000_000
+    for name in ("fit", "elbows", "slopes", "mse", "comparison"):
+        with Image.open(img / f"relu_{name}.png") as png:
+            assert png.size[0] >= 800, name
+        assert (img / f"relu_{name}.png").stat().st_size < 200_000, name
+
+
 # ----- command line -----
 
 def test_cli_short_run(generated, tmp_path, capsys):
@@ -281,6 +401,15 @@ def test_cli_seeds(generated, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "median" in out
     assert (tmp_path / "relu_seeds.png").exists()
+
+
+def test_seed_study_labels_only_the_widths(generated):
+    ex = experiment([10, 20, 40], ["all"], steps=20, every=10, seeds=2, progress=False)
+    fig = plots.plot_seed_study(ex.runs)
+    _extents(fig)
+    (ax,) = fig.axes
+    shown = [t.get_text() for t in ax.get_xticklabels(which="both") if t.get_visible() and t.get_text()]
+    assert shown == ["10", "20", "40"]
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -306,20 +435,3 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
-
-
-# ----- the docs notebook -----
-
-def test_docs_notebook_runs_on_a_short_run(generated, tmp_path, monkeypatch):
-    """Execute the notebook's code cells in order, in-process, with the step count cut down."""
-    nb = json.loads((ROOT / "docs" / "relu.ipynb").read_text())
-    monkeypatch.setenv("RELU_DOCS_STEPS", "300")
-    monkeypatch.chdir(tmp_path)
-    import matplotlib
-    matplotlib.use("Agg")
-    scope = {"__name__": "__notebook__"}
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            source = "".join(cell["source"])
-            exec(compile(source, "relu.ipynb", "exec"), scope)      # noqa: S102 (our own notebook)
-    assert "ex" in scope

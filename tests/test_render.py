@@ -60,12 +60,12 @@ def part_d():
 def test_forward_graph_structure(part_d):
     nodes, edges = parse_dot(build_graph(part_d).dot())
     first = _by_first_line(nodes)
-    # variables with their shapes, styled apart from the constant
+    # variables with their shapes; the constant 0.5 is no node of its own but part of its user's label
     for name, shape in [("W1", "h×d"), ("W2", "k×h"), ("x", "d"), ("b", "h"), ("y", "k")]:
         i, a = first[name]
         assert a["lines"][1] == shape and a["shape"] == "ellipse"
-    const = first["0.5"][1]
-    assert const["shape"] != "ellipse" and "dashed" in const["style"]
+    assert "0.5" not in first and not any("dashed" in a["style"] for a in nodes.values())
+    assert first["ℓ = 0.5 ·"][1]["lines"][1] == "scalar"
     # named intermediates carry their names, the operation and the shape
     assert first["x1 = +"][1]["lines"][1] == "h"
     assert first["x2 = Phi"][1]["lines"][1] == "h"
@@ -84,7 +84,7 @@ def test_forward_graph_structure(part_d):
     ids = {k: v[0] for k, v in first.items()}
     expect = {("W1", "@"), ("x", "@"), ("@", "x1 = +"), ("b", "x1 = +"), ("x1 = +", "x2 = Phi"),
               ("W2", "x3 = @"), ("x2 = Phi", "x3 = @"), ("x3 = @", "x4 = −"), ("y", "x4 = −"),
-              ("x4 = −", "‖·‖²"), ("0.5", nodes[sinks[0]]["lines"][0]), ("‖·‖²", nodes[sinks[0]]["lines"][0])}
+              ("x4 = −", "‖·‖²"), ("‖·‖²", nodes[sinks[0]]["lines"][0])}
     assert {(t, h) for t, h, _ in edges} == {(ids[a], ids[b]) for a, b in expect}
     assert not any("label" in a for _, _, a in edges)       # forward edges carry no derivative
 
@@ -115,10 +115,12 @@ def test_every_rule_has_an_operation_label(op):
     from symbackprop.expr import Node, var
     arity = len(re.findall(r"\{\d\}", fmt.template)) if not callable(fmt) else 2
     args = {1: (var("_a", (3, 3)),), 2: (var("_a", (3, 3)), var("_b", (3, 3)))}[max(1, min(arity, 2))]
+    attrs = {"rows": (3,), "matrix_power": (3,)}.get(op, ())     # ops that carry attributes (one argument)
+    args = args[:1] if attrs else args
     try:
-        node = Node(op, args)
+        node = Node(op, args, attrs)
     except Exception:
-        node = Node(op, (var("_v", (3,)),) * len(args))
+        node = Node(op, (var("_v", (3,)),) * len(args), attrs)
     label = op_label(node)
     assert label and "{" not in label and label.strip() == label
 
@@ -144,7 +146,7 @@ def test_backward_labels_part_d(part_d):
     assert label[("x1 = +", "x2 = Phi")] == "ḡ ⊙ Phi'(x1)"
     assert label[("y", "x4 = −")] == "−ḡ"
     sink = [a["lines"][0] for a in nodes.values() if a.get("peripheries") == "2"][0]
-    assert label[("0.5", sink)] == ""                             # constants get no derivative
+    assert sink == "ℓ = 0.5 ·" and label[("‖·‖²", sink)] == "0.5·ḡ"   # the folded constant gets no edge
     # every node on a path to a variable shows its adjoint, as the derivation prints it
     assert "∂ℓ/∂x4 = x4" in first["x4 = −"][1]["lines"]
     assert "∂ℓ/∂x2 = W2ᵀ x4" in first["x2 = Phi"][1]["lines"]
@@ -358,3 +360,144 @@ def test_cli_errors(argv, message, capsys, tmp_path, monkeypatch):
     rc, _, err = _run(argv, capsys)
     assert rc == 2 and message in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+# ----- legible pictures: folded constants, fonts with room to spare, the layout direction -----
+
+def test_constants_fold_into_their_users_labels():
+    d = derive("sum((x - 1)**2) + 0.5 * sum(x) + sum(2 / x) + sum(1 - x)", {"x": "n"}, check=False)
+    g = build_graph(d, backward=True)
+    nodes, edges = parse_dot(g.dot())
+    ops = {a["lines"][0].split(" = ", 1)[-1] for a in nodes.values()}
+    assert {"· − 1", "·²", "0.5 ·", "2/·", "1 − ·"} <= ops
+    # no number is a node of its own, so no dashed boxes and no edges out of constants
+    assert not any(re.fullmatch(r"[\d.]+", a["lines"][0]) for a in nodes.values())
+    assert not any("dashed" in a["style"] for a in nodes.values())
+    x = _by_first_line(nodes)["x"][0]
+    assert sorted(nodes[h]["lines"][0].split(" = ", 1)[-1] for t, h, _ in edges if t == x) == \
+        ["1 − ·", "2/·", "sum", "· − 1"]
+    square = [i for i, a in nodes.items() if a["lines"][0].endswith(" = ·²")]
+    assert len(square) == 1
+    assert [nodes[t]["lines"][0].split(" = ", 1)[-1] for t, h, _ in edges if h == square[0]] == ["· − 1"]
+
+
+def test_figure2_square_is_labelled_as_a_square():
+    nodes, edges = parse_dot(build_graph(derive(FIG2, FIG2_SHAPES, elementwise=["Phi"])).dot())
+    sink = [i for i, a in nodes.items() if a.get("peripheries") == "2"][0]
+    assert nodes[sink]["lines"][0] == "ℓ = ·²"
+    assert [nodes[t]["lines"][0] for t, h, _ in edges if h == sink] == ["x4 = −"]
+
+
+def test_folded_constant_inside_a_collapsed_box():
+    d = derive("z = relu(W @ x + 1); sum(z)", {"W": "h,d", "x": "d"})
+    g = build_graph(d, backward=True, collapse=["z"])
+    nodes, edges = parse_dot(g.dot())
+    box = _by_first_line(nodes)["z = relu(W x + 1)"][0]
+    assert sorted(nodes[t]["lines"][0] for t, h, _ in edges if h == box) == ["W", "x"]
+    assert len(nodes) == 4
+
+
+def _dejavu():
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+    return FT2Font(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"), fallback_to_default=False))
+
+
+def _text_width(font, text, size):
+    """Advance width (pt) of `text` set in the real DejaVu Sans (matplotlib ships it)."""
+    font.set_size(size, 72)
+    font.set_text(text, 0.0)
+    return font.get_width_height()[0] / 64
+
+
+def _node_boxes(svg):
+    """[(node id, (xmin, xmax) of the innermost shape or an ellipse, [(x, y, size, text)])] of an SVG."""
+    ns = "{http://www.w3.org/2000/svg}"
+    out = []
+    for g in ET.fromstring(svg).iter(ns + "g"):
+        if g.get("class") != "node":
+            continue
+        lo, hi, ellipse = -np.inf, np.inf, None
+        for el in g:
+            if el.tag == ns + "ellipse":
+                ellipse = tuple(float(el.get(k)) for k in ("cx", "cy", "rx", "ry"))
+                continue
+            pts = el.get("points") if el.tag == ns + "polygon" else el.get("d") if el.tag == ns + "path" else None
+            if pts:
+                xs = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", pts)[::2]]
+                lo, hi = max(lo, min(xs)), min(hi, max(xs))
+        texts = [(float(t.get("x")), float(t.get("y")), float(t.get("font-size")), t.text)
+                 for t in g.findall(ns + "text")]
+        out.append((g.find(ns + "title").text, (lo, hi), ellipse, texts))
+    return out
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
+@pytest.mark.parametrize("what", ["backward", "values"])
+def test_labels_fit_their_boxes_in_a_wider_font(what, rankdir):
+    """Viewers that swap in DejaVu Sans (wider than Helvetica) still show every label inside its box."""
+    d = derive("0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", PART_D_SHAPES)
+    g = build_graph(d, backward=what == "backward", point=random_values(d.program, 0) if what == "values" else None,
+                    rankdir=rankdir)
+    dot = g.dot()
+    assert 'fontname="DejaVu Sans"' in dot and re.search(r'margin="0\.1[2-9]', dot)
+    svg = g.svg(renderer="embedded")
+    assert 'font-family="DejaVu Sans,Helvetica,Arial,sans-serif"' in svg
+    font = _dejavu()
+    boxes = _node_boxes(svg)
+    assert len(boxes) == len(g.nodes) and sum(len(t) for *_, t in boxes) >= 2 * len(g.nodes)
+    for node, (lo, hi), ellipse, texts in boxes:
+        for x, y, size, text in texts:
+            half = _text_width(font, text, size) / 2
+            left, right = lo, hi
+            if ellipse:
+                cx, cy, rx, ry = ellipse
+                dy = max(abs(y - cy), abs(y - 0.8 * size - cy))           # the glyphs' row farthest out
+                half_chord = rx * np.sqrt(1 - min(1, (dy / ry) ** 2))
+                left, right = cx - half_chord, cx + half_chord
+            assert left + 2 <= x - half and x + half <= right - 2, (node, text, x - half, x + half, left, right)
+
+
+def _laid_out_width(graph, rankdir):
+    import dataclasses
+    svg = dataclasses.replace(graph, rankdir=rankdir).svg(renderer="embedded")
+    return float(re.search(r'<svg width="([\d.]+)pt"', svg)[1])
+
+
+@pytest.mark.parametrize("formula,shapes,kw,backward,expect", [
+    (PART_D, PART_D_SHAPES, dict(elementwise=["Phi"]), True, "TB"),       # the README's picture: 1430 pt wide in LR
+    (FIG2, FIG2_SHAPES, dict(elementwise=["Phi"]), False, "LR"),
+    ("f(g1(w), g2(w), g3(w))", {}, dict(functions=["f", "g1", "g2", "g3"]), False, "LR"),
+    ("f(g1(w), g2(w), g3(w))", {}, dict(functions=["f", "g1", "g2", "g3"]), True, "TB"),
+    ("sum(relu(W @ x))", {"W": "h,d", "x": "d"}, {}, False, "LR"),
+    ("z0 = tanh(W @ x + b); z1 = tanh(W @ z0 + b); z2 = tanh(W @ z1 + b); sum(z2)",
+     {"W": "d,d", "x": "d", "b": "d"}, {}, False, "TB"),
+    ("x @ B @ x + logdet(B @ B.T + C)", {"B": "n,n", "x": "n", "C": "n,n"}, {}, True, "TB"),
+])
+def test_auto_rankdir_picks_the_more_legible_layout(formula, shapes, kw, backward, expect):
+    """`auto` (the default) keeps LR unless TB, laid out for real, shows the text larger in an 800 px column."""
+    from symbackprop.render import column_scale
+    g = build_graph(derive(formula, shapes, check=False, **kw), backward=backward)
+    assert g.rankdir == expect and f"rankdir={expect}" in g.dot()
+    lr, tb = (column_scale(_laid_out_width(g, rd)) for rd in ("LR", "TB"))
+    assert (tb > 1.1 * lr) == (expect == "TB"), (lr, tb)
+    # explicit directions are kept
+    for rd in ("LR", "TB"):
+        assert build_graph(derive(formula, shapes, check=False, **kw), backward=backward, rankdir=rd).rankdir == rd
+
+
+def test_cli_rankdir_choices(capsys):
+    rc, out, _ = _run(["graph", "f(g1(w), g2(w))", "--function", "f,g1,g2", "--backward", "--rankdir", "auto"], capsys)
+    assert rc == 0 and re.search(r"rankdir=(LR|TB)", out)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["graph", "x * x", "--rankdir", "BT"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--rankdir" in err and "auto" in err and "Traceback" not in err
+
+
+def test_constant_objective_is_drawn_and_its_adjoint_prints_as_a_number():
+    """A formula that folds to a constant keeps its one node; its adjoint 1 does not print as `ℓ`."""
+    nodes, edges = parse_dot(build_graph(derive("x * 0 + 1", {}, check=False), backward=True).dot())
+    (sink,) = nodes.values()
+    assert sink["lines"][0] == "1" and sink.get("peripheries") == "2" and not edges
+    assert not any(line.endswith("= ℓ") for line in sink["lines"]) and sink["lines"][-1].endswith("= 1")

@@ -20,9 +20,10 @@ DOMAIN = {
     "log": "positive", "sqrt": "positive", "log'": "positive", "sqrt'": "positive",
     "pow": "positive", "div": "away_from_zero",
     "inv": "well_conditioned", "det": "well_conditioned", "logdet": "well_conditioned",
+    "tan": "small", "tan'": "small",
 }
 # Attributes for the ops that carry some.
-ATTRS = {"phi": ("Phi", 0), "fn": ("f", ())}
+ATTRS = {"phi": ("Phi", 0), "fn": ("f", ()), "rows": (4,), "matrix_power": (3,)}
 FIXED_ARGS = {"fn": [(), ()]}
 
 
@@ -47,6 +48,8 @@ def arg_shapes(op):
 def sample(shape, domain, rng):
     if domain == "positive":
         return rng.uniform(0.5, 2.0, shape)
+    if domain == "small":                             # tan: well inside (−π/2, π/2)
+        return rng.uniform(-1.2, 1.2, shape)
     if domain == "away_from_zero":
         return rng.uniform(0.5, 2.0, shape) * rng.choice([-1, 1], shape)
     x = rng.standard_normal(shape)

@@ -1,4 +1,5 @@
-"""`symbackprop gradcheck`: a generated module's gradients against central finite differences."""
+"""`symbackprop gradcheck`: a generated module's gradients against central finite differences, and its
+`hvp` and `hessian` (when generated) against central differences of its own gradient."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,10 @@ from pathlib import Path
 from ..errors import FormulaError
 
 HELP = """Import a module written by `symbackprop codegen`, draw random inputs, and compare
-value_and_grad with central finite differences of forward along random directions.
-Prints the worst relative error per input; exits 1 on a mismatch."""
+value_and_grad with central finite differences of forward along random directions. A module
+generated with --hvp or --hessian also has hvp checked against central differences of its
+gradient along random directions, and hessian along basis and random directions.
+Prints the worst relative error per input and function; exits 1 on a mismatch."""
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -26,7 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..cli import split_names
     from ..emit import is_generated
-    from ..testing import check_grads, load_module, report
+    from ..testing import check_grads, check_second_order, load_module, report
     path = Path(args.path)
     if not path.is_file():
         raise FormulaError(f"{path} does not exist")
@@ -42,12 +45,29 @@ def run(args) -> int:
     unknown = [d for d in sizes if d not in module.DIMS]
     if unknown:
         raise FormulaError(f"`{unknown[0]}` is not a dim of {path.name}", hint=f"dims: {', '.join(module.DIMS) or 'none'}")
-    results = check_grads(module, sizes, seed=args.seed, trials=args.trials, positive=split_names(args.positive))
+    options = dict(seed=args.seed, trials=args.trials, positive=split_names(args.positive))
+    results = {"value_and_grad": check_grads(module, sizes, **options)}
+    results.update(check_second_order(module, sizes, **options))
     print(f"{path}: central finite differences at {args.trials} random points")
-    print(report(results))
-    bad = [r.name for r in results.values() if not r.ok]
-    if bad:
-        print(f"MISMATCH: {', '.join(bad)}")
+    print(report(results["value_and_grad"]))
+    for function, against in SECOND_ORDER.items():
+        if function in results:
+            print(f"{function}: against central differences of value_and_grad along {against}")
+            print(report(results[function]))
+    failed = {f: [r.name for r in rs.values() if not r.ok] for f, rs in results.items()}
+    for function, names in failed.items():
+        if names:
+            print(f"MISMATCH in {function}: {', '.join(names)}")
+    if failed["value_and_grad"] and len(results) > 1:
+        print(f"note: {' and '.join(f for f in SECOND_ORDER if f in results)} are compared with "
+              "value_and_grad, which failed its own check; fix the gradient first")
+    if any(failed.values()):
         return 1
-    print("all gradients agree")
+    checked = ["gradients"] + [WORDS[f] for f in SECOND_ORDER if f in results]
+    print(f"all {', '.join(checked[:-1])} and {checked[-1]} agree" if len(checked) > 1 else "all gradients agree")
     return 0
+
+
+#: What each second-order function is compared with, and its name in the closing line.
+SECOND_ORDER = {"hvp": "random directions", "hessian": "basis and random directions"}
+WORDS = {"hvp": "Hessian-vector products", "hessian": "Hessians"}

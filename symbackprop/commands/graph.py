@@ -11,8 +11,8 @@ from ..cli import add_formula_arguments, split_names
 from ..derivation import Derivation
 from ..errors import FormulaError
 from ..parse import parse_formula
-from ..render import FORMATS, RANKDIRS, RENDERERS, build_graph, point_from_arrays, random_values, write_atomic, \
-    write_graph, output_format
+from ..render import COLUMN_PX, FORMATS, RANKDIRS, RENDERERS, build_graph, point_from_arrays, random_values, \
+    write_atomic, write_graph, output_format
 
 HELP = """Draw the formula's computation graph: one node per operation, variables (the
 sources) to the objective (the sink), shared sub-expressions once with fan-out.
@@ -40,7 +40,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random point for --values and of the self-check")
     p.add_argument("--collapse", action="append", default=[], metavar="NAME[,NAME]",
                    help="fold a named intermediate's subgraph into one box (repeatable)")
-    p.add_argument("--rankdir", choices=RANKDIRS, default="LR", help="layout direction (default LR: sources left)")
+    p.add_argument("--rankdir", choices=RANKDIRS, default="auto",
+                   help="layout direction: LR (sources left), TB (sources on top), or auto (default: LR unless TB "
+                   f"reads better in a {COLUMN_PX} px wide column)")
     p.add_argument("--renderer", choices=RENDERERS, default="auto",
                    help="auto (embedded for SVG, system dot for PNG/PDF), embedded, or system")
     p.add_argument("--save-dot", action="store_true", help="also write the DOT source next to the output")

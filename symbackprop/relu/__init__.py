@@ -9,7 +9,8 @@ Notebook use:
     >>> figs = ex.figures()          # {name: matplotlib Figure}
     >>> sorted(figs)
     ['comparison', 'elbows', 'fit', 'mse', 'slopes']
-    >>> import matplotlib.pyplot as plt; plt.close("all")
+    >>> import matplotlib.pyplot as plt; plt.get_fignums()   # made without pyplot: nothing to close
+    []
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class Experiment:
             figs["seeds"] = plots.plot_seed_study(self.runs)
         return figs
 
-    def save(self, out, gif=True, frames=60) -> list:
+    def save(self, out, gif=True, frames=None) -> list:
         """Write every figure as out/relu_<name>.png (and relu_fit.gif); returns the paths."""
         from . import plots
         os.makedirs(out, exist_ok=True)
@@ -75,7 +76,7 @@ class Experiment:
             paths.append(p)
         if gif and self.main.mode != "ridge":
             p = os.path.join(out, "relu_fit.gif")
-            plots.save_gif(self.main, p, frames=frames)
+            plots.save_gif(self.main, p, frames=frames or plots.GIF_FRAMES)
             paths.append(p)
         return paths
 
