@@ -17,6 +17,7 @@ first:
     a^b  a²  a³  a⁻²             elementwise power; ⁻¹ of a square matrix is its inverse
     Aᵀ  A⁻¹                      transpose, inverse
     f(x) f'(x)  ‖x‖  tr det log det diag sum mean softmax logsumexp  𝟙 (ones)  I (identity)
+    max(X) min(X) ∇max(X) ∇min(X)  max(a, b) min(a, b) (elementwise)  matrix_power(X, k)
 
 LaTeX: `+ -`, `\\,` and `\\cdot` (scalar product), `\\odot`, `\\frac{a}{b}`, juxtaposition (matrix
 product; of two scalars, their product, as in `\\frac{1}{m n}`), `^{...}`, `^\\top`, `^{-1}`,
@@ -210,6 +211,28 @@ ELEMENTWISE = {
     "sin": (np.sin, np.cos),
     "cos": (np.cos, lambda x: -np.sin(x)),
     "softplus": (lambda x: np.logaddexp(0.0, x), _sigmoid),
+    "tan": (np.tan, lambda x: 1.0 + np.tan(x) ** 2),
+}
+
+
+def _extreme_mask(x, sign):
+    """∇max(X) (sign 1) or ∇min(X) (sign -1): 1 at the largest (smallest) entry, split between ties."""
+    x = sign * _array(x, "∇max")
+    mask = (x == np.max(x)).astype(float)
+    return mask / mask.sum()
+
+
+def _matrix_power(x, k):
+    x = _square(x, "matrix_power")
+    if float(k) != int(k):
+        raise ReadError(f"matrix_power with exponent {k}")
+    return np.linalg.matrix_power(x, int(k))
+
+
+#: Functions of two arguments.
+BINARY_FUNCTIONS = {
+    "max": lambda a, b: _ew(np.maximum, a, b, "max"), "min": lambda a, b: _ew(np.minimum, a, b, "min"),
+    "matrix_power": _matrix_power,
 }
 
 
@@ -259,10 +282,16 @@ REDUCTIONS = {
     "softmax": lambda x: _softmax(_column(x, "softmax")),
     "logsumexp": lambda x: _logsumexp(_column(x, "logsumexp")),
     "inv": lambda x: np.linalg.inv(_square(x, "inv")),
+    "max": lambda x: np.float64(np.max(_array(x, "max"))),
+    "min": lambda x: np.float64(np.min(_array(x, "min"))),
+    "∇max": lambda x: _extreme_mask(x, 1.0),
+    "∇min": lambda x: _extreme_mask(x, -1.0),
 }
 
 
 def _call(name: str, primes: int, args: list):
+    if len(args) == 2 and name in BINARY_FUNCTIONS and not primes:
+        return BINARY_FUNCTIONS[name](*args)
     if len(args) != 1:
         raise ReadError(f"{name} with {len(args)} arguments")
     x = args[0]
@@ -291,6 +320,7 @@ _TEXT_TOKENS = re.compile(r"""
     (?P<ws>\s+)
   | (?P<adj>∂[^\s/]*/∂[A-Za-z_][A-Za-z0-9_]*)           # ∂ℓ/∂x1: an adjoint named in the chain-rule steps
   | (?P<logdet>log\ det(?=\())
+  | (?P<nabla>∇(?:max|min)(?=\())
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<primes>'*)
   | (?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<sup>[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)
@@ -309,9 +339,10 @@ _LATEX_TOKENS = re.compile(r"""
   | (?P<right>\\right\))
   | (?P<nopen>\\left\\\|)
   | (?P<nclose>\\right\\\|)
-  | (?P<op>\\operatorname\{(?P<opname>[A-Za-z]+)\}(?P<opprimes>'*))
+  | (?P<op>\\operatorname\{(?P<opname>[A-Za-z\\_]+)\}(?P<opprimes>'*))
+  | (?P<nablafn>\\nabla\s*\\(?P<nabname>max|min)(?![A-Za-z]))
   | (?P<logdet>\\log\s*\\det)
-  | (?P<cmdfn>\\(?:det|log|exp|sin|cos|tanh)(?![A-Za-z]))
+  | (?P<cmdfn>\\(?:det|log|exp|sin|cos|tanh|tan|max|min)(?![A-Za-z]))
   | (?P<ones>\\mathbf\{1\})
   | (?P<frac>\\frac(?![A-Za-z]))
   | (?P<sqrt>\\sqrt(?:\[(?P<root>[0-9]+)\])?(?![A-Za-z]))
@@ -323,10 +354,11 @@ _LATEX_TOKENS = re.compile(r"""
   | (?P<greek>\\(?P<gname>[A-Za-z]+)(?:_\{(?P<gsub>[A-Za-z0-9,]+)\})?)
   | (?P<letter>(?P<base>[A-Za-z])(?:_\{(?P<sub>[A-Za-z0-9,]+)\})?)
   | (?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+))
-  | (?P<sym>[-+/^{}()])
+  | (?P<sym>[-+/^{}(),])
 """, re.VERBOSE)
 
-_LATEX_SYMBOLS = {"+": "PLUS", "-": "MINUS", "/": "DIV", "^": "CARET", "{": "LB", "}": "RB", "(": "LP", ")": "RP"}
+_LATEX_SYMBOLS = {"+": "PLUS", "-": "MINUS", "/": "DIV", "^": "CARET", "{": "LB", "}": "RB", "(": "LP", ")": "RP",
+                  ",": "COMMA"}
 
 
 def _ident(base: str, sub: str | None) -> str:
@@ -354,6 +386,8 @@ def tokenize_text(s: str) -> list[tuple]:
             out.append(("NAME", m.group("adj")))
         elif m.group("logdet"):
             out.append(("FUNC", ("logdet", 0)))
+        elif m.group("nabla"):
+            out.append(("FUNC", (m.group("nabla"), 0)))
         elif m.group("name"):
             name, primes = m.group("name"), len(m.group("primes"))
             if s[i:i + 1] == "(":
@@ -389,7 +423,9 @@ def tokenize_latex(s: str) -> list[tuple]:
         elif m.group("nclose"):
             out.append(("NCLOSE", "‖"))
         elif m.group("op"):
-            out.append(("FUNC", (m.group("opname"), len(m.group("opprimes")))))
+            out.append(("FUNC", (m.group("opname").replace("\\_", "_"), len(m.group("opprimes")))))
+        elif m.group("nablafn"):
+            out.append(("FUNC", ("∇" + m.group("nabname"), 0)))
         elif m.group("logdet"):
             out.append(("FUNC", ("logdet", 0)))
         elif m.group("cmdfn"):

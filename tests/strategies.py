@@ -6,7 +6,8 @@ the formula text (never from symbackprop's rule table or printers), so the
 generated gradient can be compared with autograd's.
 
 Coverage (checked by tests/test_differential.py::test_strategy_covers_rule_table):
-every built-in the parser accepts (read off RULES), + - * / ** @ .T and unary
+every built-in the parser accepts (read off RULES: also tan, max, min, maximum, minimum,
+matrix_power), + - * / ** @ .T and unary
 minus, nesting, fan-out (variables drawn from small pools and reused; named
 intermediates `z1 = ...` used several times) and scalar broadcasting
 (scalar op array). Each built-in's input is drawn from its domain: log, sqrt
@@ -76,8 +77,40 @@ ORACLE_ELEMENTWISE = {
     "sin": lambda x, env: anp.sin(x),
     "cos": lambda x, env: anp.cos(x),
     "softplus": lambda x, env: anp.logaddexp(0.0, x),
+    "tan": lambda x, env: anp.tan(x),
 }
 POSITIVE_DOMAIN = {"log", "sqrt"}
+#: Built-ins whose argument is squashed into (-1, 1) first (tan has poles at ±π/2).
+BOUNDED_DOMAIN = {"tan"}
+
+
+def _top_gap(x, env):
+    """max/min jump where the two largest (smallest) entries tie: record the gap as a kink."""
+    v = np.sort(np.ravel(getval(x)))
+    env["_kinks"].append(np.asarray([v[-1] - v[-2], v[1] - v[0]]) if v.size > 1 else np.asarray([1.0]))
+
+
+def _extreme(f):
+    def g(x, env):
+        _top_gap(x, env)
+        return f(x)
+    return g
+
+
+def _pairwise(f):
+    def g(x, y, env):
+        env["_kinks"].append(np.asarray(getval(x) - getval(y)))
+        return f(x, y)
+    return g
+
+
+def _matrix_power(x, k):
+    k = int(k)
+    base = anp.linalg.inv(x) if k < 0 else x
+    out = base
+    for _ in range(abs(k) - 1):
+        out = out @ base
+    return out
 
 
 @dataclass(frozen=True)
@@ -155,21 +188,40 @@ def expr(draw, shape, depth=3, scope=()):
     if depth <= 0 or draw(st.integers(0, 4)) == 0:
         return draw(leaf(shape, scope))
     sub = lambda s: expr(s, depth - 1, scope)      # noqa: E731
-    kinds = ["elementwise", "arith", "broadcast", "div", "pow", "neg"]
+    kinds = ["elementwise", "arith", "broadcast", "div", "pow", "neg", "maximum"]
     if len(shape) == 2:
         kinds += ["T", "matmul", "outer"]
         if shape[0] == shape[1]:
-            kinds += ["inv", "diagm"]
+            kinds += ["inv", "diagm", "mpow"]
     elif len(shape) == 1:
         kinds += ["matvec", "vecmat", "diagv", "softmax"]
     else:
-        kinds += ["dot", "@dot", "reduce", "reduce", "norm", "sqnorm", "trace", "det", "logdet", "logsumexp"]
+        kinds += ["dot", "@dot", "reduce", "reduce", "norm", "sqnorm", "trace", "det", "logdet", "logsumexp",
+                  "extreme"]
     kind = draw(st.sampled_from(kinds))
+    if kind == "maximum":                         # maximum(a, b), minimum(a, b): elementwise, kinks where a = b
+        name = draw(st.sampled_from(["maximum", "minimum"]))
+        a, b = draw(sub(shape)), draw(sub(draw(st.sampled_from([shape, ()]))))
+        f = _pairwise(anp.maximum if name == "maximum" else anp.minimum)
+        return Ex(f"{name}({a.text}, {b.text})", shape, lambda e: f(a.fn(e), b.fn(e), e), a.ops | b.ops | {name})
+    if kind == "extreme":                         # max(X), min(X): kinks where the top two entries tie
+        name = draw(st.sampled_from(["max", "min"]))
+        x = draw(sub(draw(st.sampled_from(SHAPES[1:]))))
+        f = _extreme(anp.max if name == "max" else anp.min)
+        return _wrap(name, x, lambda e: f(x.fn(e), e), ())
+    if kind == "mpow":                            # matrix_power(X, k): negative k of an SPD matrix
+        k = draw(st.sampled_from([2, 3, -1, -2]))
+        x = draw(sub(shape))
+        if k < 0:
+            x = spd(draw, x, depth - 1)
+        return Ex(f"matrix_power({x.text}, {k})", shape, lambda e: _matrix_power(x.fn(e), k), x.ops | {"matrix_power"})
     if kind == "elementwise":
         name = draw(st.sampled_from(sorted(ELEMENTWISE)))
         x = draw(sub(shape))
         if name in POSITIVE_DOMAIN:
             x = positive(draw, x)
+        if name in BOUNDED_DOMAIN:
+            x = Ex(f"tanh({x.text})", x.shape, lambda e, x0=x: anp.tanh(x0.fn(e)), x.ops | {"tanh"})
         f = ORACLE_ELEMENTWISE[name]
         return _wrap(name, x, lambda e: f(x.fn(e), e), shape)
     if kind == "arith":
@@ -341,6 +393,9 @@ _ORACLE_CALLS = {
     "inv": lambda x, env: anp.linalg.inv(x), "diag": lambda x, env: anp.diag(x),
     "softmax": lambda x, env: anp.exp(x - _logsumexp(x)), "logsumexp": lambda x, env: _logsumexp(x),
     "dot": lambda x, y, env: anp.dot(x, y), "outer": lambda x, y, env: anp.outer(x, y),
+    "max": _extreme(anp.max), "min": _extreme(anp.min),
+    "maximum": _pairwise(anp.maximum), "minimum": _pairwise(anp.minimum),
+    "matrix_power": lambda x, k, env: _matrix_power(x, k),
 }
 
 
