@@ -16,11 +16,13 @@ positive-definite ones, so a random point is almost surely a valid one.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 from hypothesis import strategies as st
 
@@ -56,6 +58,14 @@ def _logsumexp(x):
     return m + anp.log(anp.sum(anp.exp(x - m)))
 
 
+@primitive
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[float])(x)
+
+
+defvjp(_erf, lambda ans, x: lambda g: g * (2.0 / math.sqrt(math.pi)) * anp.exp(-x * x))   # the textbook derivative
+
+
 def _kink(name, f):
     def g(x, env):
         env["_kinks"].append(np.asarray(getval(x)))
@@ -78,6 +88,7 @@ ORACLE_ELEMENTWISE = {
     "cos": lambda x, env: anp.cos(x),
     "softplus": lambda x, env: anp.logaddexp(0.0, x),
     "tan": lambda x, env: anp.tan(x),
+    "erf": lambda x, env: _erf(x),
 }
 POSITIVE_DOMAIN = {name for name, f in ELEMENTWISE.items() if f.domain == "positive"}
 #: Built-ins whose argument is squashed into (-1, 1) first (tan has poles at ±π/2).

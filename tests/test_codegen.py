@@ -88,7 +88,7 @@ def test_rule_through_generated_module(op):
 
 @pytest.mark.parametrize("op", ["matmul", "T", "dot", "outer", "mul", "sqnorm", "softmax", "logsumexp", "tanh",
                                 "trace", "diag", "inv", "norm", "mean", "div", "rows", "maximum", "minimum", "max",
-                                "min", "softmax_rows", "logsumexp_rows", "matrix_power", "tan"])
+                                "min", "softmax_rows", "logsumexp_rows", "matrix_power", "tan", "erf"])
 def test_batch_mode_matches_a_loop_over_examples(op):
     formula, positive, square = CASES[op]
     names = [k for k in SH if re.search(rf"\b{k}\b", formula)]

@@ -1,6 +1,7 @@
 """Every rule in the table against central finite differences, and elementwise derivatives against sympy.diff."""
 import itertools
 
+import mpmath
 import numpy as np
 import pytest
 import sympy
@@ -88,12 +89,20 @@ def test_every_operator_is_covered():
     assert {"relu'", "tanh'", "matmul", "T", "phi", "fn"} <= set(OPS)
 
 
+#: SymPy functions NumPy lacks, computed by mpmath (an implementation independent of ours).
+_MPMATH = {"erf": np.vectorize(lambda v: float(mpmath.erf(v)))}
+
+
+def _lambdify(t, expr):
+    return sympy.lambdify(t, expr, [_MPMATH, "numpy"])
+
+
 @pytest.mark.parametrize("name", sorted(ELEMENTWISE))
 def test_elementwise_derivative_matches_sympy(name):
     """Oracle: the table's derivative expression agrees with sympy.diff of the table's scalar function."""
     t = sympy.Symbol("t", real=True)
     derivative = sympy.diff(ELEMENTWISE[name].sympy(t), t).replace(sympy.DiracDelta, lambda *a: sympy.S.Zero)
-    exact = sympy.lambdify(t, derivative, "numpy")   # (away from kinks, where DiracDelta vanishes)
+    exact = _lambdify(t, derivative)   # (away from kinks, where DiracDelta vanishes)
     x = E.var("x", (5,))
     d = Node(name + "'", (x,))
     rng = np.random.default_rng(7)
@@ -108,7 +117,7 @@ def test_elementwise_derivative_matches_sympy(name):
 @pytest.mark.parametrize("name", sorted(ELEMENTWISE))
 def test_elementwise_value_matches_sympy(name):
     t = sympy.Symbol("t", real=True)
-    exact = sympy.lambdify(t, ELEMENTWISE[name].sympy(t), "numpy")
+    exact = _lambdify(t, ELEMENTWISE[name].sympy(t))
     rng = np.random.default_rng(8)
     xs = sample((6,), RULES[name].domain, rng)
     ours, = evaluate([Node(name, (E.var("x", (6,)),))], Point({}, {"x": xs}))
@@ -135,3 +144,21 @@ def test_scalar_broadcasting_adjoints_sum(op, scalar_side):
                 vals[name][idx] += sgn * 1e-6
                 fd[idx] += sgn * evaluate([objective], Point({}, vals))[0] / 2e-6
         assert np.allclose(g, fd, rtol=1e-5, atol=1e-8), (op, name)
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")     # step, sign: zero derivative
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_elementwise_gradient_matches_autograd(name):
+    """sum(f(x) ⊙ y): our derivative against autograd through the strategies' hand-written oracle."""
+    from autograd import grad
+    from strategies import ORACLE_ELEMENTWISE
+    import symbackprop as sb
+    rng = np.random.default_rng(11)
+    xs = sample((5,), RULES[name].domain, rng)
+    xs = np.where(np.abs(xs) < 0.05, 0.3, xs)         # away from kinks
+    ys = rng.standard_normal(5)
+    d = sb.derive(f"sum({name}(x) * y)", {"x": "n", "y": "n"}, wrt=["x"])
+    ours, = evaluate([d.grads["x"]], Point({sympy.Symbol("n", integer=True, positive=True): 5},
+                                             {"x": xs, "y": ys}))
+    oracle = grad(lambda x: (ORACLE_ELEMENTWISE[name](x, {"_kinks": []}) * ys).sum())(xs)
+    assert np.allclose(ours, oracle, rtol=1e-10, atol=1e-12), name
