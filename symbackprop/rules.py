@@ -181,6 +181,21 @@ def _matmul_vjp(g, ans):
     return ga, E.matmul(a.T, g)
 
 
+def _pinv_shape(a):
+    if len(a) != 2:
+        raise ShapeError(f"pinv takes a matrix, got {format_shape(a)}")
+    return (a[1], a[0])
+
+
+def _pinv_vjp(g, ans):
+    """Golub–Pereyra: dP = −P dA P + P Pᵀ dAᵀ (I − A P) + (I − P A) dAᵀ Pᵀ P (A of constant rank), so
+    Ā = −Pᵀ G Pᵀ + (I − A P) Gᵀ P Pᵀ + Pᵀ P Gᵀ (I − P A)."""
+    a = ans.args[0]
+    m, n = a.shape
+    pt = ans.T
+    return (-(pt @ g @ pt) + (E.eye(m) - a @ ans) @ g.T @ (ans @ pt) + (pt @ ans) @ g.T @ (E.eye(n) - ans @ a),)
+
+
 def numpy_matmul(a: Node, b: Node) -> Node:
     """NumPy's `a @ b` in the internal convention (no row vectors)."""
     if a.ndim == 0 or b.ndim == 0:
@@ -408,6 +423,11 @@ RULES.update({
                    fn=lambda x: np.linalg.slogdet(x)[1], np=Fmt("np.linalg.slogdet({0})[1]"), text=Fmt("log det({0})"),
                    latex=Fmt("\\log\\det\\left({0}\\right)"), domain="well_conditioned", batch_safe=True, kind="linalg", builtin=1,
                    doc="log |det X| (the sign is dropped, as numpy.linalg.slogdet does)"),
+    "pinv": Rule(shape=_pinv_shape, vjp=_pinv_vjp, fn=np.linalg.pinv, np=Fmt("np.linalg.pinv({0})"),
+                 text=Fmt("pinv({0})"), latex=Fmt("{0}^{{+}}", POSTFIX, (POSTFIX + 1,)), kind="linalg", builtin=1,
+                 domain="well_conditioned", batch_safe=True,
+                 doc="Moore–Penrose pseudo-inverse of a matrix (its gradient holds where the rank is constant, "
+                     "e.g. full rank)"),
     "trace": Rule(shape=lambda a: _square(a, "trace") and (), vjp=lambda g, ans: (g * E.eye(ans.args[0].shape[0]),), fn=np.trace,
                   np=Fmt("np.trace({0})"), text=Fmt("tr({0})"), latex=Fmt("\\operatorname{{tr}}\\left({0}\\right)"), kind="linalg", builtin=1),
     "diag": Rule(shape=_diag_shape, vjp=lambda g, ans: (Node("diag", (g,)),), fn=np.diag, np=Fmt("np.diag({0})"), text=Fmt("diag({0})"),

@@ -203,7 +203,7 @@ LINEAR = {
     "outer": _outer,
     "diag": _diag,
     "trace": _total("trace"),
-    "inv": NOT_LINEAR, "det": NOT_LINEAR, "logdet": NOT_LINEAR, "matrix_power": NOT_LINEAR,
+    "inv": NOT_LINEAR, "pinv": NOT_LINEAR, "det": NOT_LINEAR, "logdet": NOT_LINEAR, "matrix_power": NOT_LINEAR,
     # ----- reductions -----
     "sum": _total("sum"),
     "mean": _total("mean"),

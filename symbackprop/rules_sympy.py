@@ -126,6 +126,7 @@ SYMPY = {
     "trace": lambda node, a: M.Trace(a[0]),
     "matrix_power": lambda node, a: M.MatPow(a[0], node.attrs[0]),
     "diag": named_function,
+    "pinv": lambda node, a: sympy.Function("pinv")(a[0]),
     # ----- reductions -----
     "sqnorm": _sq,
     "norm": lambda node, a: sympy.sqrt(_sq(node, a)),

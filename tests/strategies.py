@@ -201,7 +201,7 @@ def expr(draw, shape, depth=3, scope=()):
     sub = lambda s: expr(s, depth - 1, scope)      # noqa: E731
     kinds = ["elementwise", "arith", "broadcast", "div", "pow", "neg", "maximum"]
     if len(shape) == 2:
-        kinds += ["T", "matmul", "outer"]
+        kinds += ["T", "matmul", "outer", "pinv"]
         if shape[0] == shape[1]:
             kinds += ["inv", "diagm", "mpow"]
     elif len(shape) == 1:
@@ -280,6 +280,9 @@ def expr(draw, shape, depth=3, scope=()):
     if kind == "outer":
         a, b = draw(sub(shape[:1])), draw(sub(shape[1:]))
         return Ex(f"outer({a.text}, {b.text})", shape, lambda e: anp.outer(a.fn(e), b.fn(e)), a.ops | b.ops | {"outer"})
+    if kind == "pinv":                            # of an input of the transposed shape: full rank almost surely
+        x = draw(leaf(shape[::-1]))
+        return _wrap("pinv", x, lambda e: anp.linalg.pinv(x.fn(e)), shape)
     if kind == "inv":
         x = spd(draw, draw(sub(shape)), depth - 1)
         return _wrap("inv", x, lambda e: anp.linalg.inv(x.fn(e)), shape)
@@ -402,6 +405,7 @@ _ORACLE_CALLS = {
     "norm": lambda x, env: anp.sqrt(anp.sum(x ** 2)), "trace": lambda x, env: anp.trace(x),
     "det": lambda x, env: anp.linalg.det(x), "logdet": lambda x, env: anp.linalg.slogdet(x)[1],
     "inv": lambda x, env: anp.linalg.inv(x), "diag": lambda x, env: anp.diag(x),
+    "pinv": lambda x, env: anp.linalg.pinv(x),
     "softmax": lambda x, env: anp.exp(x - _logsumexp(x)), "logsumexp": lambda x, env: _logsumexp(x),
     "dot": lambda x, y, env: anp.dot(x, y), "outer": lambda x, y, env: anp.outer(x, y),
     "max": _extreme(anp.max), "min": _extreme(anp.min),

@@ -30,6 +30,7 @@ CASES = {
     "matmul": ("sum(sin(A @ x))", (), ()),
     "T": ("sum(sin(A.T @ z))", (), ()),
     "dot": ("(x @ y) * (x @ x)", (), ()),
+    "pinv": ("sum(sin(pinv(A) @ z)) + trace(pinv(S) @ S.T)", (), ("S",)),
     "outer": ("sum(sin(outer(x, y)))", (), ()),
     "inv": ("sum(inv(S))", (), ("S",)),
     "det": ("det(S)", (), ("S",)),
@@ -88,7 +89,7 @@ def test_rule_through_generated_module(op):
 
 @pytest.mark.parametrize("op", ["matmul", "T", "dot", "outer", "mul", "sqnorm", "softmax", "logsumexp", "tanh",
                                 "trace", "diag", "inv", "norm", "mean", "div", "rows", "maximum", "minimum", "max",
-                                "min", "softmax_rows", "logsumexp_rows", "matrix_power", "tan", "erf"])
+                                "min", "softmax_rows", "logsumexp_rows", "matrix_power", "tan", "erf", "pinv"])
 def test_batch_mode_matches_a_loop_over_examples(op):
     formula, positive, square = CASES[op]
     names = [k for k in SH if re.search(rf"\b{k}\b", formula)]

@@ -18,7 +18,7 @@ LEAVES = {"var", "const", "zeros", "ones", "eye"}
 
 # Attributes for the ops that carry some.
 ATTRS = {"phi": ("Phi", 0), "fn": ("f", ()), "rows": (4,), "matrix_power": (3,)}
-FIXED_ARGS = {"fn": [(), ()]}
+FIXED_ARGS = {"fn": [(), ()], "pinv": [(4, 3)]}          # pinv: a non-square matrix
 
 
 def arg_shapes(op):
@@ -47,7 +47,7 @@ def sample(shape, domain, rng):
     if domain == "away_from_zero":
         return rng.uniform(0.5, 2.0, shape) * rng.choice([-1, 1], shape)
     x = rng.standard_normal(shape)
-    if domain == "well_conditioned" and len(shape) == 2:
+    if domain == "well_conditioned" and len(shape) == 2 and shape[0] == shape[1]:
         x = x + shape[0] * np.eye(shape[0])
     return x
 
