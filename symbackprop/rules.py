@@ -42,8 +42,8 @@ from . import expr as E
 from .errors import InternalError, ShapeError
 from .expr import Node, const, format_shape
 
-# Printing precedences (higher binds tighter).
-ADD, MUL, MATMUL, NEG, POW, POSTFIX, ATOM = 10, 20, 22, 25, 30, 40, 100
+from .formatting import (ADD, ATOM, MATMUL, MUL, NEG, POSTFIX, POW, _esc, latex_name,  # noqa: F401
+                         number_fmt, number_np, number_text, superscript)        # (re-exported)
 
 
 @dataclass(frozen=True)
@@ -369,7 +369,8 @@ RULES = E.RULES
 
 RULES.update({
     # ----- leaves -----
-    "var": Rule(shape=None, fn=None, **_leaf(lambda n: n.attrs[0], lambda n: latex_name(n.attrs[0]), lambda n: n.attrs[0])),
+    "var": Rule(shape=None,
+                fn=None, **_leaf(lambda n: n.attrs[0], lambda n: latex_name(n.attrs[0]), lambda n: n.attrs[0])),
     "const": Rule(shape=None, fn=None,
                   **{**_leaf(None, lambda n: sympy.latex(n.attrs[0]), lambda n: number_np(n.attrs[0])),
                      "text": lambda n: Fmt(*number_fmt(n.attrs[0]))}),     # with its precedence: 1/3 is a quotient
@@ -385,12 +386,15 @@ RULES.update({
                 np=_np_binop("+", ADD), text=Fmt("{0} + {1}", ADD, (ADD, ADD)), latex=Fmt("{0} + {1}", ADD, (ADD, ADD)),
                 kind="arithmetic"),
     "sub": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g, lambda g, ans, a, b: -g), fn=np.subtract,
-                np=_np_binop("-", ADD), text=Fmt("{0} − {1}", ADD, (ADD, ADD + 1)), latex=Fmt("{0} - {1}", ADD, (ADD, ADD + 1)),
+                np=_np_binop("-", ADD), text=Fmt("{0} − {1}", ADD, (ADD, ADD + 1)),
+                latex=Fmt("{0} - {1}", ADD, (ADD, ADD + 1)),
                 kind="arithmetic"),
     "mul": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a), fn=np.multiply,
                 np=_np_binop("*", MUL), text=_text_mul, latex=_latex_mul, kind="arithmetic"),
-    "div": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -(g * (ans / b))), fn=np.divide,
-                np=_np_binop("/", MUL), text=Fmt("{0}/{1}", MUL, (MUL, MUL + 1)), latex=Fmt("\\frac{{{0}}}{{{1}}}", ATOM),
+    "div": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -(g * (ans / b))),
+                fn=np.divide,
+                np=_np_binop("/", MUL), text=Fmt("{0}/{1}", MUL, (MUL, MUL + 1)),
+                latex=Fmt("\\frac{{{0}}}{{{1}}}", ATOM),
                 domain="away_from_zero", kind="arithmetic"),
     "pow": Rule(shape=_broadcast,
                 vjp=lambda g, ans: (unbroadcast(g * ans.args[1] * ans.args[0] ** (ans.args[1] - 1), ans.args[0].shape),
@@ -398,49 +402,66 @@ RULES.update({
                                 unbroadcast(g * ans * apply_fn("log", ans.args[0]), ans.args[1].shape)),
                 fn=np.power, np=Fmt("{0} ** {1}", POW, (POW + 1, NEG)), text=lambda n: _text_pow(n),
                 latex=Fmt("{0}^{{{1}}}", POW, (POW + 1, 0)), domain="positive", kind="arithmetic"),
-    "neg": Rule(shape=_same, vjp=lambda g, ans: (-g,), fn=np.negative, np=Fmt("-{0}", NEG, (NEG,)), text=Fmt("−{0}", NEG, (MUL,)),
+    "neg": Rule(shape=_same, vjp=lambda g, ans: (-g,), fn=np.negative, np=Fmt("-{0}", NEG, (NEG,)),
+                text=Fmt("−{0}", NEG, (MUL,)),
                 latex=Fmt("-{0}", NEG, (MUL,)), batch_safe=True, kind="arithmetic"),
 
     # ----- linear algebra -----
-    "matmul": Rule(shape=_matmul_shape, vjp=_matmul_vjp, fn=np.matmul, np=_np_binop("@", MUL), text=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)),
+    "matmul": Rule(shape=_matmul_shape, vjp=_matmul_vjp, fn=np.matmul, np=_np_binop("@", MUL),
+                   text=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)),
                    latex=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)), kind="linalg", builtin=None),
     "T": Rule(shape=lambda a: (a[1], a[0]) if len(a) == 2 else a, vjp=lambda g, ans: (g.T,), fn=np.transpose,
               np=Fmt("{0}.T", POSTFIX, (POSTFIX,)), text=Fmt("{0}ᵀ", POSTFIX, (POSTFIX + 1,)),
               latex=Fmt("{0}^\\top", POSTFIX, (POSTFIX + 1,)), kind="linalg"),
     "dot": Rule(shape=_dot_shape, vjp=lambda g, ans: (g * ans.args[1], g * ans.args[0]), fn=np.dot,
                 np=_np_binop("@", MUL), text=Fmt("{0}ᵀ{1}", MATMUL, (POSTFIX + 1, MATMUL + 1)),
-                latex=Fmt("{0}^\\top {1}", MATMUL, (POSTFIX + 1, MATMUL + 1)), kind="linalg", builtin=2, build=numpy_matmul),
-    "outer": Rule(shape=_outer_shape, vjp=lambda g, ans: (E.matmul(g, ans.args[1]), E.matmul(g.T, ans.args[0])), fn=np.outer,
+                latex=Fmt("{0}^\\top {1}", MATMUL, (POSTFIX + 1, MATMUL + 1)), kind="linalg", builtin=2,
+                build=numpy_matmul),
+    "outer": Rule(shape=_outer_shape, vjp=lambda g, ans: (E.matmul(g, ans.args[1]), E.matmul(g.T, ans.args[0])),
+                  fn=np.outer,
                   np=Fmt("np.outer({0}, {1})"), text=Fmt("{0} {1}ᵀ", MATMUL, (MATMUL, POSTFIX + 1)),
                   latex=Fmt("{0} {1}^\\top", MATMUL, (MATMUL, POSTFIX + 1)), kind="linalg", builtin=2),
     "inv": Rule(shape=lambda a: _square(a, "inv"), vjp=lambda g, ans: (-(ans.T @ g @ ans.T),), fn=np.linalg.inv,
-                np=Fmt("np.linalg.inv({0})"), text=Fmt("{0}⁻¹", POSTFIX, (POSTFIX + 1,)), latex=Fmt("{0}^{{-1}}", POSTFIX, (POSTFIX + 1,)),
+                np=Fmt("np.linalg.inv({0})"), text=Fmt("{0}⁻¹", POSTFIX, (POSTFIX + 1,)),
+                latex=Fmt("{0}^{{-1}}", POSTFIX, (POSTFIX + 1,)),
                 domain="well_conditioned", batch_safe=True, kind="linalg", builtin=1),
-    "det": Rule(shape=lambda a: _square(a, "det") and (), vjp=lambda g, ans: ((g * ans) * E.apply("inv", ans.args[0]).T,),
-                fn=np.linalg.det, np=Fmt("np.linalg.det({0})"), text=Fmt("det({0})"), latex=Fmt("\\det\\left({0}\\right)"),
-                domain="well_conditioned", batch_safe=True, kind="linalg", builtin=1),                           # Jacobi's formula
+    "det": Rule(shape=lambda a: _square(a, "det") and (),
+                vjp=lambda g, ans: ((g * ans) * E.apply("inv", ans.args[0]).T,),
+                fn=np.linalg.det, np=Fmt("np.linalg.det({0})"), text=Fmt("det({0})"),
+                latex=Fmt("\\det\\left({0}\\right)"),
+                domain="well_conditioned", batch_safe=True, kind="linalg",
+                builtin=1),                           # Jacobi's formula
     "logdet": Rule(shape=lambda a: _square(a, "logdet") and (), vjp=lambda g, ans: (g * E.apply("inv", ans.args[0]).T,),
                    fn=lambda x: np.linalg.slogdet(x)[1], np=Fmt("np.linalg.slogdet({0})[1]"), text=Fmt("log det({0})"),
-                   latex=Fmt("\\log\\det\\left({0}\\right)"), domain="well_conditioned", batch_safe=True, kind="linalg", builtin=1,
+                   latex=Fmt("\\log\\det\\left({0}\\right)"), domain="well_conditioned", batch_safe=True,
+                   kind="linalg", builtin=1,
                    doc="log |det X| (the sign is dropped, as numpy.linalg.slogdet does)"),
     "pinv": Rule(shape=_pinv_shape, vjp=_pinv_vjp, fn=np.linalg.pinv, np=Fmt("np.linalg.pinv({0})"),
                  text=Fmt("pinv({0})"), latex=Fmt("{0}^{{+}}", POSTFIX, (POSTFIX + 1,)), kind="linalg", builtin=1,
                  domain="well_conditioned", batch_safe=True,
                  doc="Moore–Penrose pseudo-inverse of a matrix (its gradient holds where the rank is constant, "
                      "e.g. full rank)"),
-    "trace": Rule(shape=lambda a: _square(a, "trace") and (), vjp=lambda g, ans: (g * E.eye(ans.args[0].shape[0]),), fn=np.trace,
-                  np=Fmt("np.trace({0})"), text=Fmt("tr({0})"), latex=Fmt("\\operatorname{{tr}}\\left({0}\\right)"), kind="linalg", builtin=1),
-    "diag": Rule(shape=_diag_shape, vjp=lambda g, ans: (Node("diag", (g,)),), fn=np.diag, np=Fmt("np.diag({0})"), text=Fmt("diag({0})"),
+    "trace": Rule(shape=lambda a: _square(a, "trace") and (), vjp=lambda g, ans: (g * E.eye(ans.args[0].shape[0]),),
+                  fn=np.trace,
+                  np=Fmt("np.trace({0})"), text=Fmt("tr({0})"), latex=Fmt("\\operatorname{{tr}}\\left({0}\\right)"),
+                  kind="linalg", builtin=1),
+    "diag": Rule(shape=_diag_shape, vjp=lambda g, ans: (Node("diag", (g,)),), fn=np.diag, np=Fmt("np.diag({0})"),
+                 text=Fmt("diag({0})"),
                  latex=Fmt("\\operatorname{{diag}}\\left({0}\\right)"), kind="linalg", builtin=1),
 
     # ----- reductions -----
-    "sum": Rule(shape=lambda a: (), vjp=lambda g, ans: (g * E.ones(ans.args[0].shape),), fn=np.sum, np=Fmt("np.sum({0})"),
+    "sum": Rule(shape=lambda a: (), vjp=lambda g, ans: (g * E.ones(ans.args[0].shape),), fn=np.sum,
+                np=Fmt("np.sum({0})"),
                 text=Fmt("sum({0})"), latex=Fmt("\\operatorname{{sum}}\\left({0}\\right)"), kind="reduction", builtin=1,
                 build=_reduce_build("sum", E._sum), keywords=("axis",)),
-    "mean": Rule(shape=lambda a: (), vjp=lambda g, ans: ((g / const(E.numel(ans.args[0].shape))) * E.ones(ans.args[0].shape),),
-                 fn=np.mean, np=Fmt("np.mean({0})"), text=Fmt("mean({0})"), latex=Fmt("\\operatorname{{mean}}\\left({0}\\right)"),
-                 kind="reduction", builtin=1, build=_reduce_build("mean", lambda x: Node("mean", (x,))), keywords=("axis",)),
-    "norm": Rule(shape=lambda a: (), vjp=lambda g, ans: ((g / ans) * ans.args[0],), fn=np.linalg.norm, np=Fmt("np.linalg.norm({0})"),
+    "mean": Rule(shape=lambda a: (),
+                 vjp=lambda g, ans: ((g / const(E.numel(ans.args[0].shape))) * E.ones(ans.args[0].shape),),
+                 fn=np.mean, np=Fmt("np.mean({0})"), text=Fmt("mean({0})"),
+                 latex=Fmt("\\operatorname{{mean}}\\left({0}\\right)"),
+                 kind="reduction", builtin=1, build=_reduce_build("mean", lambda x: Node("mean", (x,))),
+                 keywords=("axis",)),
+    "norm": Rule(shape=lambda a: (), vjp=lambda g, ans: ((g / ans) * ans.args[0],), fn=np.linalg.norm,
+                 np=Fmt("np.linalg.norm({0})"),
                  text=Fmt("‖{0}‖"), latex=Fmt("\\left\\|{0}\\right\\|"), kind="reduction", builtin=1, build=_norm,
                  doc="2-norm of a vector, Frobenius norm of a matrix"),
     "sqnorm": Rule(shape=lambda a: (), vjp=lambda g, ans: (2 * g * ans.args[0],), fn=lambda x: np.sum(x * x),
@@ -449,50 +470,63 @@ RULES.update({
                    doc="norm(X)**2, kept as one node"),
     "softmax": Rule(shape=lambda a: _vector_only(a, "softmax"),
                     vjp=lambda g, ans: (ans * (g - E.dot(ans, g)),), fn=lambda x: _softmax(x),
-                    np=Fmt("_softmax({0})"), text=Fmt("softmax({0})"), latex=Fmt("\\operatorname{{softmax}}\\left({0}\\right)"),
+                    np=Fmt("_softmax({0})"), text=Fmt("softmax({0})"),
+                    latex=Fmt("\\operatorname{{softmax}}\\left({0}\\right)"),
                     batch_safe=True, kind="reduction", builtin=1, build=_softmax_build, keywords=("axis",),
                     doc="softmax of a vector; on a matrix pass axis= (each row or column)"),
-    "logsumexp": Rule(shape=lambda a: _vector_only(a, "logsumexp") and (), vjp=lambda g, ans: (g * Node("softmax", (ans.args[0],)),),
+    "logsumexp": Rule(shape=lambda a: _vector_only(a, "logsumexp") and (),
+                      vjp=lambda g, ans: (g * Node("softmax", (ans.args[0],)),),
                       fn=lambda x: _logsumexp(x), np=Fmt("_logsumexp({0})"), text=Fmt("logsumexp({0})"),
-                      latex=Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), batch_safe=True, kind="reduction", builtin=1,
+                      latex=Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), batch_safe=True, kind="reduction",
+                      builtin=1,
                       build=_logsumexp_build, keywords=("axis",),
                       doc="log Σ exp over a vector; on a matrix pass axis= (per row or column)"),
     "softmax_rows": Rule(shape=lambda a: a if len(a) == 2 else _vector_only((), "softmax_rows"), vjp=_softmax_rows_vjp,
                          fn=_softmax_rows, np=Fmt("_softmax({0})"), text=Fmt("softmax({0}, axis=1)"),
-                         latex=Fmt("\\operatorname{{softmax}}_{{\\text{{rows}}}}\\left({0}\\right)"), batch_safe=True, kind="reduction",
+                         latex=Fmt("\\operatorname{{softmax}}_{{\\text{{rows}}}}\\left({0}\\right)"), batch_safe=True,
+                         kind="reduction",
                          doc="softmax of each row of a matrix: softmax(Z, axis=1); axis=0 is softmax_rows(Zᵀ)ᵀ"),
     "logsumexp_rows": Rule(shape=lambda a: (a[0],) if len(a) == 2 else _vector_only((), "logsumexp_rows"),
                            vjp=_logsumexp_rows_vjp,
                            fn=_logsumexp_rows, np=Fmt("_logsumexp({0})"), text=Fmt("logsumexp({0}, axis=1)"),
                            latex=Fmt("\\operatorname{{logsumexp}}_{{\\text{{rows}}}}\\left({0}\\right)"),
-                           batch_safe=True, kind="reduction", doc="logsumexp of each row: logsumexp(Z, axis=1) (axis=0: of Zᵀ)"),
+                           batch_safe=True, kind="reduction",
+                           doc="logsumexp of each row: logsumexp(Z, axis=1) (axis=0: of Zᵀ)"),
     "max": Rule(shape=lambda a: _array(a, "max") and (), vjp=lambda g, ans: (E.mul(g, Node("maxmask", ans.args)),),
-                fn=np.max, np=Fmt("np.max({0})"), text=Fmt("max({0})"), latex=Fmt("\\max\\left({0}\\right)"), kind="reduction",
+                fn=np.max, np=Fmt("np.max({0})"), text=Fmt("max({0})"), latex=Fmt("\\max\\left({0}\\right)"),
+                kind="reduction",
                 builtin=1, doc="largest entry; its subgradient splits evenly between tied entries"),
     "min": Rule(shape=lambda a: _array(a, "min") and (), vjp=lambda g, ans: (E.mul(g, Node("minmask", ans.args)),),
-                fn=np.min, np=Fmt("np.min({0})"), text=Fmt("min({0})"), latex=Fmt("\\min\\left({0}\\right)"), kind="reduction",
+                fn=np.min, np=Fmt("np.min({0})"), text=Fmt("min({0})"), latex=Fmt("\\min\\left({0}\\right)"),
+                kind="reduction",
                 builtin=1, doc="smallest entry; its subgradient splits evenly between tied entries"),
-    "maxmask": Rule(shape=_same, vjp=lambda g, ans: (None,), fn=_max_mask, np=Fmt("_max_mask({0})"), text=Fmt("∇max({0})"),
+    "maxmask": Rule(shape=_same, vjp=lambda g, ans: (None,), fn=_max_mask, np=Fmt("_max_mask({0})"),
+                    text=Fmt("∇max({0})"),
                     latex=Fmt("\\nabla\\max\\left({0}\\right)"), kind="reduction",
                     doc="the gradient of max(X): 1/t at the t entries equal to the max, 0 elsewhere"),
-    "minmask": Rule(shape=_same, vjp=lambda g, ans: (None,), fn=lambda x: _max_mask(-np.asarray(x)), np=Fmt("_max_mask(-{0})", ATOM, (POW,)),
+    "minmask": Rule(shape=_same, vjp=lambda g, ans: (None,), fn=lambda x: _max_mask(-np.asarray(x)),
+                    np=Fmt("_max_mask(-{0})", ATOM, (POW,)),
                     text=Fmt("∇min({0})"), latex=Fmt("\\nabla\\min\\left({0}\\right)"), kind="reduction",
                     doc="the gradient of min(X): 1/t at the t entries equal to the min, 0 elsewhere"),
-    "maximum": Rule(shape=_broadcast, vjp=_extreme_vjp(1), fn=np.maximum, np=Fmt("np.maximum({0}, {1})"), text=Fmt("max({0}, {1})"),
+    "maximum": Rule(shape=_broadcast, vjp=_extreme_vjp(1), fn=np.maximum, np=Fmt("np.maximum({0}, {1})"),
+                    text=Fmt("max({0}, {1})"),
                     latex=Fmt("\\max\\left({0}, {1}\\right)"), kind="arithmetic", builtin=2,
                     build=_elementwise_pair("maximum"),
                     doc="elementwise larger of two arrays (NumPy broadcasting); ties split the gradient evenly"),
-    "minimum": Rule(shape=_broadcast, vjp=_extreme_vjp(-1), fn=np.minimum, np=Fmt("np.minimum({0}, {1})"), text=Fmt("min({0}, {1})"),
+    "minimum": Rule(shape=_broadcast, vjp=_extreme_vjp(-1), fn=np.minimum, np=Fmt("np.minimum({0}, {1})"),
+                    text=Fmt("min({0}, {1})"),
                     latex=Fmt("\\min\\left({0}, {1}\\right)"), kind="arithmetic", builtin=2,
                     build=_elementwise_pair("minimum"),
                     doc="elementwise smaller of two arrays (NumPy broadcasting); ties split the gradient evenly"),
     "rows": Rule(shape=lambda a, m: (m, a[0]) if len(a) == 1 else _vector_only(a, "rows"),
                  vjp=_rows_vjp, fn=lambda v, m: np.broadcast_to(v, (m,) + np.shape(v)),
-                 np=lambda n: Fmt("np.broadcast_to({0}, %s)" % _shape_src(n.shape)), text=Fmt("𝟙 {0}ᵀ", MATMUL, (POSTFIX + 1,)),
+                 np=lambda n: Fmt("np.broadcast_to({0}, %s)" % _shape_src(n.shape)),
+                 text=Fmt("𝟙 {0}ᵀ", MATMUL, (POSTFIX + 1,)),
                  latex=Fmt("\\mathbf{{1}} {0}^\\top", MATMUL, (POSTFIX + 1,)), kind="arithmetic",
                  doc="𝟙 vᵀ: a vector broadcast along the rows of a matrix (NumPy's (m, n) + (n,))"),
     "matrix_power": Rule(shape=lambda a, k: _square(a, "matrix_power"), vjp=_mpow_vjp,
-                 fn=lambda x, k: np.linalg.matrix_power(x, k), np=lambda n: Fmt("np.linalg.matrix_power({0}, %d)" % n.attrs[0]),
+                 fn=lambda x, k: np.linalg.matrix_power(x, k),
+                         np=lambda n: Fmt("np.linalg.matrix_power({0}, %d)" % n.attrs[0]),
                  text=lambda n: Fmt("matrix_power({0}, %d)" % n.attrs[0]),
                  latex=lambda n: Fmt("\\operatorname{{matrix\\_power}}\\left({0}, %d\\right)" % n.attrs[0]),
                  batch_safe=True, kind="linalg", builtin=2, build=_matrix_power_build,
@@ -663,115 +697,6 @@ RULES.update({
     "fn": Rule(shape=_fn_shape, vjp=_fn_vjp, fn=None,
                np=lambda n: Fmt(f"_fn[{n.attrs[0]!r}](({', '.join('{%d}' % i for i in range(len(n.args)))},), "
                              f"{n.attrs[1]!r})"),
-               text=_fn_text, latex=_fn_latex, kind="abstract", doc="an unspecified scalar function of scalars and its partials"),
+               text=_fn_text, latex=_fn_latex, kind="abstract",
+               doc="an unspecified scalar function of scalars and its partials"),
 })
-
-
-# ----- printing helpers shared by the printers -----
-
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
-          "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "Gamma", "Delta",
-          "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
-
-
-def _esc(s: str) -> str:
-    return s.replace("{", "{{").replace("}", "}}")
-
-
-def latex_name(name: str) -> str:
-    """W1 -> W_{1}, x_hat -> x_{hat}, Phi -> \\Phi."""
-    base, _, rest = name.partition("_")
-    digits = ""
-    while base and base[-1].isdigit() and len(base) > 1:
-        digits = base[-1] + digits
-        base = base[:-1]
-    if base in _GREEK:
-        base = "\\" + base
-    elif len(base) > 1:
-        base = f"\\mathrm{{{base}}}"
-    sub = ",".join(s for s in (digits, rest) if s)
-    return f"{base}_{{{sub}}}" if sub else base
-
-
-def number_text(v) -> str:
-    """A constant as plain-text math: 0.5, 1/3, −2, 1/(m·n), 1/n²; never Python syntax (no ** or *)."""
-    return number_fmt(v)[0]
-
-
-def number_fmt(v) -> tuple[str, int]:
-    """A constant as plain-text math with the precedence of that text (1/3 is a quotient, −2 a negation),
-    so that the printers parenthesise it wherever it would otherwise read differently: (2/3)^x, x^(1/3)."""
-    v = sympy.sympify(v)
-    if v.is_Add and not v.is_number:                 # 1/m − 1/n: a positive term first where there is one
-        terms = sorted(v.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
-        out = _grouped(number_fmt(terms[0]), ADD)
-        for t in terms[1:]:
-            neg = t.could_extract_minus_sign()
-            out += (" − " if neg else " + ") + _grouped(number_fmt(-t if neg else t), ADD + 1)
-        return out, ADD
-    if v.is_number and v.is_real and v < 0 or not v.is_number and v.could_extract_minus_sign():
-        s, p = number_fmt(-v)
-        return "−" + (f"({s})" if p < MUL else s), NEG
-    if isinstance(v, sympy.Float):
-        return _float_text(float(v))
-    if isinstance(v, sympy.Rational) and not isinstance(v, sympy.Integer):
-        q = int(v.q)
-        while q % 2 == 0:
-            q //= 2
-        while q % 5 == 0:
-            q //= 5
-        if q == 1 and sympy.Rational(repr(float(v))) == v:      # a terminating decimal: print as typed
-            return _decimal(float(v)), ATOM
-        return f"{v.p}/{v.q}", MUL
-    if v.is_Number or v.is_Symbol:
-        return str(v), ATOM
-    if v.is_Pow and not (v.exp.is_Rational and v.exp < 0):
-        base = _grouped(number_fmt(v.base), POW + 1)
-        if v.exp.is_Integer and v.exp > 1:
-            return base + superscript(int(v.exp)), POW
-        return base + "^" + _grouped(number_fmt(v.exp), POW + 1), POW
-    num, den = sympy.fraction(v)
-    if den != 1:
-        return _grouped(number_fmt(num), MUL) + "/" + _grouped(number_fmt(den), MUL + 1), MUL
-    if v.is_Mul:
-        return "·".join(_grouped(number_fmt(f), MUL + 1) for f in v.as_ordered_factors()), MUL
-    return str(v).replace("**", "^").replace("*", "·"), ATOM    # not reached for products and powers of dims
-
-
-def _grouped(fmt: tuple[str, int], need: int) -> str:
-    s, p = fmt
-    return f"({s})" if p < need else s
-
-
-def _float_text(f: float) -> tuple[str, int]:
-    from fractions import Fraction
-    r = Fraction(f).limit_denominator(1000)
-    if float(r) == f and r.denominator < 1000 and (r != Fraction(f) or r.denominator == 1):   # 1/3, 0.1, 3
-        return number_fmt(sympy.Rational(r.numerator, r.denominator))
-    return _decimal(f), ATOM
-
-
-def _decimal(f: float) -> str:
-    """The shortest decimal that reads back as `f`; 1e-08 as 1e-8 (no Python padding)."""
-    s = repr(f)
-    if "e" in s:
-        mant, exp = s.split("e")
-        s = f"{mant}e{int(exp)}"
-    return s
-
-
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def superscript(k: int) -> str:
-    """An integer exponent in superscript digits: 2 -> ², -1 -> ⁻¹."""
-    return str(k).translate(_SUPERSCRIPT)
-
-
-def number_np(v) -> str:
-    """A constant as NumPy source: exact integers stay ints, others become floats (repr round-trips)."""
-    if isinstance(v, sympy.Integer) or (isinstance(v, int)):
-        return repr(float(int(v)))
-    if v.is_number:
-        return repr(float(v))
-    return "(" + sympy.pycode(v) + ")"              # symbolic dims: printed over the size names

@@ -101,6 +101,7 @@ ALLOWED = {
     "cli.py": (2, "examples in the help text"),
     "commands/relu.py": (1, "the training problem's own formulas"),
     "commands/graph.py": (1, "the name of the Graphviz program, `dot`"),
+    "formatting.py": (1, "the Greek letter names LaTeX knows (`phi` → \\phi), not the operator"),
 }
 
 
