@@ -88,8 +88,10 @@ ALLOWED = {
                       "(matmul, outer, dot, transpose); no other operator has or needs an entry"),
     "expr.py": (57, "the expression core: the builders' simplifications (x + 0, (Aᵀ)ᵀ, …) are identities "
                     "of specific operators, like the rules; not a per-operator behaviour table"),
-    "check.py": (42, "the claim checker's diagnoses name the mistakes students make with specific "
-                     "operators (a transposed product, a missing sign); to be moved with check.py's split"),
+    "check.py": (20, "the claim checker's diagnoses name the mistakes students make with specific "
+                     "operators (a transposed product, a missing sign, a missing relu')"),
+    "check_support.py": (22, "the checker reads a claim's terms off sums, differences and products (to name "
+                             "the term that is wrong), and a dot product's scalar factor"),
     "derivation.py": (7, "the backward sweep's presentation (owned by another helper in issue 12)"),
     "render.py": (3, "graph drawing (owned by another helper in issue 12)"),
     "hessian.py": (11, "the helpers outside _Linear (owned by another helper in issue 12)"),
