@@ -36,7 +36,7 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .derivation import Derivation
+from .derivation import Derivation, resolve_wrt
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .evaluate import Substitute, evaluate, random_dims, random_point
 from .expr import RULES, Node, format_shape, shapes_equal, walk
@@ -293,11 +293,8 @@ class Problem:
         if target is None and wrt in self.lets:
             target, others = self._locate(wrt, self.lets[wrt])
         if target is None:
-            names = list(program.variables) + list(program.intermediates) + list(self.lets)
-            near = difflib.get_close_matches(wrt, names, 1)
-            raise FormulaError(f"the claim is about ∂{self.objective_name}/∂{wrt}, but `{wrt}` is neither a variable, "
-                               f"a named intermediate nor a let",
-                               hint=(f"did you mean `{near[0]}`? " if near else "") + "known names: " + ", ".join(names))
+            resolve_wrt(program, [wrt], kinds=("variable", "intermediate", "let"), lets=self.lets,
+                        flag=f"the claim about ∂{self.objective_name}/∂{wrt}")
         inter = dict(program.intermediates)
         for name, node in self.lets.items():
             if node in self._graph and name not in inter:

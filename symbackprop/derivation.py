@@ -8,10 +8,10 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .derive import backprop
+from .derive import sweep
 from .errors import FormulaError, InternalError
 from .evaluate import directional_check, find_point
-from .expr import RULES, Node, format_shape, walk
+from .expr import Node, format_shape, walk
 from .parse import Program, parse_formula
 from .printing import render, shared_names
 from .scalar import canonical_scalar
@@ -19,6 +19,49 @@ from .scalar import canonical_scalar
 LAYOUTS = ("gradient", "numerator", "denominator")
 CHECK_TRIALS = 3
 PER_VARIABLE_CHECKS = 8
+
+
+_KIND_POOLS = {"variable": "variables", "intermediate": "intermediates", "let": None}
+_KIND_TEXT = {"variable": "a variable", "intermediate": "a named intermediate", "let": "a let"}
+
+
+def resolve_wrt(program: Program, names, *, kinds=("variable", "intermediate"), lets=None, flag: str = "--wrt",
+                single: str | None = None, why: str = "") -> dict[str, Node]:
+    """{name: node} for the names a derivative is taken with respect to: the one validation of --wrt.
+
+    `kinds`: what a name may be ("variable", "intermediate", "let": a name of `lets`); `flag`: where the
+    names came from, for the message; `single`: the option (e.g. "--hessian") that takes exactly one name;
+    `why`: the reason for the restriction to `kinds`, shown in the hint.
+
+    >>> from symbackprop.parse import parse_formula
+    >>> p = parse_formula("z = A @ x; sum(z)", {"A": "m,n", "x": "n"})
+    >>> list(resolve_wrt(p, ["x", "z"]))
+    ['x', 'z']
+    >>> try: resolve_wrt(p, ["z"], kinds=("variable",))
+    ... except FormulaError as e: print(e)
+    error: --wrt names `z`, which is not a variable
+    hint: variables: A, x
+    """
+    names = list(names)
+    if single is not None and len(names) != 1:
+        raise FormulaError(f"{single} is taken with respect to one variable, got {len(names)} ({', '.join(names)})",
+                           hint=f"add --wrt {names[0]}, or use --hvp for several variables" if names else
+                           "add --wrt NAME")
+    pools = [(k, getattr(program, _KIND_POOLS[k]) if _KIND_POOLS[k] else dict(lets or {})) for k in kinds]
+    out: dict[str, Node] = {}
+    for name in names:
+        node = next((pool[name] for _, pool in pools if name in pool), None)
+        if node is None:
+            import difflib
+            known = [n for _, pool in pools for n in pool]
+            near = difflib.get_close_matches(name, known, 1)
+            listed = "; ".join(f"{k}s: {', '.join(pool)}" for k, pool in pools if pool) or "no names to choose from"
+            what = ("neither " + ", ".join(_KIND_TEXT[k] for k in kinds[:-1]) + " nor " if len(kinds) > 1 else
+                    "not ") + _KIND_TEXT[kinds[-1]]
+            raise FormulaError(f"{flag} names `{name}`, which is {what}",
+                               hint=(why + "; " if why else "") + (f"did you mean `{near[0]}`?" if near else listed))
+        out[name] = node
+    return out
 
 
 @dataclass
@@ -48,23 +91,14 @@ class Derivation:
         self.objective = program.objective
         self._steps_cache = self._steps_names_cache = None
         self._placeholders: dict[Node, str] = {}
-        wrt = list(program.variables) if wrt is None else list(wrt)
-        self.wrt_nodes: dict[str, Node] = {}
-        for name in wrt:
-            node = program.variables.get(name) or program.intermediates.get(name)
-            if node is None:
-                import difflib
-                near = difflib.get_close_matches(name, list(program.variables) + list(program.intermediates), 1)
-                raise FormulaError(f"--wrt names `{name}`, which is neither a variable nor a named intermediate",
-                                   hint=f"did you mean `{near[0]}`?" if near else
-                                   f"variables: {', '.join(program.variables) or 'none'}")
-            self.wrt_nodes[name] = node
+        self.wrt_nodes: dict[str, Node] = resolve_wrt(program, list(program.variables) if wrt is None else wrt)
         self.order = walk(self.objective)
-        self.adjoints = backprop(self.objective, E.const(1), list(self.wrt_nodes.values()))
+        self.step_names = self._name_steps()
+        self.sweep = sweep(self.objective, E.const(1), list(self.wrt_nodes.values()), hold=self._hold)
+        self.adjoints = self.sweep.adjoints
         self.grads: dict[str, Node] = {
             n: canonical_scalar(self.adjoints.get(node, E.zeros(node.shape)), program.variables)
             for n, node in self.wrt_nodes.items()}
-        self.step_names = self._name_steps()
         self.checks: dict[str, Check] = self._self_check(seed) if check else {}
 
     # ----- naming -----
@@ -248,41 +282,33 @@ class Derivation:
             return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
         return "\n".join(lines)
 
+    def _hold(self, node: Node) -> Node | None:
+        """The sweep's stand-in for the adjoint of a named intermediate: a placeholder variable that the
+        steps print as ∂ℓ/∂name, so each local adjoint reads in terms of the named adjoints above it."""
+        label = self.step_names.get(node)
+        if label is None or not node.args or node is self.objective:
+            return None
+        ph = E.var(f"_adj_{label}", node.shape)
+        self._placeholders[ph] = label
+        return ph
+
     def _adjoint_steps(self) -> list[tuple[str, Node, Node, tuple]]:
-        """(label, local chain-rule form, expanded form, shape) for each named node and each variable.
-        The local form is over placeholder variables (`self._placeholders`: placeholder -> label) that
-        print as the adjoints of the nodes named so far."""
+        """(label, local chain-rule form, expanded form, shape) for each named node and each variable, read
+        from the sweep's record. The local form is over placeholder variables (`self._placeholders`:
+        placeholder -> label) that print as the adjoints of the nodes named so far."""
         if self._steps_cache is not None:
             return self._steps_cache
         names = self._forward_names()
-        placeholders: dict[Node, str] = {}
-        adj: dict[Node, Node] = {self.objective: E.const(1)}
-        live = {n for n in self.order if n.op == "var"}
-        for node in self.order:
-            if any(a in live for a in node.args):
-                live.add(node)
-        out = []
         wanted = set(self.wrt_nodes.values())
+        out = []
         for node in reversed(self.order):
-            g = adj.get(node)
-            if g is None:
+            local, full = self.sweep.local.get(node), self.adjoints.get(node)
+            if local is None or full is None or node is self.objective:
                 continue
             label = names.get(node) or (node.attrs[0] if node.op == "var" else None)
-            if label is not None and node is not self.objective and (node.args or node in wanted):
-                full = self.adjoints.get(node)
-                if full is not None:
-                    out.append((label, g, full, node.shape))
-                if node.args:
-                    ph = E.var(f"_adj_{label}", node.shape)
-                    placeholders[ph] = label
-                    g = ph
-            if not node.args:
-                continue
-            for arg, part in zip(node.args, RULES[node.op].vjp(g, node)):
-                if part is None or arg not in live or E.is_zero(part):
-                    continue
-                adj[arg] = part if arg not in adj else adj[arg] + part
-        self._steps_cache, self._placeholders = out, placeholders
+            if label is not None and (node.args or node in wanted):
+                out.append((label, local, full, node.shape))
+        self._steps_cache = out
         return out
 
     # ----- checking -----

@@ -24,9 +24,9 @@ import math
 import numpy as np
 
 from . import expr as E
-from .derivation import Derivation
+from .derivation import Derivation, resolve_wrt
 from .derive import backprop
-from .errors import FormulaError, InternalError
+from .errors import InternalError
 from .evaluate import FD_ATOL, FD_EPS, FD_RTOL, evaluate, find_point
 from .expr import Node, format_shape, walk
 from .printing import render, to_latex, to_text
@@ -433,10 +433,7 @@ class SecondOrder:
         self.d = d
         program = d.program
         names = list(wrt) if wrt else list(d.wrt_nodes)
-        for name in names:
-            if name not in program.variables:
-                raise FormulaError(f"second derivatives are taken with respect to variables; `{name}` is not one",
-                                   hint=f"variables: {', '.join(program.variables)}")
+        resolve_wrt(program, names, kinds=("variable",), why="second derivatives are taken with respect to variables")
         if any(n not in d.grads for n in names):
             d = self.d = Derivation(program, wrt=names, check=check, seed=seed)
         self.wrt = names

@@ -2,12 +2,12 @@
 `hvp`/`hessian` (when generated) against central differences of the module's own gradient."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from .files import load_file
 
 #: Tolerances, named once (central differences in float64 along random directions).
 EPS = 1e-6
@@ -29,14 +29,8 @@ class GradCheck:
 
 
 def load_module(path):
-    """Import a generated module from its file path."""
-    path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"_symbackprop_generated_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import a generated module from its file path (symbackprop.files.load_file)."""
+    return load_file(path)
 
 
 def random_inputs(module, sizes=None, rng=None, positive=()):

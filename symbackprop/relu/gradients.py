@@ -9,7 +9,6 @@ Stacked seeds (--seeds N) use the "seeds" variants: the same loss written for on
 minibatch as vectors (x, y: (B,)), every input batched, so N nets are one batch of N rows."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import types
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SymbackpropError
+from ..files import load_file
 
 #: The network's loss as given to code generation (batch mode: mean over the rows of the batch).
 FORMULA = "(v @ relu(w * x + b) + c - y)**2"
@@ -79,9 +79,7 @@ def load_module(name: str) -> types.ModuleType:
     path = checked_in(name)
     modname = f"symbackprop_generated_{name}"
     if path is not None:
-        spec = importlib.util.spec_from_file_location(modname, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_file(path, modname)
     else:
         from ..emit import load_source
         module = load_source(emit_source(name), modname)
