@@ -6,7 +6,8 @@ the formula text (never from symbackprop's rule table or printers), so the
 generated gradient can be compared with autograd's.
 
 Coverage (checked by tests/test_differential.py::test_strategy_covers_rule_table):
-every built-in the parser accepts (read off RULES), + - * / ** @ .T and unary
+every built-in the parser accepts (read off RULES: also tan, max, min, maximum, minimum,
+matrix_power), + - * / ** @ .T and unary
 minus, nesting, fan-out (variables drawn from small pools and reused; named
 intermediates `z1 = ...` used several times) and scalar broadcasting
 (scalar op array). Each built-in's input is drawn from its domain: log, sqrt
@@ -76,8 +77,40 @@ ORACLE_ELEMENTWISE = {
     "sin": lambda x, env: anp.sin(x),
     "cos": lambda x, env: anp.cos(x),
     "softplus": lambda x, env: anp.logaddexp(0.0, x),
+    "tan": lambda x, env: anp.tan(x),
 }
 POSITIVE_DOMAIN = {"log", "sqrt"}
+#: Built-ins whose argument is squashed into (-1, 1) first (tan has poles at ±π/2).
+BOUNDED_DOMAIN = {"tan"}
+
+
+def _top_gap(x, env):
+    """max/min jump where the two largest (smallest) entries tie: record the gap as a kink."""
+    v = np.sort(np.ravel(getval(x)))
+    env["_kinks"].append(np.asarray([v[-1] - v[-2], v[1] - v[0]]) if v.size > 1 else np.asarray([1.0]))
+
+
+def _extreme(f):
+    def g(x, env):
+        _top_gap(x, env)
+        return f(x)
+    return g
+
+
+def _pairwise(f):
+    def g(x, y, env):
+        env["_kinks"].append(np.asarray(getval(x) - getval(y)))
+        return f(x, y)
+    return g
+
+
+def _matrix_power(x, k):
+    k = int(k)
+    base = anp.linalg.inv(x) if k < 0 else x
+    out = base
+    for _ in range(abs(k) - 1):
+        out = out @ base
+    return out
 
 
 @dataclass(frozen=True)
@@ -155,21 +188,40 @@ def expr(draw, shape, depth=3, scope=()):
     if depth <= 0 or draw(st.integers(0, 4)) == 0:
         return draw(leaf(shape, scope))
     sub = lambda s: expr(s, depth - 1, scope)      # noqa: E731
-    kinds = ["elementwise", "arith", "broadcast", "div", "pow", "neg"]
+    kinds = ["elementwise", "arith", "broadcast", "div", "pow", "neg", "maximum"]
     if len(shape) == 2:
         kinds += ["T", "matmul", "outer"]
         if shape[0] == shape[1]:
-            kinds += ["inv", "diagm"]
+            kinds += ["inv", "diagm", "mpow"]
     elif len(shape) == 1:
         kinds += ["matvec", "vecmat", "diagv", "softmax"]
     else:
-        kinds += ["dot", "@dot", "reduce", "reduce", "norm", "sqnorm", "trace", "det", "logdet", "logsumexp"]
+        kinds += ["dot", "@dot", "reduce", "reduce", "norm", "sqnorm", "trace", "det", "logdet", "logsumexp",
+                  "extreme"]
     kind = draw(st.sampled_from(kinds))
+    if kind == "maximum":                         # maximum(a, b), minimum(a, b): elementwise, kinks where a = b
+        name = draw(st.sampled_from(["maximum", "minimum"]))
+        a, b = draw(sub(shape)), draw(sub(draw(st.sampled_from([shape, ()]))))
+        f = _pairwise(anp.maximum if name == "maximum" else anp.minimum)
+        return Ex(f"{name}({a.text}, {b.text})", shape, lambda e: f(a.fn(e), b.fn(e), e), a.ops | b.ops | {name})
+    if kind == "extreme":                         # max(X), min(X): kinks where the top two entries tie
+        name = draw(st.sampled_from(["max", "min"]))
+        x = draw(sub(draw(st.sampled_from(SHAPES[1:]))))
+        f = _extreme(anp.max if name == "max" else anp.min)
+        return _wrap(name, x, lambda e: f(x.fn(e), e), ())
+    if kind == "mpow":                            # matrix_power(X, k): negative k of an SPD matrix
+        k = draw(st.sampled_from([2, 3, -1, -2]))
+        x = draw(sub(shape))
+        if k < 0:
+            x = spd(draw, x, depth - 1)
+        return Ex(f"matrix_power({x.text}, {k})", shape, lambda e: _matrix_power(x.fn(e), k), x.ops | {"matrix_power"})
     if kind == "elementwise":
         name = draw(st.sampled_from(sorted(ELEMENTWISE)))
         x = draw(sub(shape))
         if name in POSITIVE_DOMAIN:
             x = positive(draw, x)
+        if name in BOUNDED_DOMAIN:
+            x = Ex(f"tanh({x.text})", x.shape, lambda e, x0=x: anp.tanh(x0.fn(e)), x.ops | {"tanh"})
         f = ORACLE_ELEMENTWISE[name]
         return _wrap(name, x, lambda e: f(x.fn(e), e), shape)
     if kind == "arith":
@@ -341,6 +393,9 @@ _ORACLE_CALLS = {
     "inv": lambda x, env: anp.linalg.inv(x), "diag": lambda x, env: anp.diag(x),
     "softmax": lambda x, env: anp.exp(x - _logsumexp(x)), "logsumexp": lambda x, env: _logsumexp(x),
     "dot": lambda x, y, env: anp.dot(x, y), "outer": lambda x, y, env: anp.outer(x, y),
+    "max": _extreme(anp.max), "min": _extreme(anp.min),
+    "maximum": _pairwise(anp.maximum), "minimum": _pairwise(anp.minimum),
+    "matrix_power": lambda x, k, env: _matrix_power(x, k),
 }
 
 
@@ -393,3 +448,272 @@ def formula_from_text(text: str, shapes: dict) -> Formula:
 
     return Formula(text, dict(shapes), variables, fn, frozenset())
 
+
+
+# ----- wider draws for the round trip: constants and powers whose printing is easy to get wrong -----
+
+#: Constants with more than 6 significant digits, thirds, tiny and large ones (as formula text).
+WIDE_CONSTANTS = ["(1/3)", "(2/3)", "0.0009765625", "11.390625", "1e-05", "123456.5", "0.1"]
+#: Exponents beyond ±1/2, ±1, 3/2: thirds and 5/2 print as fractions.
+WIDE_POWERS = ["(1/3)", "(2/3)", "(-1/3)", "(-2/3)", "2.5", "(-1.5)"]
+
+
+def _value(text: str) -> float:
+    import ast
+    return float(_interpret(ast.parse(text, mode="eval").body, {}))
+
+
+@st.composite
+def wide_expr(draw, shape, depth=3, scope=()):
+    """expr(), plus (with some probability at each level) a wide constant, a fractional power
+    of a positive base, or a constant base raised to an expression (`(2/3) ** (x * y)`)."""
+    k = draw(st.integers(0, 5))
+    if depth <= 0 or k >= 3:
+        return draw(expr(shape, depth, scope))
+    if k == 0 and shape == ():
+        c = draw(st.sampled_from(WIDE_CONSTANTS))
+        x = draw(expr((), depth - 1, scope))
+        v = _value(c)
+        return Ex(f"({c} * {x.text})", (), lambda e: v * x.fn(e), x.ops | {"const", "mul"})
+    if k == 1 or (k == 0 and shape != ()):
+        p = draw(st.sampled_from(WIDE_POWERS))
+        a = positive(draw, draw(wide_expr(shape, depth - 1, scope)))
+        v = _value(p)
+        return Ex(f"({a.text} ** {p})", shape, lambda e: a.fn(e) ** v, a.ops | {"pow"})
+    c = draw(st.sampled_from(["(2/3)", "0.5", "3", "(3/2)"]))
+    x0 = draw(wide_expr(shape, depth - 1, scope))
+    x = Ex(f"tanh({x0.text})", shape, lambda e: anp.tanh(x0.fn(e)), x0.ops | {"tanh"})
+    v = _value(c)
+    return Ex(f"({c} ** {x.text})", shape, lambda e: v ** x.fn(e), x.ops | {"pow"})
+
+
+@st.composite
+def wide_formulas(draw, max_depth=3):
+    """A random program like formulas(), with wide_expr() at the top of each statement."""
+    scope, statements, env_fns = [], [], []
+    for i in range(draw(st.integers(0, 1))):
+        shape = draw(st.sampled_from(SHAPES))
+        x = draw(wide_expr(shape, draw(st.integers(1, max_depth)), tuple(scope)))
+        statements.append(f"z{i + 1} = {x.text}")
+        env_fns.append((f"z{i + 1}", x.fn))
+        scope.append((f"z{i + 1}", shape))
+    obj = draw(wide_expr((), draw(st.integers(1, max_depth)), tuple(scope)))
+    statements.append(obj.text)
+    text = "; ".join(statements)
+    names = _names(text)
+    variables = [n for s, pool in VARIABLES.items() for n in pool if n in names]
+    shapes = {n: _shape_spec(s) for s, pool in VARIABLES.items() for n in pool if n in names and s != ()}
+
+    def fn(env):
+        env = dict(env)
+        env.setdefault("_kinks", [])
+        for name, f in env_fns:
+            env[name] = f(env)
+        return obj.fn(env)
+
+    return Formula(text, shapes, variables, fn, obj.ops)
+
+
+# ----- batch mode: random --batch and --wrt subsets -----
+
+#: Batch sizes: distinct from every dim size (a (B, n) vs (n, B) mix-up shows), and B = 1.
+BATCH_SIZES = [2, 5, 1]
+
+
+@dataclass
+class BatchCase:
+    formula: Formula
+    batch: list                         # inputs with a leading batch axis
+    wrt: list | None                    # None: every input
+    size: int                           # B
+
+    def __repr__(self):
+        wrt = f" --wrt {','.join(self.wrt)}" if self.wrt else ""
+        shapes = "".join(f" -s {k}={v}" for k, v in self.formula.shapes.items())
+        return f"BatchCase(codegen {self.formula.text!r}{shapes} --batch {','.join(self.batch)}{wrt}; B={self.size})"
+
+
+#: Ways a variable enters through diag, inv, trace and norm (templates over its name `{v}`), by its shape.
+#: Each gives an expression of the stated shape; `{o}` is another variable of the same shape.
+THROUGH = {
+    ("n",): [("diag({v})", ("n", "n")), ("norm({v})", ()), ("(norm({v})**2)", ()), ("diag(outer({v}, {o}))", ("n",)),
+             ("inv(outer({v}, {v}) + diag(1 + {o} * {o}))", ("n", "n")), ("(-{v} / (norm(C)**2 + 1))", ("n",)),
+             ("diag(diag({v}) @ S)", ("n",))],
+    ("m",): [("diag({v})", ("m", "m")), ("norm({v})", ()), ("diag(outer({v}, {v}))", ("m",))],
+    ("n", "n"): [("diag({v})", ("n",)), ("trace({v})", ()), ("norm({v})", ()), ("inv({v} @ {v}.T + diag(1 + u * u))", ("n", "n")),
+                 ("diag({v} @ {v}.T - {o})", ("n",)), ("logdet({v} @ {v}.T + diag(1 + u * u))", ())],
+    ("m", "n"): [("diag({v} @ {v}.T)", ("m",)), ("diag({v}.T @ {o})", ("n",)), ("norm({v})", ()), ("trace({v} @ C)", ()),
+                 ("(w - {v} @ u)", ("m",)), ("({v} @ u - w)", ("m",))],
+    ("n", "m"): [("diag({v} @ {v}.T)", ("n",)), ("trace(A @ {v})", ()), ("norm({v} @ w)", ())],
+    ("m", "m"): [("diag({v})", ("m",)), ("trace({v})", ()), ("inv({v} @ {v}.T + diag(1 + w * w))", ("m", "m"))],
+    (): [("norm({v} * u)", ()), ("trace({v} * S)", ()), ("diag({v} * u)", ("n", "n")), ("({v} * {v})", ())],
+}
+#: Scalars from an expression of each shape.
+REDUCE = {
+    (): ["{e}", "({e})**2"],
+    ("n",): ["sum({e})", "(norm({e})**2)", "(v @ {e})", "sum({e} * {e})", "norm({e})"],
+    ("m",): ["sum({e})", "(norm({e})**2)", "(w @ {e})", "(0.5 * norm({e})**2)"],
+    ("n", "n"): ["trace({e})", "sum({e})", "(norm({e})**2)", "(u @ {e} @ v)", "sum(diag({e}))"],
+    ("m", "m"): ["trace({e})", "(w @ {e} @ w)"],
+}
+#: Scaled, negated and combined objectives: `F` and `G` are scalars.
+COMBINE = ["F", "-F", "0.5 * F", "-3 * F", "c * F", "F - G", "G - F", "2 * F - G", "-(F) * c", "F / 4", "F + G"]
+
+
+@st.composite
+def through_parts(draw):
+    """(text, variables of F, variables of G): a scalar F built from one variable entering through
+    diag, inv, trace or norm, then scaled, negated or combined with another random scalar G."""
+    shape = draw(st.sampled_from(list(THROUGH)))
+    v = draw(st.sampled_from(VARIABLES[shape]))
+    others = [n for n in VARIABLES[shape] if n != v] or [v]
+    template, out_shape = draw(st.sampled_from(THROUGH[shape]))
+    e = template.format(v=v, o=draw(st.sampled_from(others)))
+    F = draw(st.sampled_from(REDUCE[out_shape])).format(e=e)
+    G = draw(expr((), 2)).text
+    combine = draw(st.sampled_from(COMBINE))
+    text = combine.replace("F", F).replace("G", G)
+    pool = [n for p in VARIABLES.values() for n in p]
+    f_vars = [n for n in pool if n in _names(F) or ("c *" in combine and n == "c") or ("* c" in combine and n == "c")]
+    g_vars = [n for n in pool if "G" in combine and n in _names(G)]
+    return text, f_vars, g_vars
+
+
+@st.composite
+def through_formulas(draw):
+    text, _, _ = draw(through_parts())
+    return formula_from_text(text, shapes_of(text))
+
+
+def shapes_of(text: str) -> dict:
+    """--shape specs of the pool variables a text uses."""
+    names = _names(text)
+    return {n: _shape_spec(s) for s, pool in VARIABLES.items() for n in pool if n in names and s != ()}
+
+
+@st.composite
+def batch_cases(draw):
+    """A formula (random, or through diag/inv/trace/norm, scaled, negated, combined), a non-empty
+    --batch subset of its inputs, a --wrt subset (or every input), and a batch size.
+
+    The subsets are random, or chosen where batch code has to tell terms apart: batch only the
+    variables of F (so G's gradients are per-batch constants) and --wrt a mix of F's and G's."""
+    if draw(st.booleans()):
+        text, f_vars, g_vars = draw(through_parts())
+        f = formula_from_text(text, shapes_of(text))
+    else:
+        f = draw(formulas(max_depth=2))
+        f_vars, g_vars = list(f.variables), []
+    names = list(f.variables)
+    if not names:
+        return BatchCase(f, [], None, 2)
+    only_f = [n for n in f_vars if n not in g_vars and n in names]
+    if only_f and g_vars and draw(st.booleans()):
+        batch = draw(st.lists(st.sampled_from(only_f), min_size=1, max_size=len(only_f), unique=True))
+    else:
+        batch = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
+    wrt = None
+    if draw(st.booleans()):
+        wrt = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
+        wrt = [n for n in names if n in wrt]              # in input order, as a user would list them
+    return BatchCase(f, [n for n in names if n in batch], wrt, draw(st.sampled_from(BATCH_SIZES)))
+
+
+# ----- claims for the checker: kinks with scalar arguments, missing kink factors, NaN on part of the domain -----
+
+@dataclass
+class ClaimCase:
+    formula: str
+    shapes: dict
+    wrt: str
+    claim: str
+    expect: str                        # 'correct' or 'wrong'
+    kind: str                          # what the claim tests: true, missing-kink, nan-part, nan-everywhere
+
+    def __repr__(self):
+        shapes = "".join(f" -s {k}={v}" for k, v in self.shapes.items())
+        return (f"ClaimCase(check {self.formula!r}{shapes} --wrt {self.wrt} --claim {self.claim!r} "
+                f"-> {self.expect} [{self.kind}])")
+
+
+#: Scalar kink arguments: (text, {variable: d(text)/d(variable) as text}, shapes).
+SCALAR_KINK_ARGS = [
+    ("w @ x + b", {"b": "1", "x": "w", "w": "x"}, {"w": "{d}", "x": "{d}"}),
+    ("a", {"a": "1"}, {}),
+    ("a - c", {"a": "1", "c": "-1"}, {}),
+    ("sum(z) + b", {"b": "1", "z": "1"}, {"z": "{d}"}),
+    ("a * c + b", {"b": "1", "a": "c", "c": "a"}, {}),
+]
+#: Sizes for `{d}`: a symbolic dim and concrete ones (95 makes w @ x large next to b).
+KINK_DIMS = ["n", "95", "13", "3"]
+#: The derivative of each kink, as a factor: relu' = step, abs' = sign, step' = sign' = 0 (away from 0).
+KINK_PRIME = {"relu": "step", "abs": "sign", "step": None, "sign": None}
+
+
+def _nan_variants(true: str, q: str) -> list[str]:
+    """Claims equal to `true` where q > 0 and NaN where q < 0 (q: a sign-changing scalar)."""
+    return [f"({true}) * (exp(log({q})) / ({q}))", f"({true}) * (sqrt({q}) ** 2 / ({q}))"]
+
+
+@st.composite
+def claim_cases(draw):
+    """A formula with a kink (relu, abs, step, sign) of a scalar or a vector, the variable to
+    differentiate by, and a claim: the true derivative, or one missing the relu', sign or abs
+    factor (or the kink itself), or one NaN on part of the domain (a factor written exp(log(q))/q
+    or sqrt(q)²/q of a sign-changing q, or sqrt of a pre-activation in place of relu), or NaN
+    everywhere. `expect` is what the checker must say; the test confirms it with autograd."""
+    template = draw(st.sampled_from(["lsq", "scale", "pow", "vecpow", "square"]))
+    K = draw(st.sampled_from(sorted(KINK_PRIME) if template in ("lsq", "scale") else ["abs", "relu"]))
+    Kp = KINK_PRIME[K]
+    d = draw(st.sampled_from(KINK_DIMS))
+    if template in ("lsq", "scale"):
+        s, partials, shapes = draw(st.sampled_from(SCALAR_KINK_ARGS))
+        shapes = {k: v.format(d=d) for k, v in shapes.items()}
+        without = {"relu": f"({s})", "abs": f"({s})", "step": "1", "sign": "1"}[K]   # the kink left out
+        if template == "lsq":                         # 0.5 * (v * K(s) - y) ** 2: the review's scalar-kink case
+            formula = f"0.5 * (v * {K}({s}) - y) ** 2"
+            r = f"(v * {K}({s}) - y)"
+            outer = {"v": (f"{r} * {K}({s})", f"{r} * {without}"), "y": (f"-{r}", None)}
+            inner = {p: ((f"{r} * v * {Kp}({s}) * {ds}" if Kp else "0"), f"{r} * v * {ds}") for p, ds in partials.items()}
+        else:                                         # K(s) * m + sum(t * t)
+            formula = f"{K}({s}) * m + sum(t * t)"
+            shapes["t"] = draw(st.sampled_from(["13", "n"]))
+            outer = {"m": (f"{K}({s})", without), "t": ("2 * t", None)}
+            inner = {p: ((f"{Kp}({s}) * m * {ds}" if Kp else "0"), f"m * {ds}") for p, ds in partials.items()}
+        table = {**outer, **inner}
+        wrt = draw(st.sampled_from(sorted(table)))
+        true, missing = table[wrt]
+        q = s
+    elif template == "pow":                           # sum(K(W @ x) ** 1.5): a vector kink
+        formula = f"sum({K}(W @ x) ** 1.5)"
+        shapes = {"W": f"m,{d}", "x": d}
+        z = "W @ x"
+        wrt = draw(st.sampled_from(["x", "W"]))
+        g = f"({K}({z}) ** 0.5 * {Kp}({z}))"
+        if wrt == "x":
+            true, missing = f"1.5 * W.T @ {g}", f"1.5 * W.T @ sqrt({z})"
+        else:
+            true, missing = f"1.5 * outer({g}, x)", f"1.5 * outer(sqrt({z}), x)"
+        q = "sum(x)"
+    elif template == "vecpow":                        # sum(K(x) ** 1.5) by x
+        formula, shapes, wrt = f"sum({K}(x) ** 1.5)", {"x": d}, "x"
+        true = f"1.5 * {K}(x) ** 0.5 * {Kp}(x)"
+        missing = draw(st.sampled_from(["1.5 * x ** 0.5", "1.5 * sqrt(x)"]))
+        q = "sum(x)"
+    else:                                             # x @ x: no kink; claims NaN on part of the domain, or everywhere
+        formula, shapes, wrt = draw(st.sampled_from(["x @ x", "sum(x * x)", "norm(x)**2"])), {"x": d}, "x"
+        true = draw(st.sampled_from(["2 * x", "2 * sqrt(x * x) * sign(x)"]))
+        missing = draw(st.sampled_from(["2*exp(log(x))", "2 * sqrt(x) ** 2", "log(-x*x - 1)", "sqrt(-x*x - 1)"]))
+        q = "sum(x)"
+    shapes = {k: v for k, v in shapes.items() if k in _names(formula)}
+    kind = draw(st.sampled_from(["true", "missing", "nan"]))
+    if kind == "true":
+        return ClaimCase(formula, shapes, wrt, true, "correct", "true")
+    if kind == "missing" and missing is not None:
+        everywhere = "-x*x - 1" in missing
+        nan = template in ("pow", "vecpow", "square") and not everywhere
+        return ClaimCase(formula, shapes, wrt, missing, "wrong",
+                         "nan-everywhere" if everywhere else "nan-part" if nan else "missing-kink")
+    if true == "0":
+        return ClaimCase(formula, shapes, wrt, true, "correct", "true")
+    return ClaimCase(formula, shapes, wrt, draw(st.sampled_from(_nan_variants(true, q))), "wrong", "nan-part")

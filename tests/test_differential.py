@@ -1,27 +1,36 @@
 """Differential tests: random formulas from the whole rule table, through derive (with its
-self-check), codegen (the generated module, imported from a file), graph (DOT) and check,
-against autograd (an independent AD library) and central finite differences.
+self-check), codegen (the generated module, imported from a file; per example and with random
+--batch and --wrt subsets), graph (DOT), check (true, perturbed, NaN-on-part-of-the-domain and
+missing-kink-factor claims) and the printed results read back by an independent evaluator
+(tests/roundtrip.py), against autograd (an independent AD library) and central finite differences.
 
-Example counts come from the Hypothesis profile (tests/hypothesis_profiles.py):
-`ci` by default, `HYPOTHESIS_PROFILE=long` for a long run (docs/reliability.md).
+Example counts come from tests/hypothesis_profiles.py: `ci` by default, `HYPOTHESIS_PROFILE=long`
+for a long run (docs/reliability.md).
 """
 from __future__ import annotations
 
+import ast
+import contextlib
+import io
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import autograd
 import numpy as np
 import pytest
-from hypothesis import assume, given, note, settings
+from hypothesis import assume, event, given, note, settings
+from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 
-import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
+import hypothesis_profiles  # (registers and loads the profile)
+import roundtrip as R
 import strategies as S
-from symbackprop import derive
+from hypothesis_profiles import examples
+from symbackprop import Derivation, SymbackpropError, derive, parse_formula
 from symbackprop import expr as E
 from symbackprop.check import Problem
 from symbackprop.emit import emit_module
@@ -107,9 +116,21 @@ def run_pipeline(formula, seed=0):
 
 def _through_checker(formula, d, seed, got):
     """The checker says `correct` to the true gradient and `wrong` to perturbed ones
-    (for a variable whose gradient is not zero at the point compared above)."""
+    (for a variable whose gradient is not zero at the point compared above, nor at most of
+    four fresh points: max(minimum(w, a)) has a gradient by w that is zero almost everywhere,
+    where 1.5 times it cannot be told from it)."""
     name = next((n for n in formula.variables if np.max(np.abs(got[n]), initial=0.0) > 1e-3), None)
     if name is None:
+        return
+    rng = np.random.default_rng(seed + 11)
+    nonzero = 0
+    for _ in range(4):
+        try:
+            _, grads, _ = _oracle(formula, S.random_values(formula, rng))
+        except (np.linalg.LinAlgError, ValueError):
+            continue
+        nonzero += bool(np.max(np.abs(grads[name]), initial=0.0) > 1e-3)
+    if nonzero < 3:
         return
     problem = Problem(formula.text, formula.shapes, seed=seed)
     grad, var = d.grads[name], d.program.variables[name]
@@ -118,6 +139,14 @@ def _through_checker(formula, d, seed, got):
     for wrong in (E.mul(E.const(sympy_rational(3, 2)), grad), E.add(grad, E.mul(E.const(sympy_rational(1, 10)), var))):
         verdict = problem.check(name, wrong)
         assert verdict.status == "wrong", (name, verdict.text())
+    # the true gradient times exp(log(q))/q, q = sum(var) or var: equal where q > 0, NaN where q < 0
+    q = E._sum(var)
+    nan_part = E.mul(grad, E.div(E.apply("exp", E.apply("log", q)), q))
+    verdict = problem.check(name, nan_part)
+    if verdict.status != "wrong" and "check-nan-part" in KNOWN_OPEN:
+        _tolerate("check-nan-part")
+    else:
+        assert verdict.status == "wrong", (name, "NaN where sum(var) < 0", verdict.text())
 
 
 def sympy_rational(p, q):
@@ -128,6 +157,7 @@ def sympy_rational(p, q):
 # ----- the property -----
 
 @pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@settings(max_examples=examples("differential"))
 @given(formula=S.formulas(), seed=st.integers(0, 2**16))
 def test_random_formulas_against_autograd(formula, seed):
     note(formula.text)
@@ -163,3 +193,476 @@ def test_strategy_covers_rule_table():
     collect()
     wanted = S.rule_table_builtins() | {"add", "sub", "mul", "div", "pow", "neg", "@", "T", "var", "const"}
     assert wanted - seen == set()
+
+
+# ----- bugs other branches fix: tolerated by signature until they are merged -----
+
+#: Known open bugs, by the branch that fixes them. While a class is listed here, a random example
+#: that fails with exactly that class's signature is tolerated (and counted with `event`); any
+#: other failure fails the test. Empty this after merging the fixes, so every property is strict.
+KNOWN_OPEN = {
+    "batch-shape": "h1-codegen",        # --batch: a gradient with the wrong leading batch axis (or none)
+    "batch-scale": "h1-codegen",        # --batch: a gradient off by the factor B
+    # check says correct to a claim NaN on part of the domain when all its points miss that part:
+    # h2-check fixed the review's cases; these remain (CHECK_REGRESSIONS, seeds 10898 and 1)
+    "check-nan-part": "none yet (residual after h2-check)",
+    "print-ambiguous": "h3-print",      # text like x^−2/3, 2/3^x, n**(-2), 1/(m*n)
+    "codegen-keyerror": "none yet",     # NEW_CODEGEN_FAILURES below: found here, reported to the lead
+    "print-digits": "none yet",         # PRINT_REGRESSIONS below: 22.7812 for 22.78125 (found here)
+    "print-alias": "none yet",          # PRINT_REGRESSIONS below: `z1 = a` prints z1, never defined (found here)
+    "print-unsized": "none yet",        # PRINT_REGRESSIONS below: sum(I), softmax(0) (found here)
+}
+if os.environ.get("SYMBACKPROP_STRICT"):        # SYMBACKPROP_STRICT=1: tolerate nothing (see the bugs)
+    KNOWN_OPEN = {}
+
+
+def _tolerate(key: str) -> None:
+    """Count a tolerated known bug in Hypothesis's statistics (a no-op outside a property)."""
+    try:
+        event(f"tolerated known bug {key} ({KNOWN_OPEN[key]})")
+    except InvalidArgument:
+        pass
+
+
+def _note(text: str) -> None:
+    try:
+        note(text)
+    except InvalidArgument:
+        pass
+
+
+def _xfail_until(key: str):
+    where = KNOWN_OPEN.get(key, "")
+    reason = f"known bug, not fixed yet: {where}" if where.startswith("none") else f"known bug, fixed on branch {where}"
+    return pytest.mark.xfail(key in KNOWN_OPEN, reason=reason, strict=False)
+
+
+def _load(src: str):
+    """A generated module, imported from a private temporary file that is removed at once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "grad_module.py"
+        path.write_text(src, encoding="utf-8")
+        return load_module(path)
+
+
+# ----- codegen --batch against a loop over examples -----
+
+class BatchMismatch(AssertionError):
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _per_example_points(formula, batch, size, rng, sizes=None):
+    """A shared point for the inputs that are not batched, and `size` examples of the batched ones,
+    each usable (finite, away from kinks): [(values, oracle value, oracle grads)], or None."""
+    for _ in range(4):
+        base = S.random_values(formula, rng, sizes)
+        out = []
+        for _ in range(size):
+            fresh = S.random_values(formula, rng, sizes)
+            values = {**base, **{n: fresh[n] for n in batch}}
+            try:
+                value, grads, kinks = _oracle(formula, values)
+            except np.linalg.LinAlgError:              # det(M - M): autograd's inv of a singular matrix
+                break
+            if not _usable(value, grads, kinks):
+                break
+            out.append((values, value, grads))
+        else:
+            return out
+    return None
+
+
+def run_batch(case: S.BatchCase, seed: int = 0, sizes=None) -> bool:
+    """codegen --batch against a Python loop over the unbatched module (itself checked against
+    autograd at each example). The objective is the mean over the batch (docs/codegen.md), so a
+    batched input's gradient is its per-example gradient / B, stacked on axis 0, and an unbatched
+    input's gradient is the mean of the per-example gradients. Compared in shape and value.
+    Returns False when no usable point was found; raises BatchMismatch on a disagreement."""
+    f, B = case.formula, case.size
+    program = parse_formula(f.text, f.shapes)
+    d = Derivation(program, wrt=case.wrt, check=False)
+    single = _load(emit_module(d, wrt=case.wrt))
+    batched = _load(emit_module(d, wrt=case.wrt, batch=case.batch))
+    wrt = list(case.wrt or program.variables)
+    assert list(batched.WRT) == wrt and list(batched.BATCHED) == list(case.batch)
+    examples_ = _per_example_points(f, case.batch, B, np.random.default_rng(seed), sizes)
+    if examples_ is None:
+        return False
+    per = []
+    for values, value, grads in examples_:
+        v1, g1 = single.value_and_grad(**values)
+        assert _close(v1, value), ("unbatched value", v1, value)
+        for n in wrt:
+            assert _close(g1[n], grads[n]), ("unbatched grad", n, g1[n], grads[n])
+        per.append((v1, g1))
+    stacked = dict(examples_[0][0])
+    for n in case.batch:
+        stacked[n] = np.stack([np.asarray(values[n], dtype=float) for values, _, _ in examples_])
+    value, grads = batched.value_and_grad(**stacked)
+    want_value = float(np.mean([v for v, _ in per]))
+    if not _close(value, want_value):
+        raise BatchMismatch("value", f"value {value} != mean over the batch {want_value}")
+    if not _close(batched.forward(**stacked), value):
+        raise BatchMismatch("value", "forward() differs from value_and_grad()")
+    if set(grads) != set(wrt):
+        raise BatchMismatch("names", f"gradients for {sorted(grads)}, due {sorted(wrt)}")
+    for n in wrt:
+        per_grads = [np.asarray(g[n], dtype=float) for _, g in per]
+        want = np.stack(per_grads) / B if n in case.batch else np.mean(per_grads, axis=0)
+        got = np.asarray(grads[n], dtype=float)
+        if got.shape != want.shape:
+            kind = "batch-shape" if (got.shape == (B,) + want.shape or (B,) + got.shape == want.shape) else "shape"
+            raise BatchMismatch(kind, f"grad_{n} has shape {got.shape}, due {want.shape}")
+        if not _close(got, want):
+            ratio = np.divide(got, want, out=np.full(want.shape, np.nan), where=np.abs(want) > 1e-6)
+            scaled = B > 1 and np.any(np.isfinite(ratio)) and any(
+                np.allclose(ratio[np.isfinite(ratio)], r, rtol=1e-6) for r in (B, 1 / B))
+            ratio_text = f"{np.nanmedian(ratio):.6g}" if np.any(np.isfinite(ratio)) else "n/a"
+            raise BatchMismatch("batch-scale" if scaled else "value",
+                                f"grad_{n} differs from the loop: max |got - due| = {np.max(np.abs(got - want)):.3g} "
+                                f"(max |due| = {np.max(np.abs(want)):.3g}), median got/due = {ratio_text}, B = {B}")
+    return True
+
+
+def _run_batch_tolerating(case, seed=0):
+    try:
+        return run_batch(case, seed)
+    except BatchMismatch as e:
+        if e.kind in KNOWN_OPEN:
+            _tolerate(e.kind)
+            return True
+        raise
+    except KeyError as e:                           # NEW_CODEGEN_FAILURES: emit's planner misses a node
+        if "codegen-keyerror" in KNOWN_OPEN and "<neg" in str(e):
+            _tolerate("codegen-keyerror")
+            return True
+        raise
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@settings(max_examples=examples("batch"))
+@given(case=S.batch_cases(), seed=st.integers(0, 2**16))
+def test_batch_mode_against_a_loop(case, seed):
+    note(repr(case))
+    assume(case.batch)
+    assume(_run_batch_tolerating(case, seed))
+
+
+#: Found by the outside review of main (the first five) and by these tests (the rest): wrong batch gradients.
+BATCH_REGRESSIONS = [
+    ("norm-y-minus-Wx", "0.5 * norm(y - W @ x)**2", {"W": "k,d", "x": "d", "y": "k"}, ["x", "y"], None, "batch-shape"),
+    ("wrt-subset-scale", "0.5 * norm(W @ x - y)**2 - u @ V @ c", {"W": "k,d", "x": "d", "y": "k", "u": "m", "V": "m,n",
+                                                                   "c": "n"}, ["x", "y"], ["W", "V"], "batch-scale"),
+    ("inv-batched-a", "a @ inv(X) @ b", {"a": "n", "X": "n,n", "b": "n"}, ["a"], None, "batch-shape"),
+    ("diag-BBt", "norm(diag(B @ B.T - A))**2", {"B": "n,n", "A": "n,n"}, ["B"], None, "batch-shape"),
+    ("diag-of-scaled-u", "sum(diag(-u/(norm(C)**2+1)))", {"u": "n", "C": "n,n"}, ["u"], None, "batch-shape"),
+    # found by test_batch_mode_against_a_loop (minimised): a gradient that is a constant
+    ("minus-unbatched-scalar", "x @ x - a", {"x": "n"}, ["x"], None, "batch-scale"),        # grad_a = -1/B, due -1
+    ("constant-grad-of-batched", "a - c", {}, ["c"], None, "batch-shape"),                # grad_c = -1.0, due (B,)
+    ("scaled-sum-batched-c", "c * sum(-u / (norm(C)**2 + 1))", {"u": "n", "C": "n,m"}, ["c"], None, "batch-shape"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@pytest.mark.parametrize("size", [5, 2])
+@pytest.mark.parametrize("label,text,shapes,batch,wrt,bug", [pytest.param(*c, marks=_xfail_until(c[-1]))
+                                                             for c in BATCH_REGRESSIONS], ids=[c[0] for c in BATCH_REGRESSIONS])
+def test_batch_regressions(label, text, shapes, batch, wrt, bug, size):
+    """--batch on formulas that gave wrong gradients, at sizes k=3, d=4, m=6, n=7."""
+    f = S.formula_from_text(text, shapes)
+    assert run_batch(S.BatchCase(f, batch, wrt, size), seed=1, sizes={"k": 3, "d": 4, "m": 6, "n": 7})
+
+
+#: New failures found by the widened strategies that no branch fixes yet (reported to the lead).
+NEW_CODEGEN_FAILURES = [
+    # codegen raises KeyError (a traceback, exit 1) in emit._Emitter.product: diag(v) @ M with a negated
+    # factor builds a node the planner never saw (found by test_batch_mode_against_a_loop; unbatched too)
+    ("neg-sum-diag-outer", "-sum(diag(outer(w, v)))", {"w": "m", "v": "m"}),
+    ("neg-v-diag-outer", "-(v @ diag(outer(v, u)))", {"u": "n", "v": "n"}),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@pytest.mark.xfail(reason="new bug found by h4-holes: KeyError in emit._Emitter.product; no branch fixes it yet",
+                   strict=False)
+@pytest.mark.parametrize("label,text,shapes", NEW_CODEGEN_FAILURES, ids=[c[0] for c in NEW_CODEGEN_FAILURES])
+def test_new_codegen_failures(label, text, shapes):
+    formula = S.formula_from_text(text, shapes)
+    assert run_pipeline(formula)["compared"]
+    assert run_batch(S.BatchCase(formula, list(formula.variables), None, 2), sizes={"m": 3, "n": 4})
+
+
+# ----- the checker: kinks of scalars, missing kink factors, claims NaN on part of the domain -----
+
+def _confirm_expectation(case: S.ClaimCase, rng) -> None:
+    """The case's expected verdict, confirmed with autograd at random points (not with symbackprop):
+    a `correct` claim agrees wherever it is compared; a `wrong` one is NaN or different somewhere."""
+    f = S.formula_from_text(case.formula, case.shapes)
+    claim_tree = ast.parse(case.claim, mode="eval").body
+    agree = differ = 0
+    values = {}
+    for i in range(16):                               # each point, then its negation: kinks of both signs
+        values = S.random_values(f, rng, {"n": 4, "m": 3}) if i % 2 == 0 else \
+            {k: -v for k, v in values.items()}
+        value, grads, kinks = _oracle(f, values)
+        if not _usable(value, grads, kinks):
+            continue
+        with np.errstate(all="ignore"):
+            claimed = np.asarray(S._interpret(claim_tree, {**values, "_kinks": []}), dtype=float)
+        truth = grads[case.wrt]
+        claimed = np.broadcast_to(claimed, truth.shape)
+        if np.all(np.isfinite(claimed)) and _close(claimed, truth):
+            agree += 1
+        else:
+            differ += 1
+    if case.expect == "correct":
+        assert differ == 0 and agree > 0, ("the test's own claim is not the derivative", agree, differ)
+    else:
+        assert differ > 0, ("the test's own wrong claim agrees everywhere it was compared", agree)
+
+
+def _status(case: S.ClaimCase, seed: int) -> str:
+    try:
+        return Problem(case.formula, case.shapes, seed=seed).check(case.wrt, case.claim).status
+    except SymbackpropError as e:
+        return "error: " + str(e).split("\n")[0]
+
+
+#: Which known bug a wrong verdict on each kind of claim is (KNOWN_OPEN; check-kink and
+#: check-no-point were fixed on h2-check and are no longer listed there).
+_CLAIM_BUG = {"nan-part": "check-nan-part", "missing-kink": "check-kink", "nan-everywhere": "check-no-point"}
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@settings(max_examples=examples("claims"))
+@given(case=S.claim_cases(), seed=st.integers(0, 2**16))
+def test_checker_on_kink_and_nan_claims(case, seed):
+    """check must say `correct` to the true derivative and `wrong` (exit 1, never exit 2) to a
+    claim missing a relu', sign or abs factor or NaN on part (or all) of the domain. A missing
+    factor of a scalar kink shows only at points of the other sign, so those claims are checked
+    with three checker seeds."""
+    note(repr(case))
+    _confirm_expectation(case, np.random.default_rng(seed))
+    for s in ((seed, seed + 1, seed + 2) if case.kind == "missing-kink" else (seed,)):
+        status = _status(case, s)
+        if (status == "correct") == (case.expect == "correct") and not status.startswith("error"):
+            continue
+        bug = _CLAIM_BUG.get(case.kind)
+        if case.expect == "wrong" and bug in KNOWN_OPEN:
+            _tolerate(bug)
+            continue
+        raise AssertionError(f"check says {status!r} (seed {s}); due: {case.expect}")
+
+
+#: Found by the outside review of main: the checker said `correct` (or exit 2) to wrong claims.
+CHECK_REGRESSIONS = [     # (label, formula, shapes, wrt, claim, checker seed, KNOWN_OPEN key)
+    ("relu-pow-sqrt", "sum(relu(W @ x) ** 1.5)", {"W": "m,n", "x": "n"}, "x", "1.5 * W.T @ sqrt(W @ x)", 0, "fixed"),
+    ("abs-pow-sqrt", "sum(abs(x)**1.5)", {"x": "n"}, "x", "1.5 * x ** 0.5", 0, "fixed"),
+    ("exp-log", "x @ x", {"x": "n"}, "x", "2*exp(log(x))", 0, "fixed"),
+    ("nan-everywhere", "x @ x", {"x": "n"}, "x", "log(-x*x - 1)", 0, "fixed"),
+    ("scalar-relu-95", "0.5 * (v * relu(w @ x + b) - y) ** 2", {"w": "95", "x": "95"}, "b",
+     "(v * relu(w @ x + b) - y) * v", 0, "fixed"),
+    ("scalar-abs-13", "abs(a) * b + sum(z * z)", {"z": "13"}, "b", "a", 0, "fixed"),
+    # found by these tests after h2-check's fix: NaN where sum(x) < 0 (or a < 0), all 6 points miss it
+    ("nan-part-seed-10898", "sum(abs(x) ** 1.5)", {"x": "n"}, "x",
+     "(1.5 * abs(x) ** 0.5 * sign(x)) * (exp(log(sum(x))) / (sum(x)))", 10898, "check-nan-part"),
+    ("nan-part-scalar-seed-1", "z1 = u; (a + c)", {"u": "n"}, "a", "exp(log(a))/a", 1, "check-nan-part"),
+]
+
+
+@pytest.mark.parametrize("label,formula,shapes,wrt,claim,seed,bug",
+                         [pytest.param(*c, marks=_xfail_until(c[-1])) for c in CHECK_REGRESSIONS],
+                         ids=[c[0] for c in CHECK_REGRESSIONS])
+def test_checker_regressions(label, formula, shapes, wrt, claim, seed, bug):
+    """Each is wrong (confirmed with autograd), and check must say so with exit code 1, from the
+    Python API and from the command line (the review's six: fixed on h2-check, merged)."""
+    case = S.ClaimCase(formula, shapes, wrt, claim, "wrong", bug)
+    _confirm_expectation(case, np.random.default_rng(0))
+    assert _status(case, seed) == "wrong"
+    from symbackprop.cli import main
+    argv = ["check", formula, "--wrt", wrt, "--claim", claim, "--seed", str(seed),
+            *[a for k, v in shapes.items() for a in ("-s", f"{k}={v}")]]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(argv) == 1
+
+
+@pytest.mark.parametrize("formula,shapes,wrt,claim", [
+    ("sum(relu(W @ x) ** 1.5)", {"W": "m,n", "x": "n"}, "x", "1.5 * W.T @ (relu(W @ x) ** 0.5 * step(W @ x))"),
+    ("sum(abs(x)**1.5)", {"x": "n"}, "x", "1.5 * abs(x) ** 0.5 * sign(x)"),
+    ("x @ x", {"x": "n"}, "x", "2 * sqrt(x * x) * sign(x)"),
+    ("0.5 * (v * relu(w @ x + b) - y) ** 2", {"w": "95", "x": "95"}, "b",
+     "(v * relu(w @ x + b) - y) * v * step(w @ x + b)"),
+    ("abs(a) * b + sum(z * z)", {"z": "13"}, "b", "abs(a)"),
+    ("step(a) * b + sum(z * z)", {"z": "13"}, "a", "0"),
+])
+def test_checker_accepts_the_true_kink_derivatives(formula, shapes, wrt, claim):
+    """The right answers to the regressions above stay `correct` (a fix must not reject them)."""
+    case = S.ClaimCase(formula, shapes, wrt, claim, "correct", "true")
+    _confirm_expectation(case, np.random.default_rng(0))
+    for seed in range(3):
+        assert _status(case, seed) == "correct", seed
+
+
+# ----- printed results, read back by an independent evaluator (tests/roundtrip.py) -----
+
+_SIX_DIGITS = re.compile(r"(?<![\w.])(\d+\.\d*|\.\d+|\d+)(?:e[+-]?\d+)?")
+
+
+def known_print_bug(text: str) -> str | None:
+    """The KNOWN_OPEN key of a printing bug this text shows, if any (its signature in the text)."""
+    if "*" in text:                                             # Python syntax: n**(-2), 1/(m*n)
+        return "print-ambiguous"
+    if re.search(r"\^[−-]?\d+(\.\d+)?/\d", text) or re.search(r"\d/\d+\^", text):
+        return "print-ambiguous"                                 # x^−2/3, 2/3^(x ⊙ y)
+    for number in _SIX_DIGITS.findall(text):                     # %g keeps 6 significant digits
+        if len(number.replace(".", "").lstrip("0")) == 6:
+            return "print-digits"
+    return None
+
+
+def _unreadable_bug(message: str, printed: str, formula_text: str) -> str | None:
+    """The KNOWN_OPEN key of a printout the reader cannot read, by its signature."""
+    name = re.search(r"unknown name '(\w+)'", message)
+    if name and re.search(rf"(?:^|;)\s*{name.group(1)}\s*=", formula_text):
+        return "print-alias"                    # results name an intermediate that no line defines
+    scalar_for_array = any(m in message for m in ("unknown size", "size of 𝟙/I", "got ()", "of shape ()",
+                                                   "of a scalar"))
+    if scalar_for_array and re.search(r"(?<![\w.])0(?![\w.])|(?<![\w\\])I(?!\w)|𝟙|\\mathbf\{1\}", printed):
+        return "print-unsized"                  # sum(I), softmax(0), diag(1 + 0): nothing sizes I or 0
+    return None
+
+
+def _layout_value(g, layout):
+    g = np.asarray(g, dtype=float)
+    if layout != "numerator":
+        return g
+    return g.T if g.ndim == 2 else (g.reshape(1, -1) if g.ndim == 1 else g)
+
+
+def check_printed(d, formula, values, value, grads, layout="gradient", sizes=None) -> list[str]:
+    """derive's plain text (with `where`), its LaTeX and (gradient layout) its chain-rule steps,
+    each read back with tests/roundtrip.py and evaluated at `values`: every ∂ℓ/∂v must equal
+    autograd's gradient (transposed in the numerator layout), the steps' ℓ the objective, and
+    each step's local form its expanded form. Returns the forms compared."""
+    dims = dict(S.DIM_SIZES, **(sizes or {}))
+    forms = {"text": d.text(layout=layout), "latex": d.latex(layout=layout)}
+    if layout == "gradient":
+        forms["steps"] = d.steps()
+    lines = R.read_text(forms["text"])
+    shapes = {line.lhs: R.shape_of(line.shape, dims) for line in lines}
+    compared = []
+    for kind, printed in forms.items():
+        bug = known_print_bug(printed) if kind != "latex" else None
+        if bug in KNOWN_OPEN:
+            _tolerate(bug)
+            continue
+        _note(f"{kind}:\n{printed}")
+        try:
+            out = R.evaluate_lines(R.read_latex(printed) if kind == "latex" else R.read_text(printed), values, dims,
+                                   latex=kind == "latex", shapes=shapes)
+        except R.ReadError as e:
+            bug = _unreadable_bug(str(e), printed, formula.text)
+            if bug in KNOWN_OPEN:
+                _tolerate(bug)
+                continue
+            raise
+        for name in formula.variables:
+            if kind == "steps" and f"∂ℓ/∂{name}" not in out:
+                continue                                     # ℓ = a: no step to show
+            want = _layout_value(grads[name], layout if kind != "steps" else "gradient")
+            for got in out[f"∂ℓ/∂{name}"]:
+                assert R.close(got, want), (kind, name, got, want)
+        if kind == "steps":
+            assert R.close(out["ℓ"][0], value), ("steps: ℓ", out["ℓ"][0], value)
+            for lhs, parts in out.items():
+                assert all(R.close(p, parts[-1]) for p in parts), ("steps: local and expanded forms differ", lhs)
+        compared.append(kind)
+    return compared
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@settings(max_examples=examples("roundtrip"))
+@given(formula=st.one_of(S.formulas(), S.wide_formulas()), seed=st.integers(0, 2**16),
+       layout=st.sampled_from(["gradient", "gradient", "numerator"]))
+def test_printed_results_read_back(formula, seed, layout):
+    """Every printed result of derive means what it says: read back by tests/roundtrip.py (which
+    shares no code with symbackprop's printers or parser), it evaluates to autograd's gradient."""
+    note(formula.text)
+    assume(formula.variables)
+    rng = np.random.default_rng(seed)
+    for _ in range(4):
+        values = S.random_values(formula, rng)
+        value, grads, kinks = _oracle(formula, values)
+        if _usable(value, grads, kinks):
+            break
+    else:
+        assume(False)
+    d = derive(formula.text, formula.shapes, check=False)
+    check_printed(d, formula, values, value, grads, layout)
+
+
+#: Printed text that read back wrong (reported by the outside review, and found by the test above).
+PRINT_REGRESSIONS = [
+    ("cube-root", "sum(x ** (1/3))", {"x": "n"}, ["x"], "print-ambiguous"),            # 1/3·x^−2/3
+    ("fraction-base", "sum((2/3) ** (x*y))", {"x": "n", "y": "n"}, [], "print-ambiguous"),   # 2/3^(x ⊙ y)
+    ("dims-squared", "mean(mean(u) * u)", {"u": "n"}, [], "print-ambiguous"),              # n**(-2)
+    ("dims-product", "mean(A)", {"A": "m,n"}, [], "print-ambiguous"),                     # 1/(m*n)
+    ("dims-power-sum", "mean(mean(u) * u * mean(u))", {"u": "n"}, [], "print-ambiguous"),  # 2/n**2
+    # new (found here): number_text prints terminating decimals with %g, 6 significant digits
+    ("six-digits", "1.5**6 * a * a", {}, [], "print-digits"),                              # 22.7812·a, due 22.78125
+    ("six-digits-array", "sum(u) * 3 ** 7 / 1024", {"u": "n"}, [], "print-digits"),         # 2.13574·𝟙
+    # new (found here): an intermediate that is just a variable prints as its name, defined nowhere
+    ("alias-undefined", "z1 = a; z1 * z1 + z1", {}, [], "print-alias"),                   # ∂ℓ/∂a = 2·z1 + 1
+    ("zero-named", "z1 = 0.5; z2 = (w - w); a", {"w": "m"}, [], "print-alias"),          # ∂ℓ/∂w = z2
+    # new (found here): the size of I (or of a zero vector) appears nowhere in the printout
+    ("sum-of-I", "trace(M + a)", {"M": "m,m"}, [], "print-unsized"),                      # ∂ℓ/∂a = sum(I)
+    ("softmax-of-0", "softmax(w - w) @ w", {"w": "m"}, [], "print-unsized"),              # softmax(0)
+]
+
+
+@pytest.mark.parametrize("layout", ["gradient", "numerator"])
+@pytest.mark.parametrize("label,text,shapes,positive,bug", [pytest.param(*c, marks=pytest.mark.xfail(
+    c[-1] in KNOWN_OPEN, reason=("fixed on branch h3-print" if c[-1] == "print-ambiguous" else
+                                 f"new bug found by h4-holes ({c[-1]}); no branch fixes it yet"), strict=False))
+    for c in PRINT_REGRESSIONS], ids=[c[0] for c in PRINT_REGRESSIONS])
+def test_print_regressions(label, text, shapes, positive, bug, layout):
+    formula = S.formula_from_text(text, shapes)
+    values = S.random_values(formula, np.random.default_rng(3))
+    values.update({n: np.abs(values[n]) + 0.5 for n in positive})
+    value, grads, kinks = _oracle(formula, values)
+    assert _usable(value, grads, kinks)
+    saved = KNOWN_OPEN.pop(bug, None)                           # the printout itself is under test here
+    try:
+        assert "text" in check_printed(derive(text, shapes, check=False), formula, values, value, grads, layout)
+    finally:
+        if saved is not None:
+            KNOWN_OPEN[bug] = saved
+
+
+def test_roundtrip_reader_reads_the_notation():
+    """The reader itself, on hand-written printouts with hand-computed values (so a reader bug
+    cannot hide a printer bug by agreeing with it)."""
+    u, v = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    env = R.as_env({"u": u, "v": v, "W": W, "a": 2.0}, {"n": 2})
+    ev = lambda s, latex=False: R.evaluate(R.parse_latex(s) if latex else R.parse_text(s), env, latex)  # noqa: E731
+    assert np.allclose(ev("uᵀv"), 1.0) and np.allclose(ev("u vᵀ"), np.outer(u, v))
+    assert np.allclose(ev("W u ⊙ v"), (W @ u * v).reshape(-1, 1))           # juxtaposition binds tighter than ⊙
+    assert np.allclose(ev("−W u"), -(W @ u).reshape(-1, 1))
+    assert np.allclose(ev("a·u − v"), (2 * u - v).reshape(-1, 1))
+    assert np.allclose(ev("2/a^2"), 0.5) and np.allclose(ev("a^−1"), 0.5) and np.allclose(ev("a^(a − 1)"), 2.0)
+    assert np.allclose(ev("x^−2/3".replace("x", "a")), 2.0 ** -2 / 3)       # how a reader takes the ambiguous form
+    assert np.allclose(ev("(W⁻¹)ᵀ"), np.linalg.inv(W).T) and np.allclose(ev("‖W‖²"), np.sum(W * W))
+    assert np.allclose(ev("‖a·‖u‖ ⊙ v‖"), np.linalg.norm(2 * np.linalg.norm(u) * v))
+    assert np.allclose(R.finalize(ev("diag(𝟙)ᵀ u + a·𝟙"), (2,)), u + 2)
+    assert np.allclose(ev("relu'(v) ⊙ tanh'(u) + log det(W)"),
+                       ((v > 0) * (1 - np.tanh(u) ** 2) + np.log(abs(np.linalg.det(W)))).reshape(-1, 1))
+    assert np.allclose(ev("\\frac{1}{n a} \\, u^\\top v - \\left\\|W\\right\\|^2", True), 1 / 4 - 30)
+    assert np.allclose(ev("\\operatorname{relu}'\\left(v\\right) \\odot W_{}".replace("W_{}", "u"), True),
+                       ((v > 0) * u).reshape(-1, 1))
+    assert np.allclose(ev("\\left(W^{-1}\\right)^\\top u", True), (np.linalg.inv(W).T @ u).reshape(-1, 1))
+    for bad in ["1/(n*a)", "n**(-2)", "u v", "u·W", "a u", "relu'"]:
+        with pytest.raises(R.ReadError):
+            ev(bad)
