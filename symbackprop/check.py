@@ -42,13 +42,13 @@ from .evaluate import Substitute, evaluate, random_dims, random_point
 from .expr import RULES, Node, format_shape, shapes_equal, walk
 from .parse import MAX_FORMULA_CHARS, NAME_RE, PRIME, Parser
 from .printing import expand_macros, to_text
+from .tolerances import CLAIM_ATOL, CLAIM_RTOL
 
 #: Random sizes drawn for the symbolic dims, and random points per draw.
 DIM_DRAWS = 3
 POINTS_PER_DRAW = 2
 #: Two values agree when max|a − b| <= RTOL·max(|a|, |b|) + ATOL.
-RTOL = 1e-8
-ATOL = 1e-12
+RTOL, ATOL = CLAIM_RTOL, CLAIM_ATOL
 #: Sampled points keep the arguments of relu, step, sign and abs at least this far from 0.
 KINK_MARGIN = 1e-3
 _KINKS = ("relu", "step", "sign", "abs", "relu'", "step'", "sign'", "abs'")

@@ -27,9 +27,10 @@ from . import expr as E
 from .derivation import Derivation, resolve_wrt
 from .derive import backprop
 from .errors import InternalError
-from .evaluate import FD_ATOL, FD_EPS, FD_RTOL, evaluate, find_point
+from .evaluate import evaluate, find_point
 from .expr import Node, format_shape, walk
 from .printing import render, to_latex, to_text
+from .tolerances import FD_ATOL, FD_EPS, FD_RTOL, SECOND_ORDER_SLACK, TINY
 
 CHECK_TRIALS = 3
 
@@ -511,8 +512,8 @@ class SecondOrder:
                     size = max(float(np.max(np.abs(numeric))) if numeric.size else 0.0,
                                float(np.max(np.abs(analytic))) if numeric.size else 0.0)
                     gscale = float(np.max(np.abs(g0[i]))) if np.size(g0[i]) else 0.0
-                    tol = 10 * FD_RTOL * size + FD_ATOL * max(1.0, gscale) * 10
-                    rel = err / max(size, 1e-12)
+                    tol = SECOND_ORDER_SLACK * (FD_RTOL * size + FD_ATOL * max(1.0, gscale))
+                    rel = err / max(size, TINY)
                     worst = max(worst, rel if math.isfinite(rel) else math.inf)
                     if not (math.isfinite(err) and err <= tol):
                         raise InternalError(

@@ -89,36 +89,3 @@ def test_hold_passes_the_stand_in_on():
     s = sweep(E.mul(y, y), E.const(1), [x], hold=lambda n: ph if n is y else None)
     assert ph in E.walk(s.local[x]) and ph not in E.walk(s.adjoints[x])
 
-
-# ----- one validation of --wrt -----
-
-WRT_FORMULA = ["derive", "z = A @ x; sum(z * z)", "--shape", "A=m,n", "--shape", "x=n", "--no-check"]
-
-
-@pytest.mark.parametrize("argv,message", [
-    (WRT_FORMULA + ["--wrt", "q"], "--wrt names `q`, which is neither a variable nor a named intermediate"),
-    (WRT_FORMULA + ["--wrt", "z", "--hvp"], "--wrt names `z`, which is not a variable"),
-    (WRT_FORMULA + ["--hessian"], "--hessian is taken with respect to one variable, got 2 (A, x)"),
-    (["codegen", "z = A @ x; sum(z * z)", "--shape", "A=m,n", "--shape", "x=n", "--wrt", "z"],
-     "--wrt names `z`, which is not a variable"),
-    (["codegen", "sum(A @ x)", "--shape", "A=m,n", "--shape", "x=n", "--hessian"],
-     "--hessian is taken with respect to one variable, got 2 (A, x)"),
-    (["check", "sum(A @ x)", "--shape", "A=m,n", "--shape", "x=n", "--wrt", "xx", "--claim", "A.T @ ones(m)"],
-     "the claim about ∂ℓ/∂xx names `xx`, which is neither a variable, a named intermediate nor a let"),
-])
-def test_every_command_validates_wrt_the_same_way(argv, message, capsys):
-    from symbackprop.cli import main
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err, err
-
-
-def test_wrt_hint_names_the_nearest_name():
-    from symbackprop.derivation import resolve_wrt
-    from symbackprop.errors import FormulaError
-    from symbackprop.parse import parse_formula
-    p = parse_formula("hidden = A @ x; sum(hidden)", {"A": "m,n", "x": "n"})
-    with pytest.raises(FormulaError) as e:
-        resolve_wrt(p, ["hiden"])
-    assert "did you mean `hidden`?" in str(e.value)
-    assert list(resolve_wrt(p, ["hidden", "A"])) == ["hidden", "A"]
