@@ -230,7 +230,7 @@ class Problem:
             raise FormulaError(f"bad name {name!r} for a let", hint="names are letters, digits and _, e.g. x1")
         if name in self.lets:
             raise FormulaError(f"`{name}` is defined twice", hint="each let name is defined once")
-        self.parser._check_new_name(name, "intermediate", None, None)
+        self.parser.check_new_name(name, "intermediate", None, None)
         if name in {d.name for d in self.program.dims}:
             raise FormulaError(f"`{name}` is a dimension and cannot name an intermediate", hint="pick another name")
         node = self.parse(text, what=f"the definition of {name}")
@@ -598,7 +598,7 @@ class _Judge:
         if text is None:
             return None
         try:
-            tree = self.p.parser._ast(text, text, 0)
+            tree = self.p.parser.parse_ast(text, text, 0)
         except SymbackpropError:
             return None
         body = "\n".join(tree.src_lines)

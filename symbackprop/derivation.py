@@ -153,7 +153,7 @@ class Derivation:
                 user.setdefault(node, name)
         return user
 
-    def _result_names(self, roots, names: dict[Node, str] | None = None) -> dict[Node, str]:
+    def result_names(self, roots, names: dict[Node, str] | None = None) -> dict[Node, str]:
         """Names for printing `roots`: `names` (default: the user's) extended by step names (x1, …) and
         t1, t2, … for long shared sub-expressions. Extending the names of an earlier part of an output
         keeps one meaning per name across the whole output."""
@@ -161,7 +161,7 @@ class Derivation:
         return shared_names(roots, self._user_names() if names is None else names, prefix="t",
                             known=self.step_names, reserved=reserved)
 
-    def _where_nodes(self, names: dict[Node, str], roots) -> list[tuple[str, Node]]:
+    def defined_nodes(self, names: dict[Node, str], roots) -> list[tuple[str, Node]]:
         """The named nodes printing `roots` refers to (directly or through other names), in forward order."""
         used = {r for r in roots if r in names and r.args}
         pending = list(roots)
@@ -177,20 +177,21 @@ class Derivation:
                 pending.append(a)
         return [(names[node], node) for node in walk(list(used)) if node in used]
 
-    def _where(self, names: dict[Node, str], roots, style="text") -> list[tuple[str, str, tuple]]:
+    def definitions(self, names: dict[Node, str], roots, style="text") -> list[tuple[str, str, tuple]]:
         """Definitions of the names the printed results use, in forward order."""
-        return [(k, render(node, style, names, define=True), node.shape) for k, node in self._where_nodes(names, roots)]
+        return [(k, render(node, style, names, define=True), node.shape)
+                for k, node in self.defined_nodes(names, roots)]
 
     def text(self, wrt=None, layout: str = "gradient") -> str:
         """Each gradient with its shape, then the intermediates it refers to."""
         names_ = list(wrt or self.grads)
         roots = [self._as_layout(self.grads[n], layout) for n in names_]
-        names = self._result_names(roots)
+        names = self.result_names(roots)
         lines = []
         for n, r in zip(names_, roots):
             s = _row(render(r, "text", names), r, layout, "text")
             lines.append(f"∂{self.objective_name}/∂{n} = {s}    [{_layout_shape(self.grads[n].shape, layout)}]")
-        where = self._where(names, roots)
+        where = self.definitions(names, roots)
         if where:
             lines.append("where")
             lines += [f"  {k} = {v}    [{format_shape(sh)}]" for k, v, sh in where]
@@ -199,14 +200,14 @@ class Derivation:
     def latex(self, wrt=None, layout: str = "gradient") -> str:
         names_ = list(wrt or self.grads)
         roots = [self._as_layout(self.grads[n], layout) for n in names_]
-        names = self._result_names(roots)
-        tex = _latex_names(names)
-        obj = _latex_ident(self.objective_name)
+        names = self.result_names(roots)
+        tex = latex_names(names)
+        obj = latex_ident(self.objective_name)
         rows = []
         for n, r in zip(names_, roots):
             s = _row(render(r, "latex", tex), r, layout, "latex")
-            rows.append(f"\\frac{{\\partial {obj}}}{{\\partial {_latex_ident(n)}}} &= {s}")
-        for k, v, _ in self._where(tex, roots, "latex"):
+            rows.append(f"\\frac{{\\partial {obj}}}{{\\partial {latex_ident(n)}}} &= {s}")
+        for k, v, _ in self.definitions(tex, roots, "latex"):
             rows.append(f"{k} &= {v}")
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
@@ -219,10 +220,10 @@ class Derivation:
         in linear size at any depth)."""
         fulls = [full for _, _, full, _ in self._adjoint_steps()]
         if names is not None:
-            return self._result_names(fulls, {**self._forward_names(), **names})
+            return self.result_names(fulls, {**self._forward_names(), **names})
         if self._steps_names_cache is None:
-            grads = self._result_names(list(self.grads.values()))
-            self._steps_names_cache = self._result_names(fulls, {**self._forward_names(), **grads})
+            grads = self.result_names(list(self.grads.values()))
+            self._steps_names_cache = self.result_names(fulls, {**self._forward_names(), **grads})
         return self._steps_names_cache
 
     def steps(self, style: str = "text", names: dict[Node, str] | None = None) -> str:
@@ -238,10 +239,10 @@ class Derivation:
 
         def adj(label):
             if latex:
-                return f"\\frac{{\\partial {_latex_ident(obj)}}}{{\\partial {_latex_ident(label)}}}"
+                return f"\\frac{{\\partial {latex_ident(obj)}}}{{\\partial {latex_ident(label)}}}"
             return f"∂{obj}/∂{label}"
 
-        shown = _latex_names(names) if latex else names
+        shown = latex_names(names) if latex else names
         placeholders = {ph: adj(label) for ph, label in self._placeholders.items()}
         local_names = {**shown, **placeholders}
 
@@ -255,7 +256,7 @@ class Derivation:
             return f" \\quad ({_latex_shape(sh)})" if latex else f"    [{format_shape(sh)}]"
 
         def row(lhs, rhs):
-            return f"{_latex_ident(lhs) if latex else lhs} {'&=' if latex else '='} {rhs}"
+            return f"{latex_ident(lhs) if latex else lhs} {'&=' if latex else '='} {rhs}"
 
         lines = ["&\\text{Forward pass:}" if latex else "Forward pass:"]
         for node in self.order:
@@ -273,7 +274,7 @@ class Derivation:
             lines.append(f"{adj(label)} &= {rhs}{shape(sh)}" if latex else f"  {adj(label)} = {rhs}{shape(sh)}")
         defined = set(forward)
         printed = [full for _, _, full, _ in steps] + [local for _, local, _, _ in steps]
-        where = [(k, n) for k, n in self._where_nodes(names, printed) if n not in defined]
+        where = [(k, n) for k, n in self.defined_nodes(names, printed) if n not in defined]
         if where:
             lines.append("&\\text{where}" if latex else "where")
             for k, node in where:
@@ -356,13 +357,13 @@ class Derivation:
         size stays linear in the formula's at any depth."""
         names_ = list(self.grads)
         roots = [self._as_layout(self.grads[n], layout) for n in names_]
-        names = self._result_names(roots)
+        names = self.result_names(roots)
         steps = self._adjoint_steps()
-        every = self._result_names([full for _, _, full, _ in steps], {**self._forward_names(), **names})
-        tex = _latex_names(names)
+        every = self.result_names([full for _, _, full, _ in steps], {**self._forward_names(), **names})
+        tex = latex_names(names)
         placeholders = {ph: f"∂{self.objective_name}/∂{label}" for ph, label in self._placeholders.items()}
         where_roots = roots + [full for _, _, full, _ in steps] + [local for _, local, _, _ in steps] + [self.objective]
-        every_tex = _latex_names(every)
+        every_tex = latex_names(every)
         return {
             "formula": self.program.source,
             "shapes": {k: [str(d) for d in v] for k, v in self.program.shapes.items()},
@@ -377,7 +378,7 @@ class Derivation:
                           "latex": render(node, "latex", every_tex, define=True),
                           "numpy": render(node, "np", every, define=True),
                           "shape": [str(d) for d in node.shape]}
-                      for k, node in self._where_nodes(every, where_roots)},
+                      for k, node in self.defined_nodes(every, where_roots)},
             "steps": [{"node": label, "local": render(local, "text", {**every, **placeholders}),
                        "adjoint": render(full, "text", every), "shape": [str(d) for d in shape]}
                       for label, local, full, shape in steps],
@@ -393,7 +394,7 @@ class Derivation:
     def gradients(self) -> dict:
         """The gradients as SymPy matrix expressions."""
         from .sympy_bridge import to_sympy
-        return {n: to_sympy(g, self._result_names(list(self.grads.values()))) for n, g in self.grads.items()}
+        return {n: to_sympy(g, self.result_names(list(self.grads.values()))) for n, g in self.grads.items()}
 
     def _repr_latex_(self) -> str:
         return "$$" + self.latex() + "$$"
@@ -446,15 +447,15 @@ def _row(s: str, r: Node, layout: str, style: str) -> str:
     return f"({s})ᵀ" if r.args else f"{s}ᵀ"
 
 
-def _latex_names(names: dict[Node, str]) -> dict[Node, str]:
-    return {k: _latex_ident(v) for k, v in names.items()}
+def latex_names(names: dict[Node, str]) -> dict[Node, str]:
+    return {k: latex_ident(v) for k, v in names.items()}
 
 
 def _latex_shape(shape) -> str:
     return "\\text{scalar}" if not shape else " \\times ".join(sympy.latex(s) for s in shape)
 
 
-def _latex_ident(name: str) -> str:
+def latex_ident(name: str) -> str:
     from .rules import latex_name
     if name.startswith("∂"):
         return "\\frac{\\partial \\ell}{\\partial " + latex_name(name.split("∂")[-1]) + "}"

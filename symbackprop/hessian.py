@@ -43,7 +43,7 @@ def inner(a: Node, b: Node) -> Node:
         return E.mul(a, b)
     if a.ndim == 1:
         return E.dot(a, b)
-    return E._sum(E.mul(a, b))
+    return E.sum_all(E.mul(a, b))
 
 
 def hvp(grads: dict[Node, Node], directions: dict[Node, Node]) -> dict[Node, Node]:
@@ -85,9 +85,9 @@ def _lm(A: Node, M: Node) -> Node:
         return A
     if A.op == "eye":
         return M
-    c, X = E._split_coeff(M)
+    c, X = E.split_coeff(M)
     if c != 1:
-        return E._scaled(c, _lm(A, X))
+        return E.scaled(c, _lm(A, X))
     if M.op == "outer":
         return E.outer(_mv(A, M.args[0]), M.args[1])
     if _is_dg(A):
@@ -127,7 +127,7 @@ def _collect(M: Node) -> Node:
     rest = []
     for sign, t in terms:
         if t.op == "matmul" and _is_dg(t.args[0]):
-            groups.setdefault(t.args[1], []).append(E._scaled(sign, t.args[0].args[0]))
+            groups.setdefault(t.args[1], []).append(E.scaled(sign, t.args[0].args[0]))
         else:
             rest.append((sign, t))
     if all(len(g) < 2 for g in groups.values()):
@@ -529,10 +529,10 @@ class SecondOrder:
         (t1, … numbered as `derive` numbers them), then those the HVPs and the Hessian add. Every part of
         an output prints with it, so a name has one meaning and one definition throughout."""
         if self._names_cache is None:
-            names = self.d._result_names([self.d.grads[n] for n in self.wrt])
-            names = self.d._result_names([self.hvps[n] for n in self.wrt], names)
+            names = self.d.result_names([self.d.grads[n] for n in self.wrt])
+            names = self.d.result_names([self.hvps[n] for n in self.wrt], names)
             if self.hessian is not None:
-                names = self.d._result_names([self.hessian], names)
+                names = self.d.result_names([self.hessian], names)
             self._names_cache = names
         return self._names_cache
 
@@ -578,7 +578,7 @@ class SecondOrder:
         return "\n".join(lines)
 
     def _where_lines(self, names, roots, style="text"):
-        where = self.d._where(names, roots, style)
+        where = self.d.definitions(names, roots, style)
         if not where:
             return []
         return ["where"] + [f"  {k} = {v}    [{format_shape(sh)}]" for k, v, sh in where]
@@ -588,29 +588,29 @@ class SecondOrder:
             ([self.hessian] if self.hessian is not None else [])
 
     def latex(self) -> str:
-        from .derivation import _latex_ident, _latex_names
+        from .derivation import latex_ident, latex_names
         names = self._names()
-        tex = _latex_names(names)
-        obj = _latex_ident(self.objective_name)
+        tex = latex_names(names)
+        obj = latex_ident(self.objective_name)
         rows = []
         for n in self.wrt:
-            v = _latex_ident(self.directions[n].attrs[0])
-            lhs = (f"\\frac{{\\partial^2 {obj}}}{{\\partial {_latex_ident(n)}^2}} {v}" if len(self.wrt) == 1
-                   else f"(H v)_{{{_latex_ident(n)}}}")
+            v = latex_ident(self.directions[n].attrs[0])
+            lhs = (f"\\frac{{\\partial^2 {obj}}}{{\\partial {latex_ident(n)}^2}} {v}" if len(self.wrt) == 1
+                   else f"(H v)_{{{latex_ident(n)}}}")
             rows.append(f"{lhs} &= {to_latex(self.hvps[n], tex)}")
         if self.hessian is not None:
-            rows.append(f"\\frac{{\\partial^2 {obj}}}{{\\partial {_latex_ident(self.wrt[0])}^2}} &= "
+            rows.append(f"\\frac{{\\partial^2 {obj}}}{{\\partial {latex_ident(self.wrt[0])}^2}} &= "
                         f"{to_latex(self.hessian, tex)}")
         roots = self._roots()[len(self.wrt):]
-        for k, v, _ in self.d._where(tex, roots, "latex"):
+        for k, v, _ in self.d.definitions(tex, roots, "latex"):
             rows.append(f"{k} &= {v}")
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
     def to_dict(self) -> dict:
         """Gradients, HVPs and the Hessian as text, LaTeX and NumPy, over one set of names defined in `where`."""
-        from .derivation import _latex_names
+        from .derivation import latex_names
         names = self._names()
-        tex = _latex_names(names)
+        tex = latex_names(names)
 
         def forms(node):
             return {"shape": [str(s) for s in node.shape], "text": render(node, "text", names),
@@ -629,7 +629,7 @@ class SecondOrder:
                           "latex": render(node, "latex", tex, define=True),
                           "numpy": render(node, "np", names, define=True),
                           "shape": [str(s) for s in node.shape]}
-                      for k, node in self.d._where_nodes(names, self._roots())},
+                      for k, node in self.d.defined_nodes(names, self._roots())},
             "check": self.checks,
         }
 

@@ -83,3 +83,12 @@ def test_one_set_of_tolerances():
     found = {p.name: pattern.findall(p.read_text(encoding="utf-8")) for p in PACKAGE.rglob("*.py")
              if p.name != "tolerances.py"}
     assert not any(found.values()), found
+
+
+def test_no_private_names_across_modules():
+    """SecondOrder and the checker use the derivation's, expr's and the parser's public names. (Left for
+    after the per-operator split: rules.py, emit.py and hessian._Linear.apply still use E._sum and the like.)"""
+    pattern = re.compile(r"\b(?:d|self\.d|parser|self\.p\.parser)\._[a-z]\w*|\bE\._(?:split_coeff|scaled)\b|"
+                         r"from \.derivation import _")
+    for name in ("hessian.py", "check.py", "render.py", "derivation.py", "commands/derive.py"):
+        assert pattern.findall((PACKAGE / name).read_text(encoding="utf-8")) == [], name
