@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 
@@ -153,12 +155,54 @@ def _covec(M: Node, c: Node) -> Node:
     return _mv(E.transpose(M), c)
 
 
+class _Term:
+    """A term of a matrix linear in a vector direction v (see _Linear). Its fields read by name; t[0] is its
+    TAG and t[1], t[2], … its fields, for the per-operator branches of _Linear.apply."""
+    TAG: ClassVar[str] = ""
+
+    def __getitem__(self, i):
+        return (self.TAG, *(getattr(self, f.name) for f in fields(self)))[i]
+
+
+@dataclass(frozen=True)
+class OuterLeft(_Term):
+    """(M v) uᵀ."""
+    TAG: ClassVar[str] = "ol"
+    M: Node
+    u: Node
+
+
+@dataclass(frozen=True)
+class OuterRight(_Term):
+    """u (M v)ᵀ."""
+    TAG: ClassVar[str] = "or"
+    u: Node
+    M: Node
+
+
+@dataclass(frozen=True)
+class ScalarTimes(_Term):
+    """(wᵀv) C."""
+    TAG: ClassVar[str] = "sc"
+    w: Node
+    C: Node
+
+
+@dataclass(frozen=True)
+class DiagBetween(_Term):
+    """L diag(M v) R, with L or R None for the identity."""
+    TAG: ClassVar[str] = "ldr"
+    L: Node | None
+    M: Node
+    R: Node | None
+
+
 class _Linear:
     """Representations of sub-expressions linear in a vector direction v of length n:
 
     scalar e: a vector w with e = wᵀv;   vector e: a matrix M with e = M v;
-    matrix e: a list of terms, each ('ol', M, u) = (M v) uᵀ, ('or', u, M) = u (M v)ᵀ,
-    ('sc', w, C) = (wᵀv) C or ('ldr', L, M, R) = L diag(M v) R (L, R None for I)."""
+    matrix e: a list of terms, each OuterLeft(M, u) = (M v) uᵀ, OuterRight(u, M) = u (M v)ᵀ,
+    ScalarTimes(w, C) = (wᵀv) C or DiagBetween(L, M, R) = L diag(M v) R (L, R None for I)."""
 
     def __init__(self, v: Node):
         self.v, self.n = v, v.shape[0]
@@ -189,29 +233,34 @@ class _Linear:
             return E.mul(s, r)
         out = []
         for t in r:
-            if t[0] == "ol":
-                out.append(("ol", E.mul(s, t[1]), t[2]))
-            elif t[0] == "or":
-                out.append(("or", t[1], E.mul(s, t[2])))
-            elif t[0] == "sc":
-                out.append(("sc", E.mul(s, t[1]), t[2]))
+            if isinstance(t, OuterLeft):
+                out.append(OuterLeft(E.mul(s, t.M), t.u))
+            elif isinstance(t, OuterRight):
+                out.append(OuterRight(t.u, E.mul(s, t.M)))
+            elif isinstance(t, ScalarTimes):
+                out.append(ScalarTimes(E.mul(s, t.w), t.C))
             else:
-                out.append(("ldr", t[1], E.mul(s, t[2]), t[3]))
+                out.append(DiagBetween(t.L, E.mul(s, t.M), t.R))
         return out
 
     @staticmethod
     def transpose(r):
-        flip = {"ol": lambda t: ("or", t[2], t[1]), "or": lambda t: ("ol", t[2], t[1]),
-                "sc": lambda t: ("sc", t[1], E.transpose(t[2])),
-                "ldr": lambda t: ("ldr", None if t[3] is None else E.transpose(t[3]), t[2],
-                                  None if t[1] is None else E.transpose(t[1]))}
-        return [flip[t[0]](t) for t in r]
+        def flip(t):
+            if isinstance(t, OuterLeft):
+                return OuterRight(t.u, t.M)
+            if isinstance(t, OuterRight):
+                return OuterLeft(t.M, t.u)
+            if isinstance(t, ScalarTimes):
+                return ScalarTimes(t.w, E.transpose(t.C))
+            return DiagBetween(None if t.R is None else E.transpose(t.R), t.M,
+                               None if t.L is None else E.transpose(t.L))
+        return [flip(t) for t in r]
 
     def broadcast(self, w: Node, shape) -> object:
         """A scalar wᵀv broadcast to `shape`."""
         if len(shape) == 1:
             return E.outer(E.ones(shape), w)
-        return [("sc", w, E.ones(shape))]
+        return [ScalarTimes(w, E.ones(shape))]
 
     def add(self, a, b, ndim):
         if ndim == 1:
@@ -229,14 +278,14 @@ class _Linear:
             return _lm(A, r)
         out = []
         for t in r:
-            if t[0] == "ol":
-                out.append(("ol", _lm(A, t[1]), t[2]))
-            elif t[0] == "or":
-                out.append(("or", _mv(A, t[1]), t[2]))
-            elif t[0] == "sc":
-                out.append(("sc", t[1], E.matmul(A, t[2])))
+            if isinstance(t, OuterLeft):
+                out.append(OuterLeft(_lm(A, t.M), t.u))
+            elif isinstance(t, OuterRight):
+                out.append(OuterRight(_mv(A, t.u), t.M))
+            elif isinstance(t, ScalarTimes):
+                out.append(ScalarTimes(t.w, E.matmul(A, t.C)))
             else:
-                out.append(("ldr", A if t[1] is None else E.matmul(A, t[1]), t[2], t[3]))
+                out.append(DiagBetween(A if t.L is None else E.matmul(A, t.L), t.M, t.R))
         return out
 
     def right(self, r, B: Node):
@@ -244,29 +293,29 @@ class _Linear:
         if B.ndim == 1:
             M = None
             for t in r:
-                if t[0] == "ol":
-                    part = E.mul(E.dot(t[2], B), t[1])
-                elif t[0] == "or":
-                    part = E.outer(t[1], _covec(t[2], B))
-                elif t[0] == "sc":
-                    part = E.outer(_mv(t[2], B), t[1])
+                if isinstance(t, OuterLeft):
+                    part = E.mul(E.dot(t.u, B), t.M)
+                elif isinstance(t, OuterRight):
+                    part = E.outer(t.u, _covec(t.M, B))
+                elif isinstance(t, ScalarTimes):
+                    part = E.outer(_mv(t.C, B), t.w)
                 else:
-                    y = B if t[3] is None else _mv(t[3], B)
-                    part = _lm(_dg(y), t[2])
-                    if t[1] is not None:
-                        part = _lm(t[1], part)
+                    y = B if t.R is None else _mv(t.R, B)
+                    part = _lm(_dg(y), t.M)
+                    if t.L is not None:
+                        part = _lm(t.L, part)
                 M = part if M is None else E.add(M, part)
             return M
         out = []
         for t in r:
-            if t[0] == "ol":
-                out.append(("ol", t[1], _mv(E.transpose(B), t[2])))
-            elif t[0] == "or":
-                out.append(("or", t[1], _lm(E.transpose(B), t[2])))
-            elif t[0] == "sc":
-                out.append(("sc", t[1], E.matmul(t[2], B)))
+            if isinstance(t, OuterLeft):
+                out.append(OuterLeft(t.M, _mv(E.transpose(B), t.u)))
+            elif isinstance(t, OuterRight):
+                out.append(OuterRight(t.u, _lm(E.transpose(B), t.M)))
+            elif isinstance(t, ScalarTimes):
+                out.append(ScalarTimes(t.w, E.matmul(t.C, B)))
             else:
-                out.append(("ldr", t[1], t[2], B if t[3] is None else E.matmul(t[3], B)))
+                out.append(DiagBetween(t.L, t.M, B if t.R is None else E.matmul(t.R, B)))
         return out
 
     # ----- one node -----
@@ -302,23 +351,23 @@ class _Linear:
             if c.ndim == 0:
                 return self.scale(r, e.ndim, c)
             if e.ndim == 0:                       # (wᵀv) c
-                return E.outer(c, r) if c.ndim == 1 else [("sc", r, c)]
+                return E.outer(c, r) if c.ndim == 1 else [ScalarTimes(r, c)]
             if e.ndim == 1:
                 return _lm(_dg(c), r)
             out = []
             for t in r:                           # (matrix linear in v) ⊙ C
                 if t[0] == "ol":
-                    out.append(("ldr", None, t[1], E.matmul(c, _dg(t[2]))))
+                    out.append(DiagBetween(None, t[1], E.matmul(c, _dg(t[2]))))
                 elif t[0] == "or":
-                    out.append(("ldr", E.matmul(_dg(t[1]), c), t[2], None))
+                    out.append(DiagBetween(E.matmul(_dg(t[1]), c), t[2], None))
                 elif t[0] == "sc":
-                    out.append(("sc", t[1], E.mul(c, t[2])))
+                    out.append(ScalarTimes(t[1], E.mul(c, t[2])))
                 elif t[1] is None and t[3] is None:     # diag(M v) ⊙ C = diag(diag(C) ⊙ M v)
-                    out.append(("ldr", None, _lm(_dg(Node("diag", (c,))), t[2]), None))
+                    out.append(DiagBetween(None, _lm(_dg(Node("diag", (c,))), t[2]), None))
                 elif t[1] is None:                      # (diag(a) R) ⊙ C = diag(a) (R ⊙ C)
-                    out.append(("ldr", None, t[2], E.mul(t[3], c)))
+                    out.append(DiagBetween(None, t[2], E.mul(t[3], c)))
                 elif t[3] is None:                      # (L diag(a)) ⊙ C = (L ⊙ C) diag(a)
-                    out.append(("ldr", E.mul(t[1], c), t[2], None))
+                    out.append(DiagBetween(E.mul(t[1], c), t[2], None))
                 else:
                     raise NotLinear(node)
             return out
@@ -339,13 +388,13 @@ class _Linear:
         if op == "outer":
             if all(lin):
                 raise NotLinear(node)
-            return [("ol", reps[0], args[1])] if lin[0] else [("or", args[0], reps[1])]
+            return [OuterLeft(reps[0], args[1])] if lin[0] else [OuterRight(args[0], reps[1])]
         if op == "rows":                         # 𝟙 (M v)ᵀ
-            return [("or", E.ones((node.shape[0],)), reps[0])]
+            return [OuterRight(E.ones((node.shape[0],)), reps[0])]
         if op == "diag":
             r = reps[0]
             if args[0].ndim == 1:
-                return [("ldr", None, r, None)]
+                return [DiagBetween(None, r, None)]
             M = None
             for t in r:
                 if t[0] in ("ol", "or"):

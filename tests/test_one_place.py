@@ -92,3 +92,16 @@ def test_no_private_names_across_modules():
                          r"from \.derivation import _")
     for name in ("hessian.py", "check.py", "render.py", "derivation.py", "commands/derive.py"):
         assert pattern.findall((PACKAGE / name).read_text(encoding="utf-8")) == [], name
+
+
+def test_hessian_terms_are_named_types():
+    """The terms of a matrix linear in v read by name (t.M, t.u), and still by position in _Linear.apply."""
+    from symbackprop import expr as E
+    from symbackprop.hessian import DiagBetween, OuterLeft, OuterRight, ScalarTimes, _Linear
+    M, u, R = E.var("M", (3, 5)), E.var("u", (4,)), E.var("R", (3, 2))
+    t = OuterLeft(M, u)
+    assert (t.M, t.u) == (M, u) and (t[0], t[1], t[2]) == ("ol", M, u)
+    flipped = _Linear.transpose([t, DiagBetween(None, M, R), ScalarTimes(u, R)])
+    assert flipped[0] == OuterRight(u, M)
+    assert flipped[1] == DiagBetween(E.transpose(R), M, None)
+    assert flipped[2] == ScalarTimes(u, E.transpose(R))
