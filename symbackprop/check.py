@@ -36,20 +36,20 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .derivation import Derivation
+from .derivation import Derivation, resolve_wrt
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .evaluate import Substitute, evaluate, random_dims, random_point
 from .expr import RULES, Node, format_shape, shapes_equal, walk
 from .parse import MAX_FORMULA_CHARS, NAME_RE, PRIME, Parser
 from .printing import expand_macros, to_text
 from .rules import ELEMENTWISE
+from .tolerances import CLAIM_ATOL, CLAIM_RTOL
 
 #: Random sizes drawn for the symbolic dims, and random points per draw.
 DIM_DRAWS = 3
 POINTS_PER_DRAW = 2
 #: Two values agree when max|a − b| <= RTOL·max(|a|, |b|) + ATOL.
-RTOL = 1e-8
-ATOL = 1e-12
+RTOL, ATOL = CLAIM_RTOL, CLAIM_ATOL
 #: Sampled points keep the arguments of relu, step, sign and abs at least this far from 0.
 KINK_MARGIN = 1e-3
 _KINKS = ("relu", "step", "sign", "abs", "relu'", "step'", "sign'", "abs'")
@@ -231,7 +231,7 @@ class Problem:
             raise FormulaError(f"bad name {name!r} for a let", hint="names are letters, digits and _, e.g. x1")
         if name in self.lets:
             raise FormulaError(f"`{name}` is defined twice", hint="each let name is defined once")
-        self.parser._check_new_name(name, "intermediate", None, None)
+        self.parser.check_new_name(name, "intermediate", None, None)
         if name in {d.name for d in self.program.dims}:
             raise FormulaError(f"`{name}` is a dimension and cannot name an intermediate", hint="pick another name")
         node = self.parse(text, what=f"the definition of {name}")
@@ -294,11 +294,8 @@ class Problem:
         if target is None and wrt in self.lets:
             target, others = self._locate(wrt, self.lets[wrt])
         if target is None:
-            names = list(program.variables) + list(program.intermediates) + list(self.lets)
-            near = difflib.get_close_matches(wrt, names, 1)
-            raise FormulaError(f"the claim is about ∂{self.objective_name}/∂{wrt}, but `{wrt}` is neither a variable, "
-                               f"a named intermediate nor a let",
-                               hint=(f"did you mean `{near[0]}`? " if near else "") + "known names: " + ", ".join(names))
+            resolve_wrt(program, [wrt], kinds=("variable", "intermediate", "let"), lets=self.lets,
+                        flag=f"the claim about ∂{self.objective_name}/∂{wrt}")
         inter = dict(program.intermediates)
         for name, node in self.lets.items():
             if node in self._graph and name not in inter:
@@ -602,7 +599,7 @@ class _Judge:
         if text is None:
             return None
         try:
-            tree = self.p.parser._ast(text, text, 0)
+            tree = self.p.parser.parse_ast(text, text, 0)
         except SymbackpropError:
             return None
         body = "\n".join(tree.src_lines)

@@ -26,13 +26,14 @@ import jinja2
 import sympy
 
 from . import expr as E
-from .derivation import Derivation
+from .derivation import Derivation, resolve_wrt
+from .catalog import MODULES as CATALOG
 from .derive import backprop
 from .errors import FormulaError, InternalError
 from .expr import RULES, Node, walk
 from .parse import RESERVED, Program
 from .printing import expand_macros
-from .files import write_atomic  # noqa: F401  (re-exported for commands.codegen)
+from .files import load_source, write_atomic  # noqa: F401  (re-exported for callers and commands.codegen)
 from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np
 
 #: First line of every generated module: how `codegen -o` recognises files it may overwrite.
@@ -872,10 +873,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         raise FormulaError(f"unknown dtype {dtype!r}", hint="use float64 or float32")
     program = source.program if isinstance(source, Derivation) else source
     wrt = list(wrt) if wrt else None
-    for name in wrt or ():
-        if name not in program.variables:
-            raise FormulaError(f"--wrt names `{name}`, which is not an input of the formula",
-                               hint=f"inputs: {', '.join(program.variables)}")
+    resolve_wrt(program, wrt or (), kinds=("variable",))
     batch = list(batch or ())
     if batch and (hessian or hvp):
         raise FormulaError("--hessian and --hvp do not support --batch yet",
@@ -1111,9 +1109,7 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
                  f"{{name: array shaped like that input}}, and so is the result."),
             wrt_repr=repr(tuple(wrt)))
     if hessian:
-        if len(wrt) != 1:
-            raise FormulaError(f"--hessian is taken with respect to one variable, got {len(wrt)} ({', '.join(wrt)})",
-                               hint=f"add --wrt {wrt[0]}, or use --hvp for several variables")
+        resolve_wrt(program, wrt, kinds=("variable",), single="--hessian")
         name = wrt[0]
         var = program.variables.get(name)
         if var is None or var.ndim == 2:
@@ -1180,33 +1176,8 @@ def is_generated(path: Path) -> bool:
 
 # ----- generated/: the committed modules and their refresh -----
 
-#: (path relative to the repository root, codegen arguments). generated/README.md lists the same commands.
-GENERATED = [
-    ("generated/relu_net.py", ["(v @ relu(w * x + b) + c - y)**2", "--shape", "w=h", "--shape", "b=h", "--shape", "v=h",
-                               "--batch", "x,y", "--wrt", "w,b,v,c"]),
-    ("generated/relu_net_output.py", ["(v @ relu(w * x + b) + c - y)**2", "--shape", "w=h", "--shape", "b=h",
-                                      "--shape", "v=h", "--batch", "x,y", "--wrt", "v,c"]),
-    ("generated/mlp_relu.py", ["0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", "--shape", "W1=d,d", "--shape", "W2=d,d",
-                               "--shape", "x=d", "--shape", "b=d", "--shape", "y=d"]),
-    ("generated/mlp_tanh.py", ["0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2", "--shape", "W1=d,d", "--shape", "W2=d,d",
-                               "--shape", "x=d", "--shape", "b=d", "--shape", "y=d"]),
-    ("generated/mlp_relu_batch.py", ["0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", "--shape", "W1=h,d",
-                                     "--shape", "W2=k,h", "--shape", "x=d", "--shape", "b=h", "--shape", "y=k",
-                                     "--batch", "x,y", "--wrt", "W1,b,W2"]),
-    ("generated/relu_net_seeds.py", ["mean((relu(outer(x, w) + outer(o, b)) @ v + c * o - y)**2)", "--shape", "w=h",
-                                     "--shape", "b=h", "--shape", "v=h", "--shape", "x=B", "--shape", "y=B",
-                                     "--shape", "o=B", "--wrt", "w,b,v,c", "--batch", "x,y,o,w,b,v,c"]),
-    ("generated/relu_net_output_seeds.py", ["mean((relu(outer(x, w) + outer(o, b)) @ v + c * o - y)**2)",
-                                            "--shape", "w=h", "--shape", "b=h", "--shape", "v=h", "--shape", "x=B",
-                                            "--shape", "y=B", "--shape", "o=B", "--wrt", "v,c",
-                                            "--batch", "x,y,o,w,b,v,c"]),
-    ("generated/part_a.py", ["f(t) = t**2; g(t) = t; h(a, c) = a**2 + c**2; h(f(x), g(x))"]),
-    ("generated/logistic_hessian.py", ["mean(softplus(A @ x) - y * (A @ x))", "--shape", "A=m,n", "--shape", "x=n",
-                                       "--shape", "y=m", "--wrt", "x", "--hessian", "--hvp"]),
-    ("generated/tanh_net_hessian.py", ["0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2", "--shape", "W1=h,d",
-                                       "--shape", "W2=k,h", "--shape", "x=d", "--shape", "b=h", "--shape", "y=k",
-                                       "--wrt", "x", "--hessian", "--hvp"]),
-]
+#: (path relative to the repository root, codegen arguments), from symbackprop.catalog (the one list).
+GENERATED = [(m.path, [m.formula, *m.options]) for m in CATALOG]
 
 
 def refresh(root: Path | None = None, check: bool = False) -> list[str]:
@@ -1253,26 +1224,6 @@ def main(argv=None) -> int:
     else:
         print(f"{total} generated modules up to date")
     return 1 if (args.check and stale) else 0
-
-
-def load_source(source: str, name: str = "symbackprop_generated", keep: bool = True):
-    """Import generated module source as a fresh module object, as a user would import the file
-    (it is written to a private temporary folder first; tests, notebooks, the trainer). With
-    keep=False the folder is removed once the module is loaded."""
-    import importlib.util
-    import shutil
-    folder = tempfile.mkdtemp(prefix="symbackprop-")
-    try:
-        path = os.path.join(folder, f"{name}.py")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(source)
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
-    return module
 
 
 # ----- the self-check of a generated module (what `gradcheck` would do, before anything is written) -----

@@ -460,6 +460,11 @@ def _sum(a: Node) -> Node:
     return Node("sum", (a,))
 
 
+#: Public names of the helpers other modules build with (the underscored names are expr's own):
+#: the sum of every entry, (c, X) with n == c·X, c·x simplified, s for an array s·1, a checked axis.
+sum_all, split_coeff, scaled, fill_value, check_axis = _sum, _split_coeff, _scaled, _fill_value, _axis
+
+
 def numel(shape: tuple):
     n = sympy.Integer(1)
     for s in shape:
