@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import expr as E
-from .derivation import Derivation
+from .derivation import Derivation, resolve_wrt
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .evaluate import evaluate, random_dims, random_point
 from .expr import RULES, Node, format_shape, shapes_equal, walk
@@ -42,8 +42,8 @@ from .parse import MAX_FORMULA_CHARS, NAME_RE, PRIME, Parser
 from .printing import expand_macros, to_text
 from .check_support import (ATOL, KINK_MARGIN, KINK_SCALES, KINK_SHIFTS, KINK_STALE, KINK_TRIES,  # noqa: F401
                             RTOL, _agrees, _array_text, _canonical, _close, _cover_kinks, _describe_substitute,
-                            _dims_tried, _finite, _good_point, _json_array, _let_items, _nice, _orient,
-                            _shape_specs, _terms, _unname)
+                            _dims_tried, _domain_args, _finite, _good_point, _json_array, _let_items, _nice,
+                            _orient, _shape_specs, _terms, _unname)
 
 #: Random sizes drawn for the symbolic dims, and random points per draw.
 DIM_DRAWS = 3
@@ -217,7 +217,7 @@ class Problem:
             raise FormulaError(f"bad name {name!r} for a let", hint="names are letters, digits and _, e.g. x1")
         if name in self.lets:
             raise FormulaError(f"`{name}` is defined twice", hint="each let name is defined once")
-        self.parser._check_new_name(name, "intermediate", None, None)
+        self.parser.check_new_name(name, "intermediate", None, None)
         if name in {d.name for d in self.program.dims}:
             raise FormulaError(f"`{name}` is a dimension and cannot name an intermediate", hint="pick another name")
         node = self.parse(text, what=f"the definition of {name}")
@@ -280,11 +280,8 @@ class Problem:
         if target is None and wrt in self.lets:
             target, others = self._locate(wrt, self.lets[wrt])
         if target is None:
-            names = list(program.variables) + list(program.intermediates) + list(self.lets)
-            near = difflib.get_close_matches(wrt, names, 1)
-            raise FormulaError(f"the claim is about ∂{self.objective_name}/∂{wrt}, but `{wrt}` is neither a variable, "
-                               f"a named intermediate nor a let",
-                               hint=(f"did you mean `{near[0]}`? " if near else "") + "known names: " + ", ".join(names))
+            resolve_wrt(program, [wrt], kinds=("variable", "intermediate", "let"), lets=self.lets,
+                        flag=f"the claim about ∂{self.objective_name}/∂{wrt}")
         inter = dict(program.intermediates)
         for name, node in self.lets.items():
             if node in self._graph and name not in inter:
@@ -588,7 +585,7 @@ class _Judge:
         if text is None:
             return None
         try:
-            tree = self.p.parser._ast(text, text, 0)
+            tree = self.p.parser.parse_ast(text, text, 0)
         except SymbackpropError:
             return None
         body = "\n".join(tree.src_lines)
@@ -629,6 +626,8 @@ class _Judge:
         rng = np.random.default_rng(self.p.seed + 1)
         expanded = expand_macros(list(roots))
         kink_args = [n.args[0] for n in walk(expanded) if RULES[n.op].kink]
+        # where the claim alone may be undefined: each such argument is seen on both sides too
+        domain_args = [a for a in _domain_args(expanded[1]) if a not in kink_args] if need == 1 and len(expanded) > 1 else []
         out = []
         if not dims_list:
             dims_list = []
@@ -641,10 +640,12 @@ class _Judge:
         per = POINTS_PER_DRAW if program.dims else POINTS_PER_DRAW * DIM_DRAWS
         for dims in dims_list:
             for _ in range(per):
-                got = _good_point(program, rng, dims, expanded, kink_args, symmetric=symmetric, need=need)
+                got = _good_point(program, rng, dims, expanded, kink_args, symmetric=symmetric, need=need,
+                                  domain_args=domain_args)
                 if got is not None:
                     out.append(got)
-        return _cover_kinks(program, rng, out, expanded, kink_args, symmetric=symmetric, need=need)
+        return _cover_kinks(program, rng, out, expanded, kink_args, symmetric=symmetric, need=need,
+                            domain_args=domain_args)
 
     # ----- diagnoses -----
 

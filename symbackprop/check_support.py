@@ -1,5 +1,5 @@
-"""The claim checker's support: sampling points (every kink argument on both sides), comparing
-values, reading off terms and describing inputs, for the judge in check.py."""
+"""The claim checker's support: sampling points (every kink and domain argument on both sides),
+comparing values, reading off terms and describing inputs, for the judge in check.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,11 +11,12 @@ import sympy
 
 from .errors import FormulaError
 from .evaluate import Substitute, evaluate, random_point
-from .expr import Node
+from .expr import Node, walk
+from .rules import ELEMENTWISE
+from .tolerances import CLAIM_ATOL, CLAIM_RTOL
 
 #: Two values agree when max|a − b| <= RTOL·max(|a|, |b|) + ATOL.
-RTOL = 1e-8
-ATOL = 1e-12
+RTOL, ATOL = CLAIM_RTOL, CLAIM_ATOL
 #: Sampled points keep the arguments of relu, step, sign and abs at least this far from 0.
 KINK_MARGIN = 1e-3
 #: Extra points tried so that every kink argument is seen on both sides of its kink; the search stops after
@@ -36,7 +37,24 @@ class _Sample:
     kinks: list = field(default_factory=list)
 
 
-def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=None, need=1):
+def _domain_args(claim: Node) -> list[Node]:
+    """Arguments whose sign decides whether the claim is defined: those of log and sqrt (and every elementwise
+    function whose domain is not all reals), the bases of fractional powers, and divisors. A claim that is NaN
+    where such an argument is negative, while the derivative is finite there, is wrong; the sampler looks for
+    both signs of each, as it does for kinks (`exp(log(a))/a` agrees with 1 wherever a > 0)."""
+    out = []
+    for n in walk([claim]):
+        f = ELEMENTWISE.get(n.op)
+        if f is not None and f.domain == "positive":
+            out.append(n.args[0])
+        elif n.op == "pow" and n.args[1].op == "const" and not sympy.sympify(n.args[1].attrs[0]).is_integer:
+            out.append(n.args[0])
+        elif n.op == "div":
+            out.append(n.args[1])
+    return out
+
+
+def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=None, need=1, domain_args=()):
     """A point where the derivative (roots[0]), the objective and roots[:need] are finite, kinks are avoided
     and pre-activations have both signs.
 
@@ -50,7 +68,7 @@ def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=Non
                 point.values[k] = v = (v + v.T) / 2
             if round_to is not None:
                 point.values[k] = np.round(v, round_to)
-        got = _evaluate_point(program, point, roots, kink_args, need)
+        got = _evaluate_point(program, point, roots, kink_args, need, domain_args)
         if got is None:
             continue
         sample, domain, away, mixed = got
@@ -63,17 +81,19 @@ def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=Non
     return loose or looser
 
 
-def _evaluate_point(program, point, roots, kink_args, need=1):
+def _evaluate_point(program, point, roots, kink_args, need=1, domain_args=()):
     """(sample, objective finite, kinks away from 0, array kinks of both signs), or None where roots[:need]
-    is not finite."""
-    vals = evaluate(list(roots) + kink_args + [program.objective], point)
-    head, kinks, obj = vals[:len(roots)], vals[len(roots):-1], vals[-1]
+    is not finite. The sample records the kink arguments, then the domain arguments (which only count for
+    the sides seen: relu(x) under a square root is 0 on purpose)."""
+    vals = evaluate(list(roots) + list(kink_args) + list(domain_args) + [program.objective], point)
+    head, seen, obj = vals[:len(roots)], vals[len(roots):-1], vals[-1]
+    kinks = seen[:len(kink_args)]
     if not all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in head[:need]):
         return None
     domain = bool(np.all(np.isfinite(np.asarray(obj, dtype=float))))
     away = all(np.min(np.abs(k)) > KINK_MARGIN for k in kinks if np.size(k))
     mixed = all(np.size(k) < 2 or (np.min(k) < 0 < np.max(k)) for k in kinks)
-    return _Sample(point, head, kinks), domain, away, mixed
+    return _Sample(point, head, seen), domain, away, mixed
 
 
 def _sides(sample) -> set:
@@ -89,18 +109,18 @@ def _sides(sample) -> set:
     return out
 
 
-def _cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1):
+def _cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1, domain_args=()):
     """More points until every kink argument has been seen on both sides of its kink.
 
     A scalar argument (relu(w·x + b), abs(a)) has one sign per point, and an array may be one-signed at every
     point; a claim that forgets relu′ or sign agrees with the derivative on one side, so both must be sampled.
     New points are fresh random draws and sign flips of the variables of points already taken."""
-    if not kink_args or not samples:
+    if not (kink_args or domain_args) or not samples:
         return samples
     def constant(i):
         first = np.asarray(samples[0].kinks[i], dtype=float)
         return all(np.array_equal(np.asarray(s.kinks[i], dtype=float), first) for s in samples[1:])
-    wanted = {(i, sign) for i in range(len(kink_args)) if not constant(i) for sign in (-1, 1)}
+    wanted = {(i, sign) for i in range(len(kink_args) + len(domain_args)) if not constant(i) for sign in (-1, 1)}
     seen = set().union(*(_sides(s) for s in samples))
     missing = wanted - seen
     stale = 0
@@ -125,7 +145,7 @@ def _cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1):
             name = names[int(rng.integers(len(names)))]
             shift = float(rng.choice(KINK_SHIFTS))
             point = dataclasses.replace(base, values={**base.values, name: base.values[name] + shift})
-        got = _evaluate_point(program, point, roots, kink_args, need)
+        got = _evaluate_point(program, point, roots, kink_args, need, domain_args)
         stale += 1
         if got is None or not got[1] or not got[2]:
             continue

@@ -8,10 +8,10 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .derive import backprop
+from .derive import sweep
 from .errors import FormulaError, InternalError
 from .evaluate import directional_check, find_point
-from .expr import RULES, Node, format_shape, walk
+from .expr import Node, format_shape, walk
 from .parse import Program, parse_formula
 from .printing import render, shared_names
 from .scalar import canonical_scalar
@@ -19,6 +19,49 @@ from .scalar import canonical_scalar
 LAYOUTS = ("gradient", "numerator", "denominator")
 CHECK_TRIALS = 3
 PER_VARIABLE_CHECKS = 8
+
+
+_KIND_POOLS = {"variable": "variables", "intermediate": "intermediates", "let": None}
+_KIND_TEXT = {"variable": "a variable", "intermediate": "a named intermediate", "let": "a let"}
+
+
+def resolve_wrt(program: Program, names, *, kinds=("variable", "intermediate"), lets=None, flag: str = "--wrt",
+                single: str | None = None, why: str = "") -> dict[str, Node]:
+    """{name: node} for the names a derivative is taken with respect to: the one validation of --wrt.
+
+    `kinds`: what a name may be ("variable", "intermediate", "let": a name of `lets`); `flag`: where the
+    names came from, for the message; `single`: the option (e.g. "--hessian") that takes exactly one name;
+    `why`: the reason for the restriction to `kinds`, shown in the hint.
+
+    >>> from symbackprop.parse import parse_formula
+    >>> p = parse_formula("z = A @ x; sum(z)", {"A": "m,n", "x": "n"})
+    >>> list(resolve_wrt(p, ["x", "z"]))
+    ['x', 'z']
+    >>> try: resolve_wrt(p, ["z"], kinds=("variable",))
+    ... except FormulaError as e: print(e)
+    error: --wrt names `z`, which is not a variable
+    hint: variables: A, x
+    """
+    names = list(names)
+    if single is not None and len(names) != 1:
+        raise FormulaError(f"{single} is taken with respect to one variable, got {len(names)} ({', '.join(names)})",
+                           hint=f"add --wrt {names[0]}, or use --hvp for several variables" if names else
+                           "add --wrt NAME")
+    pools = [(k, getattr(program, _KIND_POOLS[k]) if _KIND_POOLS[k] else dict(lets or {})) for k in kinds]
+    out: dict[str, Node] = {}
+    for name in names:
+        node = next((pool[name] for _, pool in pools if name in pool), None)
+        if node is None:
+            import difflib
+            known = [n for _, pool in pools for n in pool]
+            near = difflib.get_close_matches(name, known, 1)
+            listed = "; ".join(f"{k}s: {', '.join(pool)}" for k, pool in pools if pool) or "no names to choose from"
+            what = ("neither " + ", ".join(_KIND_TEXT[k] for k in kinds[:-1]) + " nor " if len(kinds) > 1 else
+                    "not ") + _KIND_TEXT[kinds[-1]]
+            raise FormulaError(f"{flag} names `{name}`, which is {what}",
+                               hint=(why + "; " if why else "") + (f"did you mean `{near[0]}`?" if near else listed))
+        out[name] = node
+    return out
 
 
 @dataclass
@@ -48,23 +91,14 @@ class Derivation:
         self.objective = program.objective
         self._steps_cache = self._steps_names_cache = None
         self._placeholders: dict[Node, str] = {}
-        wrt = list(program.variables) if wrt is None else list(wrt)
-        self.wrt_nodes: dict[str, Node] = {}
-        for name in wrt:
-            node = program.variables.get(name) or program.intermediates.get(name)
-            if node is None:
-                import difflib
-                near = difflib.get_close_matches(name, list(program.variables) + list(program.intermediates), 1)
-                raise FormulaError(f"--wrt names `{name}`, which is neither a variable nor a named intermediate",
-                                   hint=f"did you mean `{near[0]}`?" if near else
-                                   f"variables: {', '.join(program.variables) or 'none'}")
-            self.wrt_nodes[name] = node
+        self.wrt_nodes: dict[str, Node] = resolve_wrt(program, list(program.variables) if wrt is None else wrt)
         self.order = walk(self.objective)
-        self.adjoints = backprop(self.objective, E.const(1), list(self.wrt_nodes.values()))
+        self.step_names = self._name_steps()
+        self.sweep = sweep(self.objective, E.const(1), list(self.wrt_nodes.values()), hold=self._hold)
+        self.adjoints = self.sweep.adjoints
         self.grads: dict[str, Node] = {
             n: canonical_scalar(self.adjoints.get(node, E.zeros(node.shape)), program.variables)
             for n, node in self.wrt_nodes.items()}
-        self.step_names = self._name_steps()
         self.checks: dict[str, Check] = self._self_check(seed) if check else {}
 
     # ----- naming -----
@@ -119,7 +153,7 @@ class Derivation:
                 user.setdefault(node, name)
         return user
 
-    def _result_names(self, roots, names: dict[Node, str] | None = None) -> dict[Node, str]:
+    def result_names(self, roots, names: dict[Node, str] | None = None) -> dict[Node, str]:
         """Names for printing `roots`: `names` (default: the user's) extended by step names (x1, …) and
         t1, t2, … for long shared sub-expressions. Extending the names of an earlier part of an output
         keeps one meaning per name across the whole output."""
@@ -127,7 +161,7 @@ class Derivation:
         return shared_names(roots, self._user_names() if names is None else names, prefix="t",
                             known=self.step_names, reserved=reserved)
 
-    def _where_nodes(self, names: dict[Node, str], roots) -> list[tuple[str, Node]]:
+    def defined_nodes(self, names: dict[Node, str], roots) -> list[tuple[str, Node]]:
         """The named nodes printing `roots` refers to (directly or through other names), in forward order."""
         used = {r for r in roots if r in names and r.args}
         pending = list(roots)
@@ -143,20 +177,21 @@ class Derivation:
                 pending.append(a)
         return [(names[node], node) for node in walk(list(used)) if node in used]
 
-    def _where(self, names: dict[Node, str], roots, style="text") -> list[tuple[str, str, tuple]]:
+    def definitions(self, names: dict[Node, str], roots, style="text") -> list[tuple[str, str, tuple]]:
         """Definitions of the names the printed results use, in forward order."""
-        return [(k, render(node, style, names, define=True), node.shape) for k, node in self._where_nodes(names, roots)]
+        return [(k, render(node, style, names, define=True), node.shape)
+                for k, node in self.defined_nodes(names, roots)]
 
     def text(self, wrt=None, layout: str = "gradient") -> str:
         """Each gradient with its shape, then the intermediates it refers to."""
         names_ = list(wrt or self.grads)
         roots = [self._as_layout(self.grads[n], layout) for n in names_]
-        names = self._result_names(roots)
+        names = self.result_names(roots)
         lines = []
         for n, r in zip(names_, roots):
             s = _row(render(r, "text", names), r, layout, "text")
             lines.append(f"∂{self.objective_name}/∂{n} = {s}    [{_layout_shape(self.grads[n].shape, layout)}]")
-        where = self._where(names, roots)
+        where = self.definitions(names, roots)
         if where:
             lines.append("where")
             lines += [f"  {k} = {v}    [{format_shape(sh)}]" for k, v, sh in where]
@@ -165,14 +200,14 @@ class Derivation:
     def latex(self, wrt=None, layout: str = "gradient") -> str:
         names_ = list(wrt or self.grads)
         roots = [self._as_layout(self.grads[n], layout) for n in names_]
-        names = self._result_names(roots)
-        tex = _latex_names(names)
-        obj = _latex_ident(self.objective_name)
+        names = self.result_names(roots)
+        tex = latex_names(names)
+        obj = latex_ident(self.objective_name)
         rows = []
         for n, r in zip(names_, roots):
             s = _row(render(r, "latex", tex), r, layout, "latex")
-            rows.append(f"\\frac{{\\partial {obj}}}{{\\partial {_latex_ident(n)}}} &= {s}")
-        for k, v, _ in self._where(tex, roots, "latex"):
+            rows.append(f"\\frac{{\\partial {obj}}}{{\\partial {latex_ident(n)}}} &= {s}")
+        for k, v, _ in self.definitions(tex, roots, "latex"):
             rows.append(f"{k} &= {v}")
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
@@ -185,10 +220,10 @@ class Derivation:
         in linear size at any depth)."""
         fulls = [full for _, _, full, _ in self._adjoint_steps()]
         if names is not None:
-            return self._result_names(fulls, {**self._forward_names(), **names})
+            return self.result_names(fulls, {**self._forward_names(), **names})
         if self._steps_names_cache is None:
-            grads = self._result_names(list(self.grads.values()))
-            self._steps_names_cache = self._result_names(fulls, {**self._forward_names(), **grads})
+            grads = self.result_names(list(self.grads.values()))
+            self._steps_names_cache = self.result_names(fulls, {**self._forward_names(), **grads})
         return self._steps_names_cache
 
     def steps(self, style: str = "text", names: dict[Node, str] | None = None) -> str:
@@ -204,10 +239,10 @@ class Derivation:
 
         def adj(label):
             if latex:
-                return f"\\frac{{\\partial {_latex_ident(obj)}}}{{\\partial {_latex_ident(label)}}}"
+                return f"\\frac{{\\partial {latex_ident(obj)}}}{{\\partial {latex_ident(label)}}}"
             return f"∂{obj}/∂{label}"
 
-        shown = _latex_names(names) if latex else names
+        shown = latex_names(names) if latex else names
         placeholders = {ph: adj(label) for ph, label in self._placeholders.items()}
         local_names = {**shown, **placeholders}
 
@@ -221,7 +256,7 @@ class Derivation:
             return f" \\quad ({_latex_shape(sh)})" if latex else f"    [{format_shape(sh)}]"
 
         def row(lhs, rhs):
-            return f"{_latex_ident(lhs) if latex else lhs} {'&=' if latex else '='} {rhs}"
+            return f"{latex_ident(lhs) if latex else lhs} {'&=' if latex else '='} {rhs}"
 
         lines = ["&\\text{Forward pass:}" if latex else "Forward pass:"]
         for node in self.order:
@@ -239,7 +274,7 @@ class Derivation:
             lines.append(f"{adj(label)} &= {rhs}{shape(sh)}" if latex else f"  {adj(label)} = {rhs}{shape(sh)}")
         defined = set(forward)
         printed = [full for _, _, full, _ in steps] + [local for _, local, _, _ in steps]
-        where = [(k, n) for k, n in self._where_nodes(names, printed) if n not in defined]
+        where = [(k, n) for k, n in self.defined_nodes(names, printed) if n not in defined]
         if where:
             lines.append("&\\text{where}" if latex else "where")
             for k, node in where:
@@ -248,41 +283,33 @@ class Derivation:
             return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
         return "\n".join(lines)
 
+    def _hold(self, node: Node) -> Node | None:
+        """The sweep's stand-in for the adjoint of a named intermediate: a placeholder variable that the
+        steps print as ∂ℓ/∂name, so each local adjoint reads in terms of the named adjoints above it."""
+        label = self.step_names.get(node)
+        if label is None or not node.args or node is self.objective:
+            return None
+        ph = E.var(f"_adj_{label}", node.shape)
+        self._placeholders[ph] = label
+        return ph
+
     def _adjoint_steps(self) -> list[tuple[str, Node, Node, tuple]]:
-        """(label, local chain-rule form, expanded form, shape) for each named node and each variable.
-        The local form is over placeholder variables (`self._placeholders`: placeholder -> label) that
-        print as the adjoints of the nodes named so far."""
+        """(label, local chain-rule form, expanded form, shape) for each named node and each variable, read
+        from the sweep's record. The local form is over placeholder variables (`self._placeholders`:
+        placeholder -> label) that print as the adjoints of the nodes named so far."""
         if self._steps_cache is not None:
             return self._steps_cache
         names = self._forward_names()
-        placeholders: dict[Node, str] = {}
-        adj: dict[Node, Node] = {self.objective: E.const(1)}
-        live = {n for n in self.order if n.op == "var"}
-        for node in self.order:
-            if any(a in live for a in node.args):
-                live.add(node)
-        out = []
         wanted = set(self.wrt_nodes.values())
+        out = []
         for node in reversed(self.order):
-            g = adj.get(node)
-            if g is None:
+            local, full = self.sweep.local.get(node), self.adjoints.get(node)
+            if local is None or full is None or node is self.objective:
                 continue
             label = names.get(node) or (node.attrs[0] if node.op == "var" else None)
-            if label is not None and node is not self.objective and (node.args or node in wanted):
-                full = self.adjoints.get(node)
-                if full is not None:
-                    out.append((label, g, full, node.shape))
-                if node.args:
-                    ph = E.var(f"_adj_{label}", node.shape)
-                    placeholders[ph] = label
-                    g = ph
-            if not node.args:
-                continue
-            for arg, part in zip(node.args, RULES[node.op].vjp(g, node)):
-                if part is None or arg not in live or E.is_zero(part):
-                    continue
-                adj[arg] = part if arg not in adj else adj[arg] + part
-        self._steps_cache, self._placeholders = out, placeholders
+            if label is not None and (node.args or node in wanted):
+                out.append((label, local, full, node.shape))
+        self._steps_cache = out
         return out
 
     # ----- checking -----
@@ -330,13 +357,13 @@ class Derivation:
         size stays linear in the formula's at any depth."""
         names_ = list(self.grads)
         roots = [self._as_layout(self.grads[n], layout) for n in names_]
-        names = self._result_names(roots)
+        names = self.result_names(roots)
         steps = self._adjoint_steps()
-        every = self._result_names([full for _, _, full, _ in steps], {**self._forward_names(), **names})
-        tex = _latex_names(names)
+        every = self.result_names([full for _, _, full, _ in steps], {**self._forward_names(), **names})
+        tex = latex_names(names)
         placeholders = {ph: f"∂{self.objective_name}/∂{label}" for ph, label in self._placeholders.items()}
         where_roots = roots + [full for _, _, full, _ in steps] + [local for _, local, _, _ in steps] + [self.objective]
-        every_tex = _latex_names(every)
+        every_tex = latex_names(every)
         return {
             "formula": self.program.source,
             "shapes": {k: [str(d) for d in v] for k, v in self.program.shapes.items()},
@@ -351,7 +378,7 @@ class Derivation:
                           "latex": render(node, "latex", every_tex, define=True),
                           "numpy": render(node, "np", every, define=True),
                           "shape": [str(d) for d in node.shape]}
-                      for k, node in self._where_nodes(every, where_roots)},
+                      for k, node in self.defined_nodes(every, where_roots)},
             "steps": [{"node": label, "local": render(local, "text", {**every, **placeholders}),
                        "adjoint": render(full, "text", every), "shape": [str(d) for d in shape]}
                       for label, local, full, shape in steps],
@@ -367,7 +394,7 @@ class Derivation:
     def gradients(self) -> dict:
         """The gradients as SymPy matrix expressions."""
         from .sympy_bridge import to_sympy
-        return {n: to_sympy(g, self._result_names(list(self.grads.values()))) for n, g in self.grads.items()}
+        return {n: to_sympy(g, self.result_names(list(self.grads.values()))) for n, g in self.grads.items()}
 
     def _repr_latex_(self) -> str:
         return "$$" + self.latex() + "$$"
@@ -420,15 +447,15 @@ def _row(s: str, r: Node, layout: str, style: str) -> str:
     return f"({s})ᵀ" if r.args else f"{s}ᵀ"
 
 
-def _latex_names(names: dict[Node, str]) -> dict[Node, str]:
-    return {k: _latex_ident(v) for k, v in names.items()}
+def latex_names(names: dict[Node, str]) -> dict[Node, str]:
+    return {k: latex_ident(v) for k, v in names.items()}
 
 
 def _latex_shape(shape) -> str:
     return "\\text{scalar}" if not shape else " \\times ".join(sympy.latex(s) for s in shape)
 
 
-def _latex_ident(name: str) -> str:
+def latex_ident(name: str) -> str:
     from .rules import latex_name
     if name.startswith("∂"):
         return "\\frac{\\partial \\ell}{\\partial " + latex_name(name.split("∂")[-1]) + "}"

@@ -22,15 +22,15 @@ from pathlib import Path
 import jinja2
 
 from . import expr as E
-from .derivation import Derivation
+from .derivation import Derivation, resolve_wrt
 from .derive import backprop
 from .errors import FormulaError, InternalError
 from .expr import Node, walk
 from .parse import RESERVED, Program
 from .printing import expand_macros
-from .files import write_atomic  # noqa: F401  (re-exported for commands.codegen)
+from .files import load_source, write_atomic  # noqa: F401  (re-exported for callers and commands.codegen)
 from .plan import constant
-from .selfcheck import check_module, load_source  # noqa: F401  (re-exported: the commands and tests use them)
+from .selfcheck import check_module  # noqa: F401  (re-exported: the commands and tests use it)
 from .printer_numpy import BatchedNumpyPrinter, NumpyPrinter
 from .rules import number_np
 from .rules_numpy import helpers as numpy_helpers
@@ -152,10 +152,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         raise FormulaError(f"unknown dtype {dtype!r}", hint="use float64 or float32")
     program = source.program if isinstance(source, Derivation) else source
     wrt = list(wrt) if wrt else None
-    for name in wrt or ():
-        if name not in program.variables:
-            raise FormulaError(f"--wrt names `{name}`, which is not an input of the formula",
-                               hint=f"inputs: {', '.join(program.variables)}")
+    resolve_wrt(program, wrt or (), kinds=("variable",))
     batch = list(batch or ())
     if batch and (hessian or hvp):
         raise FormulaError("--hessian and --hvp do not support --batch yet",
@@ -392,9 +389,7 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
                  f"{{name: array shaped like that input}}, and so is the result."),
             wrt_repr=repr(tuple(wrt)))
     if hessian:
-        if len(wrt) != 1:
-            raise FormulaError(f"--hessian is taken with respect to one variable, got {len(wrt)} ({', '.join(wrt)})",
-                               hint=f"add --wrt {wrt[0]}, or use --hvp for several variables")
+        resolve_wrt(program, wrt, kinds=("variable",), single="--hessian")
         name = wrt[0]
         var = program.variables.get(name)
         if var is None or var.ndim == 2:

@@ -1,6 +1,8 @@
 """Errors users see: one message that says what, where (with a caret) and how to fix."""
 from __future__ import annotations
 
+import importlib
+
 
 class SymbackpropError(Exception):
     """Base class of every error the CLI reports as a clean message (exit 2)."""
@@ -69,3 +71,21 @@ def _caret(source: str, offset: int, length: int) -> list[str]:
     width = max(1, min(length, len(line) - col))
     printable = "".join(ch if ch.isprintable() else "?" for ch in line)
     return ["  " + printable, "  " + " " * col + "^" * width]
+
+
+class MissingExtra(SymbackpropError):
+    """A command needs the packages of an optional extra (pyproject.toml) that is not installed."""
+
+
+def require_extra(extra: str, modules, what: str) -> None:
+    """Raise MissingExtra (exit 2) naming `extra` unless every module in `modules` imports."""
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingExtra(f"{what} needs {' and '.join(missing)}, which is not installed (the optional "
+                           f"`{extra}` extra)",
+                           hint=f"pip install 'symbackprop[{extra}]' (in a checkout: pip install '.[{extra}]')")

@@ -10,11 +10,8 @@ import sympy
 
 from .expr import RULES, Node, walk
 from .printing import expand_macros
+from .tolerances import FD_ATOL, FD_EPS, FD_RTOL, TINY  # noqa: F401  (FD_*: re-exported, named in tolerances)
 
-#: Tolerances, named once: central differences along a random direction.
-FD_EPS = 1e-6
-FD_RTOL = 1e-5
-FD_ATOL = 1e-8
 #: inv of a matrix worse conditioned than this counts as undefined (the point is not used).
 MAX_CONDITION = 1e12
 
@@ -154,7 +151,7 @@ class FDResult:
 
     @property
     def error(self) -> float:
-        return abs(self.analytic - self.numeric) / max(abs(self.analytic), abs(self.numeric), 1e-12)
+        return abs(self.analytic - self.numeric) / max(abs(self.analytic), abs(self.numeric), TINY)
 
 
 def directional_check(objective: Node, wrt, grad, point: Point, rng, base_value=None) -> FDResult:

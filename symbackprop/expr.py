@@ -449,6 +449,8 @@ def _sum(a: Node) -> Node:
         return a
     if is_zero(a):
         return const(0)
+    if a.op == "eye":                                   # tr(I) = n: no size left to the reader to guess
+        return const(a.shape[0])
     s = _fill_value(a)
     if s is not None:
         return mul(s, const(numel(a.shape)))
@@ -456,6 +458,11 @@ def _sum(a: Node) -> Node:
     if c != 1:
         return _scaled(c, _sum(x))
     return Node("sum", (a,))
+
+
+#: Public names of the helpers other modules build with (the underscored names are expr's own):
+#: the sum of every entry, (c, X) with n == c·X, c·x simplified, s for an array s·1, a checked axis.
+sum_all, split_coeff, scaled, fill_value, check_axis = _sum, _split_coeff, _scaled, _fill_value, _axis
 
 
 def numel(shape: tuple):

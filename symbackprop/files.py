@@ -1,8 +1,11 @@
-"""Output files: written atomically (a temporary file in the same folder, then os.replace),
-so a failure never leaves a half-written file, and with the permissions the umask gives."""
+"""Files: output written atomically (a temporary file in the same folder, then os.replace), so a failure
+never leaves a half-written file, and with the permissions the umask gives; and the one loader of
+generated modules (`load_file`, `load_source`)."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import tempfile
 from typing import Callable
 
@@ -42,3 +45,31 @@ def write_atomic(path, data: bytes | str) -> None:
             with open(tmp, "wb") as f:
                 f.write(data)
     atomic_output(path, write)
+
+
+def load_file(path, name: str | None = None):
+    """Import the Python file `path` (a generated module) as a fresh module object named `name`
+    (default: _symbackprop_generated_<stem>), not entered in sys.modules."""
+    path = os.fspath(path)
+    name = name or "_symbackprop_generated_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_source(source: str, name: str = "symbackprop_generated", keep: bool = True):
+    """Import generated module source as a fresh module object, as a user would import the file
+    (it is written to a private temporary folder first; tests, notebooks, the trainer). With
+    keep=False the folder is removed once the module is loaded."""
+    folder = tempfile.mkdtemp(prefix="symbackprop-")
+    try:
+        path = os.path.join(folder, f"{name}.py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(source)
+        return load_file(path, name)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)

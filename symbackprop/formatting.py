@@ -39,7 +39,7 @@ def number_fmt(v) -> tuple[str, int]:
     """A constant as plain-text math with the precedence of that text (1/3 is a quotient, −2 a negation),
     so that the printers parenthesise it wherever it would otherwise read differently: (2/3)^x, x^(1/3)."""
     v = sympy.sympify(v)
-    if v.is_Add and not v.is_number:                 # 1/m − 1/n: a positive term first where there is one
+    if v.is_Add:                                     # 1/m − 1/n, 1/2 + √3: a positive term first where there is one
         terms = sorted(v.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
         out = _grouped(number_fmt(terms[0]), ADD)
         for t in terms[1:]:

@@ -20,17 +20,20 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 
 from . import expr as E
-from .derivation import Derivation
+from .derivation import Derivation, resolve_wrt
 from .derive import backprop
-from .errors import FormulaError, InternalError
-from .evaluate import FD_ATOL, FD_EPS, FD_RTOL, evaluate, find_point
+from .errors import InternalError
+from .evaluate import evaluate, find_point
 from .expr import Node, format_shape, walk
 from .printing import render, to_latex, to_text
 from .rules_linear import linear_rule
+from .tolerances import FD_ATOL, FD_EPS, FD_RTOL, SECOND_ORDER_SLACK, TINY
 
 CHECK_TRIALS = 3
 
@@ -43,7 +46,7 @@ def inner(a: Node, b: Node) -> Node:
         return E.mul(a, b)
     if a.ndim == 1:
         return E.dot(a, b)
-    return E._sum(E.mul(a, b))
+    return E.sum_all(E.mul(a, b))
 
 
 def hvp(grads: dict[Node, Node], directions: dict[Node, Node]) -> dict[Node, Node]:
@@ -85,9 +88,9 @@ def _lm(A: Node, M: Node) -> Node:
         return A
     if A.op == "eye":
         return M
-    c, X = E._split_coeff(M)
+    c, X = E.split_coeff(M)
     if c != 1:
-        return E._scaled(c, _lm(A, X))
+        return E.scaled(c, _lm(A, X))
     if M.op == "outer":
         return E.outer(_mv(A, M.args[0]), M.args[1])
     if _is_dg(A):
@@ -127,7 +130,7 @@ def _collect(M: Node) -> Node:
     rest = []
     for sign, t in terms:
         if t.op == "matmul" and _is_dg(t.args[0]):
-            groups.setdefault(t.args[1], []).append(E._scaled(sign, t.args[0].args[0]))
+            groups.setdefault(t.args[1], []).append(E.scaled(sign, t.args[0].args[0]))
         else:
             rest.append((sign, t))
     if all(len(g) < 2 for g in groups.values()):
@@ -153,12 +156,54 @@ def _covec(M: Node, c: Node) -> Node:
     return _mv(E.transpose(M), c)
 
 
+class _Term:
+    """A term of a matrix linear in a vector direction v (see _Linear). Its fields read by name; t[0] is its
+    TAG and t[1], t[2], … its fields, for the per-operator branches of _Linear.apply."""
+    TAG: ClassVar[str] = ""
+
+    def __getitem__(self, i):
+        return (self.TAG, *(getattr(self, f.name) for f in fields(self)))[i]
+
+
+@dataclass(frozen=True)
+class OuterLeft(_Term):
+    """(M v) uᵀ."""
+    TAG: ClassVar[str] = "ol"
+    M: Node
+    u: Node
+
+
+@dataclass(frozen=True)
+class OuterRight(_Term):
+    """u (M v)ᵀ."""
+    TAG: ClassVar[str] = "or"
+    u: Node
+    M: Node
+
+
+@dataclass(frozen=True)
+class ScalarTimes(_Term):
+    """(wᵀv) C."""
+    TAG: ClassVar[str] = "sc"
+    w: Node
+    C: Node
+
+
+@dataclass(frozen=True)
+class DiagBetween(_Term):
+    """L diag(M v) R, with L or R None for the identity."""
+    TAG: ClassVar[str] = "ldr"
+    L: Node | None
+    M: Node
+    R: Node | None
+
+
 class _Linear:
     """Representations of sub-expressions linear in a vector direction v of length n:
 
     scalar e: a vector w with e = wᵀv;   vector e: a matrix M with e = M v;
-    matrix e: a list of terms, each ('ol', M, u) = (M v) uᵀ, ('or', u, M) = u (M v)ᵀ,
-    ('sc', w, C) = (wᵀv) C or ('ldr', L, M, R) = L diag(M v) R (L, R None for I)."""
+    matrix e: a list of terms, each OuterLeft(M, u) = (M v) uᵀ, OuterRight(u, M) = u (M v)ᵀ,
+    ScalarTimes(w, C) = (wᵀv) C or DiagBetween(L, M, R) = L diag(M v) R (L, R None for I)."""
 
     def __init__(self, v: Node):
         self.v, self.n = v, v.shape[0]
@@ -189,29 +234,34 @@ class _Linear:
             return E.mul(s, r)
         out = []
         for t in r:
-            if t[0] == "ol":
-                out.append(("ol", E.mul(s, t[1]), t[2]))
-            elif t[0] == "or":
-                out.append(("or", t[1], E.mul(s, t[2])))
-            elif t[0] == "sc":
-                out.append(("sc", E.mul(s, t[1]), t[2]))
+            if isinstance(t, OuterLeft):
+                out.append(OuterLeft(E.mul(s, t.M), t.u))
+            elif isinstance(t, OuterRight):
+                out.append(OuterRight(t.u, E.mul(s, t.M)))
+            elif isinstance(t, ScalarTimes):
+                out.append(ScalarTimes(E.mul(s, t.w), t.C))
             else:
-                out.append(("ldr", t[1], E.mul(s, t[2]), t[3]))
+                out.append(DiagBetween(t.L, E.mul(s, t.M), t.R))
         return out
 
     @staticmethod
     def transpose(r):
-        flip = {"ol": lambda t: ("or", t[2], t[1]), "or": lambda t: ("ol", t[2], t[1]),
-                "sc": lambda t: ("sc", t[1], E.transpose(t[2])),
-                "ldr": lambda t: ("ldr", None if t[3] is None else E.transpose(t[3]), t[2],
-                                  None if t[1] is None else E.transpose(t[1]))}
-        return [flip[t[0]](t) for t in r]
+        def flip(t):
+            if isinstance(t, OuterLeft):
+                return OuterRight(t.u, t.M)
+            if isinstance(t, OuterRight):
+                return OuterLeft(t.M, t.u)
+            if isinstance(t, ScalarTimes):
+                return ScalarTimes(t.w, E.transpose(t.C))
+            return DiagBetween(None if t.R is None else E.transpose(t.R), t.M,
+                               None if t.L is None else E.transpose(t.L))
+        return [flip(t) for t in r]
 
     def broadcast(self, w: Node, shape) -> object:
         """A scalar wᵀv broadcast to `shape`."""
         if len(shape) == 1:
             return E.outer(E.ones(shape), w)
-        return [("sc", w, E.ones(shape))]
+        return [ScalarTimes(w, E.ones(shape))]
 
     def add(self, a, b, ndim):
         if ndim == 1:
@@ -229,14 +279,14 @@ class _Linear:
             return _lm(A, r)
         out = []
         for t in r:
-            if t[0] == "ol":
-                out.append(("ol", _lm(A, t[1]), t[2]))
-            elif t[0] == "or":
-                out.append(("or", _mv(A, t[1]), t[2]))
-            elif t[0] == "sc":
-                out.append(("sc", t[1], E.matmul(A, t[2])))
+            if isinstance(t, OuterLeft):
+                out.append(OuterLeft(_lm(A, t.M), t.u))
+            elif isinstance(t, OuterRight):
+                out.append(OuterRight(_mv(A, t.u), t.M))
+            elif isinstance(t, ScalarTimes):
+                out.append(ScalarTimes(t.w, E.matmul(A, t.C)))
             else:
-                out.append(("ldr", A if t[1] is None else E.matmul(A, t[1]), t[2], t[3]))
+                out.append(DiagBetween(A if t.L is None else E.matmul(A, t.L), t.M, t.R))
         return out
 
     def right(self, r, B: Node):
@@ -244,29 +294,29 @@ class _Linear:
         if B.ndim == 1:
             M = None
             for t in r:
-                if t[0] == "ol":
-                    part = E.mul(E.dot(t[2], B), t[1])
-                elif t[0] == "or":
-                    part = E.outer(t[1], _covec(t[2], B))
-                elif t[0] == "sc":
-                    part = E.outer(_mv(t[2], B), t[1])
+                if isinstance(t, OuterLeft):
+                    part = E.mul(E.dot(t.u, B), t.M)
+                elif isinstance(t, OuterRight):
+                    part = E.outer(t.u, _covec(t.M, B))
+                elif isinstance(t, ScalarTimes):
+                    part = E.outer(_mv(t.C, B), t.w)
                 else:
-                    y = B if t[3] is None else _mv(t[3], B)
-                    part = _lm(_dg(y), t[2])
-                    if t[1] is not None:
-                        part = _lm(t[1], part)
+                    y = B if t.R is None else _mv(t.R, B)
+                    part = _lm(_dg(y), t.M)
+                    if t.L is not None:
+                        part = _lm(t.L, part)
                 M = part if M is None else E.add(M, part)
             return M
         out = []
         for t in r:
-            if t[0] == "ol":
-                out.append(("ol", t[1], _mv(E.transpose(B), t[2])))
-            elif t[0] == "or":
-                out.append(("or", t[1], _lm(E.transpose(B), t[2])))
-            elif t[0] == "sc":
-                out.append(("sc", t[1], E.matmul(t[2], B)))
+            if isinstance(t, OuterLeft):
+                out.append(OuterLeft(t.M, _mv(E.transpose(B), t.u)))
+            elif isinstance(t, OuterRight):
+                out.append(OuterRight(t.u, _lm(E.transpose(B), t.M)))
+            elif isinstance(t, ScalarTimes):
+                out.append(ScalarTimes(t.w, E.matmul(t.C, B)))
             else:
-                out.append(("ldr", t[1], t[2], B if t[3] is None else E.matmul(t[3], B)))
+                out.append(DiagBetween(t.L, t.M, B if t.R is None else E.matmul(t.R, B)))
         return out
 
     # ----- one node: the operator's rule (rules_linear.LINEAR) -----
@@ -278,6 +328,7 @@ class _Linear:
         raise NotLinear(node)
 
     lm, mv, covec, dg = staticmethod(_lm), staticmethod(_mv), staticmethod(_covec), staticmethod(_dg)
+    OuterLeft, OuterRight, ScalarTimes, DiagBetween = OuterLeft, OuterRight, ScalarTimes, DiagBetween
 
 
 def hessian_matrix(hv: Node, direction: Node) -> Node | None:
@@ -305,10 +356,7 @@ class SecondOrder:
         self.d = d
         program = d.program
         names = list(wrt) if wrt else list(d.wrt_nodes)
-        for name in names:
-            if name not in program.variables:
-                raise FormulaError(f"second derivatives are taken with respect to variables; `{name}` is not one",
-                                   hint=f"variables: {', '.join(program.variables)}")
+        resolve_wrt(program, names, kinds=("variable",), why="second derivatives are taken with respect to variables")
         if any(n not in d.grads for n in names):
             d = self.d = Derivation(program, wrt=names, check=check, seed=seed)
         self.wrt = names
@@ -386,8 +434,8 @@ class SecondOrder:
                     size = max(float(np.max(np.abs(numeric))) if numeric.size else 0.0,
                                float(np.max(np.abs(analytic))) if numeric.size else 0.0)
                     gscale = float(np.max(np.abs(g0[i]))) if np.size(g0[i]) else 0.0
-                    tol = 10 * FD_RTOL * size + FD_ATOL * max(1.0, gscale) * 10
-                    rel = err / max(size, 1e-12)
+                    tol = SECOND_ORDER_SLACK * (FD_RTOL * size + FD_ATOL * max(1.0, gscale))
+                    rel = err / max(size, TINY)
                     worst = max(worst, rel if math.isfinite(rel) else math.inf)
                     if not (math.isfinite(err) and err <= tol):
                         raise InternalError(
@@ -403,10 +451,10 @@ class SecondOrder:
         (t1, … numbered as `derive` numbers them), then those the HVPs and the Hessian add. Every part of
         an output prints with it, so a name has one meaning and one definition throughout."""
         if self._names_cache is None:
-            names = self.d._result_names([self.d.grads[n] for n in self.wrt])
-            names = self.d._result_names([self.hvps[n] for n in self.wrt], names)
+            names = self.d.result_names([self.d.grads[n] for n in self.wrt])
+            names = self.d.result_names([self.hvps[n] for n in self.wrt], names)
             if self.hessian is not None:
-                names = self.d._result_names([self.hessian], names)
+                names = self.d.result_names([self.hessian], names)
             self._names_cache = names
         return self._names_cache
 
@@ -452,7 +500,7 @@ class SecondOrder:
         return "\n".join(lines)
 
     def _where_lines(self, names, roots, style="text"):
-        where = self.d._where(names, roots, style)
+        where = self.d.definitions(names, roots, style)
         if not where:
             return []
         return ["where"] + [f"  {k} = {v}    [{format_shape(sh)}]" for k, v, sh in where]
@@ -462,29 +510,29 @@ class SecondOrder:
             ([self.hessian] if self.hessian is not None else [])
 
     def latex(self) -> str:
-        from .derivation import _latex_ident, _latex_names
+        from .derivation import latex_ident, latex_names
         names = self._names()
-        tex = _latex_names(names)
-        obj = _latex_ident(self.objective_name)
+        tex = latex_names(names)
+        obj = latex_ident(self.objective_name)
         rows = []
         for n in self.wrt:
-            v = _latex_ident(self.directions[n].attrs[0])
-            lhs = (f"\\frac{{\\partial^2 {obj}}}{{\\partial {_latex_ident(n)}^2}} {v}" if len(self.wrt) == 1
-                   else f"(H v)_{{{_latex_ident(n)}}}")
+            v = latex_ident(self.directions[n].attrs[0])
+            lhs = (f"\\frac{{\\partial^2 {obj}}}{{\\partial {latex_ident(n)}^2}} {v}" if len(self.wrt) == 1
+                   else f"(H v)_{{{latex_ident(n)}}}")
             rows.append(f"{lhs} &= {to_latex(self.hvps[n], tex)}")
         if self.hessian is not None:
-            rows.append(f"\\frac{{\\partial^2 {obj}}}{{\\partial {_latex_ident(self.wrt[0])}^2}} &= "
+            rows.append(f"\\frac{{\\partial^2 {obj}}}{{\\partial {latex_ident(self.wrt[0])}^2}} &= "
                         f"{to_latex(self.hessian, tex)}")
         roots = self._roots()[len(self.wrt):]
-        for k, v, _ in self.d._where(tex, roots, "latex"):
+        for k, v, _ in self.d.definitions(tex, roots, "latex"):
             rows.append(f"{k} &= {v}")
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
     def to_dict(self) -> dict:
         """Gradients, HVPs and the Hessian as text, LaTeX and NumPy, over one set of names defined in `where`."""
-        from .derivation import _latex_names
+        from .derivation import latex_names
         names = self._names()
-        tex = _latex_names(names)
+        tex = latex_names(names)
 
         def forms(node):
             return {"shape": [str(s) for s in node.shape], "text": render(node, "text", names),
@@ -503,7 +551,7 @@ class SecondOrder:
                           "latex": render(node, "latex", tex, define=True),
                           "numpy": render(node, "np", names, define=True),
                           "shape": [str(s) for s in node.shape]}
-                      for k, node in self.d._where_nodes(names, self._roots())},
+                      for k, node in self.d.defined_nodes(names, self._roots())},
             "check": self.checks,
         }
 

@@ -140,7 +140,7 @@ class Parser:
         self.visits, self._in_program = 0, False
         self.unshaped_uses: dict[str, list] = {}      # variable without a shape -> [(_Ctx, ast node)] where used
         for name in self.elementwise + self.functions:
-            self._check_new_name(name, "function", None, None)
+            self.check_new_name(name, "function", None, None)
             if name in RULES:
                 raise FormulaError(f"`{name}` is a built-in; pick another name for the abstract function")
         dims = {d.name for s in self.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
@@ -211,7 +211,7 @@ class Parser:
             m = _ASSIGN_RE.match(text)
             if m:
                 name = m.group(1)
-                self._check_new_name(name, "intermediate", source, offset + m.start(1))
+                self.check_new_name(name, "intermediate", source, offset + m.start(1))
                 node = self.expression(text[m.end():], source, offset + m.end())
                 self.intermediates[name] = node
                 if last:
@@ -363,7 +363,7 @@ class Parser:
 
     def _define(self, m, text, offset, source):
         name = m.group(1)
-        self._check_new_name(name, "function", source, offset + m.start(1))
+        self.check_new_name(name, "function", source, offset + m.start(1))
         params = tuple(p.strip() for p in m.group(2).split(",")) if m.group(2).strip() else ()
         for p in params:
             if not NAME_RE.match(p) or p in RESERVED:
@@ -372,10 +372,10 @@ class Parser:
         if len(set(params)) != len(params):
             raise FormulaError(f"repeated parameter in the definition of {name}", source=source, offset=offset)
         body_text = text[m.end():]
-        tree = self._ast(body_text, source, offset + m.end())
+        tree = self.parse_ast(body_text, source, offset + m.end())
         self.definitions[name] = FunctionDef(name, params, tree, source, offset + m.end(), dict(self.definitions))
 
-    def _check_new_name(self, name, what, source, offset):
+    def check_new_name(self, name, what, source, offset):
         if not NAME_RE.match(name):                  # Python would NFKC-normalise a non-ASCII name: `aﬁ` is `afi`
             raise FormulaError(f"`{name}` is not a valid {what} name", source=source, offset=offset,
                                length=len(name), hint="names are ASCII letters, digits and _, starting with a letter")
@@ -398,10 +398,10 @@ class Parser:
         source = text if source is None else source
         if not self._in_program:
             self.visits = 0
-        tree = self._ast(text, source, offset)
+        tree = self.parse_ast(text, source, offset)
         return self._build(tree, source, offset, scope or {}, dict(self.definitions))
 
-    def _ast(self, text, source, offset):
+    def parse_ast(self, text, source, offset):
         bad = _unencodable(text)
         if bad is not None:                          # lone surrogates (undecodable bytes on the command line)
             raise FormulaError("the formula contains bytes that are not valid UTF-8 text",

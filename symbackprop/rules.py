@@ -253,16 +253,39 @@ def _reduce_build(what, whole):
     return build
 
 
+def _uniform(x: Node):
+    """The common value s of a vector whose entries are all equal (0, s·𝟙), else None."""
+    return const(0) if E.is_zero(x) else E._fill_value(x)
+
+
+def _softmax_vector(x: Node) -> Node:
+    """softmax of a vector; of a constant vector it is 𝟙/n (printed with no hidden size)."""
+    if _uniform(x) is not None:
+        return E.ones(x.shape) / const(x.shape[0])
+    return Node("softmax", (x,))
+
+
+def _logsumexp_vector(x: Node) -> Node:
+    """logsumexp of a vector; of s·𝟙 it is s + log n."""
+    s = _uniform(x)
+    if s is not None:
+        return s + const(sympy.log(x.shape[0]))
+    return Node("logsumexp", (x,))
+
+
+E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector)     # folded on rebuilds too
+
+
 def _softmax_build(x, axis=None):
     if axis is None:
         if x.ndim == 2:
             raise ShapeError(f"softmax of a {format_shape(x.shape)} matrix needs axis=",
                              hint="softmax(Z, axis=1) normalises each row, axis=0 each column (symbackprop does "
                                   "not follow scipy's default of normalising over all entries)")
-        return Node("softmax", (x,))
+        return _softmax_vector(x)
     axis = E._axis(x, axis, "softmax")
     if x.ndim == 1:
-        return Node("softmax", (x,))
+        return _softmax_vector(x)
     return Node("softmax_rows", (x,)) if axis == 1 else E.transpose(Node("softmax_rows", (E.transpose(x),)))
 
 
@@ -272,10 +295,10 @@ def _logsumexp_build(x, axis=None):
             raise ShapeError(f"logsumexp of a {format_shape(x.shape)} matrix needs axis=",
                              hint="logsumexp(Z, axis=1) reduces each row, axis=0 each column (symbackprop does "
                                   "not follow scipy's default of reducing over all entries)")
-        return Node("logsumexp", (x,))
+        return _logsumexp_vector(x)
     axis = E._axis(x, axis, "logsumexp")
     if x.ndim == 1:
-        return Node("logsumexp", (x,))
+        return _logsumexp_vector(x)
     return Node("logsumexp_rows", (x if axis == 1 else E.transpose(x),))
 
 

@@ -56,23 +56,23 @@ def _scaling(reciprocal: bool):
         if c.ndim == 0:
             return lin.scale(r, e.ndim, c)
         if e.ndim == 0:                           # (wᵀv) c
-            return E.outer(c, r) if c.ndim == 1 else [("sc", r, c)]
+            return E.outer(c, r) if c.ndim == 1 else [lin.ScalarTimes(r, c)]
         if e.ndim == 1:
             return lin.lm(lin.dg(c), r)
         out = []
         for t in r:                               # (matrix linear in v) ⊙ C
             if t[0] == "ol":
-                out.append(("ldr", None, t[1], E.matmul(c, lin.dg(t[2]))))
+                out.append(lin.DiagBetween(None, t[1], E.matmul(c, lin.dg(t[2]))))
             elif t[0] == "or":
-                out.append(("ldr", E.matmul(lin.dg(t[1]), c), t[2], None))
+                out.append(lin.DiagBetween(E.matmul(lin.dg(t[1]), c), t[2], None))
             elif t[0] == "sc":
-                out.append(("sc", t[1], E.mul(c, t[2])))
+                out.append(lin.ScalarTimes(t[1], E.mul(c, t[2])))
             elif t[1] is None and t[3] is None:         # diag(M v) ⊙ C = diag(diag(C) ⊙ M v)
-                out.append(("ldr", None, lin.lm(lin.dg(Node("diag", (c,))), t[2]), None))
+                out.append(lin.DiagBetween(None, lin.lm(lin.dg(Node("diag", (c,))), t[2]), None))
             elif t[1] is None:                          # (diag(a) R) ⊙ C = diag(a) (R ⊙ C)
-                out.append(("ldr", None, t[2], E.mul(t[3], c)))
+                out.append(lin.DiagBetween(None, t[2], E.mul(t[3], c)))
             elif t[3] is None:                          # (L diag(a)) ⊙ C = (L ⊙ C) diag(a)
-                out.append(("ldr", E.mul(t[1], c), t[2], None))
+                out.append(lin.DiagBetween(E.mul(t[1], c), t[2], None))
             else:
                 lin.not_linear(node)
         return out
@@ -102,17 +102,17 @@ def _dot(lin, node, reps):
 def _outer(lin, node, reps):
     if all(r is not None for r in reps):
         lin.not_linear(node)
-    return [("ol", reps[0], node.args[1])] if reps[0] is not None else [("or", node.args[0], reps[1])]
+    return [lin.OuterLeft(reps[0], node.args[1])] if reps[0] is not None else [lin.OuterRight(node.args[0], reps[1])]
 
 
 def _rows(lin, node, reps):                      # 𝟙 (M v)ᵀ
-    return [("or", E.ones((node.shape[0],)), reps[0])]
+    return [lin.OuterRight(E.ones((node.shape[0],)), reps[0])]
 
 
 def _diag(lin, node, reps):
     r = reps[0]
     if node.args[0].ndim == 1:
-        return [("ldr", None, r, None)]
+        return [lin.DiagBetween(None, r, None)]
     M = None
     for t in r:
         if t[0] in ("ol", "or"):
@@ -173,9 +173,9 @@ def _trace_term(lin, t):
 def _sum_term(lin, t):
     if t[0] in ("ol", "or"):
         u, m = (t[2], t[1]) if t[0] == "ol" else (t[1], t[2])
-        return E.mul(E._sum(u), lin.covec(m, E.ones((m.shape[0],))))
+        return E.mul(E.sum_all(u), lin.covec(m, E.ones((m.shape[0],))))
     if t[0] == "sc":
-        return E.mul(E._sum(t[2]), t[1])
+        return E.mul(E.sum_all(t[2]), t[1])
     L, m, R = t[1], t[2], t[3]
     k = m.shape[0]
     lt = E.ones((k,)) if L is None else lin.covec(L, E.ones((L.shape[0],)))

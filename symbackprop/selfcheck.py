@@ -2,32 +2,11 @@
 with central finite differences of its own forward, as `gradcheck` would, before anything is written."""
 from __future__ import annotations
 
-import os
-import tempfile
 
 from .derivation import Derivation
 from .errors import InternalError
+from .files import load_source
 from .parse import Program
-
-
-def load_source(source: str, name: str = "symbackprop_generated", keep: bool = True):
-    """Import generated module source as a fresh module object, as a user would import the file
-    (it is written to a private temporary folder first; tests, notebooks, the trainer). With
-    keep=False the folder is removed once the module is loaded."""
-    import importlib.util
-    import shutil
-    folder = tempfile.mkdtemp(prefix="symbackprop-")
-    try:
-        path = os.path.join(folder, f"{name}.py")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(source)
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
-    return module
 
 
 # ----- the self-check of a generated module (what `gradcheck` would do, before anything is written) -----

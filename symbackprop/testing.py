@@ -2,20 +2,17 @@
 `hvp`/`hessian` (when generated) against central differences of the module's own gradient."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-#: Tolerances, named once (central differences in float64 along random directions).
-EPS = 1e-6
-RTOL = 1e-5
-ATOL = 1e-8
-#: Second order: central differences of the gradient round off more (about 1e-16·|g|/EPS), so the
-#: absolute tolerance is larger, scaled by the gradient's size.
-ATOL_SECOND = 1e-7
+from .files import load_file
+#: Tolerances: symbackprop.tolerances, under the names this module has always exported.
+from .tolerances import FD_ATOL as ATOL, FD_ATOL_SECOND as ATOL_SECOND, FD_EPS as EPS, FD_RTOL as RTOL  # noqa: F401
+from .tolerances import MODULE_SECOND_ORDER_TOLERANCES as SECOND_ORDER_TOLERANCES
+from .tolerances import MODULE_TOLERANCES as TOLERANCES, TINY
+
 #: `hessian` is checked column by column along at most this many basis directions (then random ones).
 MAX_BASIS = 20
 
@@ -29,14 +26,8 @@ class GradCheck:
 
 
 def load_module(path):
-    """Import a generated module from its file path."""
-    path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"_symbackprop_generated_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import a generated module from its file path (symbackprop.files.load_file)."""
+    return load_file(path)
 
 
 def random_inputs(module, sizes=None, rng=None, positive=()):
@@ -52,14 +43,6 @@ def random_inputs(module, sizes=None, rng=None, positive=()):
         v = rng.uniform(0.5, 2.0, shape) if name in positive else rng.standard_normal(shape)
         out[name] = float(v) if shape == () else v
     return out
-
-
-#: Central differences per module DTYPE: float64 as above; float32 modules compute in float32 whatever
-#: the inputs, so a wider step and looser tolerances (measured worst 0.3% on the rule-table cases; a
-#: wrong gradient is off by far more). dtype -> (step, rtol, atol, value-versus-forward tolerance).
-TOLERANCES = {"float64": (EPS, RTOL, ATOL, 1e-12), "float32": (3e-3, 1e-2, 1e-4, 1e-5)}
-#: The same for `hvp`/`hessian` against differences of the gradient: dtype -> (step, rtol, atol).
-SECOND_ORDER_TOLERANCES = {"float64": (EPS, RTOL, ATOL_SECOND), "float32": (3e-3, 1e-2, 1e-3)}
 
 
 def check_grads(module, shapes=None, *, inputs=None, seed=0, trials=3, directions=2, positive=(), verbose=False):
@@ -96,7 +79,7 @@ def check_grads(module, shapes=None, *, inputs=None, seed=0, trials=3, direction
                 lo = module.forward(**{**point, name: _like(point[name], x - eps * v)})
                 numeric = float(hi - lo) / (2 * eps)
                 analytic = float(np.vdot(g, v))
-                err = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-12)
+                err = abs(numeric - analytic) / max(abs(numeric), abs(analytic), TINY)
                 tol = rtol * max(abs(numeric), abs(analytic)) + atol * max(1.0, abs(f0))
                 r = results[name]
                 r.worst = max(r.worst, err if math.isfinite(err) else math.inf)
@@ -177,7 +160,7 @@ def _check_hessian(module, point, grads, result, rng, directions, tol):
         size = float(np.max(np.abs(H))) if H.size else 0.0
         asym = float(np.max(np.abs(H - H.T))) if H.size else 0.0
         if not asym <= tol[1] * size + tol[2] * max(1.0, _maxabs(g)):
-            result.worst = max(result.worst, asym / max(size, 1e-12) if math.isfinite(asym) else math.inf)
+            result.worst = max(result.worst, asym / max(size, TINY) if math.isfinite(asym) else math.inf)
             result.ok, result.note = False, result.note or "not symmetric"
     basis = [np.eye(1, x.size, i).reshape(x.shape) for i in sorted(rng.permutation(x.size)[:MAX_BASIS])]
     for v in basis + [rng.standard_normal(x.shape) for _ in range(directions)]:
@@ -202,7 +185,7 @@ def _compare(result, got, want, g, tol=(EPS, RTOL, ATOL_SECOND)):
         return
     err = float(np.max(np.abs(got - want))) if got.size else 0.0
     size = max(_maxabs(got), _maxabs(want))
-    result.worst = max(result.worst, err / max(size, 1e-12) if math.isfinite(err) else math.inf)
+    result.worst = max(result.worst, err / max(size, TINY) if math.isfinite(err) else math.inf)
     if not (math.isfinite(err) and err <= tol[1] * size + tol[2] * max(1.0, _maxabs(g))):
         result.ok = False
 

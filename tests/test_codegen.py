@@ -227,6 +227,11 @@ def test_generated_modules_are_in_sync():
     readme = (ROOT / "generated/README.md").read_text()
     for rel, _ in GENERATED:
         assert rel in readme
+    # the README's table is the catalog's list, command for command
+    from symbackprop.catalog import MODULES
+    rows = [line.split(" | ")[2].strip(" `|") for line in readme.splitlines() if line.startswith("| generated/")]
+    assert rows == [m.command for m in MODULES]
+    assert [rel for rel, _ in GENERATED] == [m.path for m in MODULES]
 
 
 def test_autograd_agrees():

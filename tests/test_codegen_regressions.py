@@ -324,10 +324,8 @@ def test_emit_check_prints_a_summary(capsys):
 
 def test_newton_script_writes_where_it_is_told(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("newton_logistic", ROOT / "docs/newton_logistic.py")
-    newton = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(newton)
+    from symbackprop.files import load_file
+    newton = load_file(ROOT / "docs/newton_logistic.py", "newton_logistic")
     repo_img = ROOT / "docs/img/newton_vs_gd.png"
     before = repo_img.stat().st_mtime_ns if repo_img.exists() else None
     monkeypatch.chdir(tmp_path)

@@ -200,17 +200,9 @@ def test_strategy_covers_rule_table():
 #: Known open bugs, by the branch that fixes them. While a class is listed here, a random example
 #: that fails with exactly that class's signature is tolerated (and counted with `event`); any
 #: other failure fails the test. Empty this after merging the fixes, so every property is strict.
-KNOWN_OPEN = {
-    "batch-shape": "h1-codegen",        # --batch: a gradient with the wrong leading batch axis (or none)
-    "batch-scale": "h1-codegen",        # --batch: a gradient off by the factor B
-    # check says correct to a claim NaN on part of the domain when all its points miss that part:
-    # h2-check fixed the review's cases; these remain (CHECK_REGRESSIONS, seeds 10898 and 1)
-    "check-nan-part": "none yet (residual after h2-check)",
-    "print-ambiguous": "h3-print",      # text like x^−2/3, 2/3^x, n**(-2), 1/(m*n)
-    "codegen-keyerror": "none yet",     # NEW_CODEGEN_FAILURES below: found here, reported to the lead
-    "print-digits": "none yet",         # PRINT_REGRESSIONS below: 22.7812 for 22.78125 (found here)
-    "print-alias": "none yet",          # PRINT_REGRESSIONS below: `z1 = a` prints z1, never defined (found here)
-    "print-unsized": "none yet",        # PRINT_REGRESSIONS below: sum(I), softmax(0) (found here)
+KNOWN_OPEN: dict[str, str] = {
+    # all the classes found by the review and by these properties are fixed on main; list a class here
+    # (key: "branch or 'none yet'") only while its fix is pending, so the suite stays strict otherwise
 }
 if os.environ.get("SYMBACKPROP_STRICT"):        # SYMBACKPROP_STRICT=1: tolerate nothing (see the bugs)
     KNOWN_OPEN = {}
@@ -385,8 +377,6 @@ NEW_CODEGEN_FAILURES = [
 
 
 @pytest.mark.filterwarnings("ignore:Output seems independent of input")
-@pytest.mark.xfail(reason="new bug found by h4-holes: KeyError in emit._Emitter.product; no branch fixes it yet",
-                   strict=False)
 @pytest.mark.parametrize("label,text,shapes", NEW_CODEGEN_FAILURES, ids=[c[0] for c in NEW_CODEGEN_FAILURES])
 def test_new_codegen_failures(label, text, shapes):
     formula = S.formula_from_text(text, shapes)

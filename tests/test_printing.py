@@ -170,7 +170,16 @@ def _symbolic():
     return mono | st.builds(lambda u, w: u + w, mono, mono)
 
 
-CONSTANTS = st.one_of(st.integers(-30, 30).map(sympy.Integer), _rational(), _float(), _symbolic())
+def _irrational():
+    # what SymPy folds `(0.5*0.5 + 0.5) ** (1/3)` and the like into: powers, sums and products of them
+    power = st.builds(lambda b, e: sympy.Rational(b) ** e, st.integers(2, 7),
+                      st.sampled_from([sympy.Rational(1, 3), sympy.Rational(2, 3), sympy.Rational(1, 2)]))
+    return st.builds(lambda p, r, e: (p + abs(r)) ** e, power, _rational(),
+                     st.sampled_from([1, sympy.Rational(1, 3), sympy.Rational(-1, 2)])) | \
+        st.builds(lambda p, r: p * r - 1, power, _rational())
+
+
+CONSTANTS = st.one_of(st.integers(-30, 30).map(sympy.Integer), _rational(), _float(), _symbolic(), _irrational())
 
 X, Y = E.var("x"), E.var("y")
 

@@ -90,19 +90,21 @@ ALLOWED = {
                     "of specific operators, like the rules; not a per-operator behaviour table"),
     "check.py": (20, "the claim checker's diagnoses name the mistakes students make with specific "
                      "operators (a transposed product, a missing sign, a missing relu')"),
-    "check_support.py": (22, "the checker reads a claim's terms off sums, differences and products (to name "
-                             "the term that is wrong), and a dot product's scalar factor"),
+    "check_support.py": (24, "the checker reads a claim's terms off sums, differences and products (to name "
+                             "the term that is wrong), a dot product's scalar factor, and the divisors and "
+                             "fractional powers whose sign decides where a claim is defined"),
     "derivation.py": (7, "the backward sweep's presentation (owned by another helper in issue 12)"),
     "render.py": (3, "graph drawing (owned by another helper in issue 12)"),
     "hessian.py": (11, "the helpers outside _Linear (owned by another helper in issue 12)"),
     "parse.py": (18, "the parser builds the nodes of the grammar's own operators (+ − * / ** .T)"),
     "evaluate.py": (3, "evaluation of abstract functions and inv's conditioning check"),
     "relu/problem.py": (5, "the training problem's own formulas"),
-    "relu/plots.py": (6, "the training problem's own formulas"),
-    "relu/__init__.py": (1, "the training problem's own formulas"),
+    "relu/plots.py": (7, "the training problem's own formulas"),
+    "relu/__init__.py": (2, "the training problem's own formulas"),
     "cli.py": (2, "examples in the help text"),
-    "commands/relu.py": (1, "the training problem's own formulas"),
+    "commands/relu.py": (2, "the training problem's own formulas"),
     "commands/graph.py": (1, "the name of the Graphviz program, `dot`"),
+    "catalog.py": (4, "the formulas of the committed generated modules (mlp_relu, mlp_tanh)"),
     "formatting.py": (1, "the Greek letter names LaTeX knows (`phi` → \\phi), not the operator"),
 }
 

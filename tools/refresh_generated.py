@@ -18,35 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:                        # run as a script from anywhere: the checkout's package first
     sys.path.insert(0, str(ROOT))
 
+from symbackprop.catalog import MODULES as CATALOG  # noqa: E402
 from symbackprop.files import write_atomic  # noqa: E402
 
-#: (path relative to the repository root, codegen arguments). generated/README.md lists the same commands.
-GENERATED = [
-    ("generated/relu_net.py", ["(v @ relu(w * x + b) + c - y)**2", "--shape", "w=h", "--shape", "b=h", "--shape", "v=h",
-                               "--batch", "x,y", "--wrt", "w,b,v,c"]),
-    ("generated/relu_net_output.py", ["(v @ relu(w * x + b) + c - y)**2", "--shape", "w=h", "--shape", "b=h",
-                                      "--shape", "v=h", "--batch", "x,y", "--wrt", "v,c"]),
-    ("generated/mlp_relu.py", ["0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", "--shape", "W1=d,d", "--shape", "W2=d,d",
-                               "--shape", "x=d", "--shape", "b=d", "--shape", "y=d"]),
-    ("generated/mlp_tanh.py", ["0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2", "--shape", "W1=d,d", "--shape", "W2=d,d",
-                               "--shape", "x=d", "--shape", "b=d", "--shape", "y=d"]),
-    ("generated/mlp_relu_batch.py", ["0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", "--shape", "W1=h,d",
-                                     "--shape", "W2=k,h", "--shape", "x=d", "--shape", "b=h", "--shape", "y=k",
-                                     "--batch", "x,y", "--wrt", "W1,b,W2"]),
-    ("generated/relu_net_seeds.py", ["mean((relu(outer(x, w) + outer(o, b)) @ v + c * o - y)**2)", "--shape", "w=h",
-                                     "--shape", "b=h", "--shape", "v=h", "--shape", "x=B", "--shape", "y=B",
-                                     "--shape", "o=B", "--wrt", "w,b,v,c", "--batch", "x,y,o,w,b,v,c"]),
-    ("generated/relu_net_output_seeds.py", ["mean((relu(outer(x, w) + outer(o, b)) @ v + c * o - y)**2)",
-                                            "--shape", "w=h", "--shape", "b=h", "--shape", "v=h", "--shape", "x=B",
-                                            "--shape", "y=B", "--shape", "o=B", "--wrt", "v,c",
-                                            "--batch", "x,y,o,w,b,v,c"]),
-    ("generated/part_a.py", ["f(t) = t**2; g(t) = t; h(a, c) = a**2 + c**2; h(f(x), g(x))"]),
-    ("generated/logistic_hessian.py", ["mean(softplus(A @ x) - y * (A @ x))", "--shape", "A=m,n", "--shape", "x=n",
-                                       "--shape", "y=m", "--wrt", "x", "--hessian", "--hvp"]),
-    ("generated/tanh_net_hessian.py", ["0.5 * norm(W2 @ tanh(W1 @ x + b) - y)**2", "--shape", "W1=h,d",
-                                       "--shape", "W2=k,h", "--shape", "x=d", "--shape", "b=h", "--shape", "y=k",
-                                       "--wrt", "x", "--hessian", "--hvp"]),
-]
+#: (path relative to the repository root, codegen arguments), from symbackprop.catalog (the one list).
+GENERATED = [(m.path, [m.formula, *m.options]) for m in CATALOG]
 
 
 def refresh(root: Path | None = None, check: bool = False) -> list[str]:

@@ -66,12 +66,12 @@ def run(args) -> int:
 
 
 def _second_order(d, args) -> int:
-    from ..errors import FormulaError, SymbackpropError
+    from ..derivation import resolve_wrt
+    from ..errors import SymbackpropError
     from ..hessian import second_order
     wrt = split_names(args.wrt) or list(d.program.variables)
-    if args.hessian and len(wrt) != 1:
-        raise FormulaError(f"--hessian is taken with respect to one variable; the formula has {len(wrt)} "
-                           f"({', '.join(wrt)})", hint=f"add --wrt {wrt[0]} (or use --hvp for several variables)")
+    resolve_wrt(d.program, wrt, kinds=("variable",), single="--hessian" if args.hessian else None,
+                why="second derivatives are taken with respect to variables")
     if args.steps and args.json:
         raise SymbackpropError("--steps with --hessian or --hvp prints text or LaTeX, not JSON",
                                hint="drop --json, or drop --hessian/--hvp: the first-order JSON holds the steps")

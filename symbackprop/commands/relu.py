@@ -69,6 +69,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from ..errors import require_extra
+    require_extra("relu", ["matplotlib"] * (not args.no_plots) + ["tqdm"] * (not args.quiet),
+                  "`symbackprop relu`" + ("" if args.no_plots or args.quiet else " (pictures and progress bar)"))
     from ..relu import experiment
     from ..relu.train import MODES_ALL, OPTIMIZERS, RIDGE_LAMBDA
 

@@ -132,6 +132,8 @@ def experiment(widths=(10, 20, 40), modes=("all", "output", "ridge"), optimizers
     total = steps * (seeds or 1) * sum(m != "ridge" for _, m, _ in configs)
     bar = None
     if progress:
+        from ..errors import require_extra
+        require_extra("relu", ["tqdm"], "the progress bar")
         from tqdm.auto import tqdm
         bar = tqdm(total=total, unit="step", unit_scale=True, smoothing=0.1, dynamic_ncols=True)
     t0 = time.perf_counter()

@@ -9,7 +9,6 @@ Stacked seeds (--seeds N) use the "seeds" variants: the same loss written for on
 minibatch as vectors (x, y: (B,)), every input batched, so N nets are one batch of N rows."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import types
@@ -17,23 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..catalog import BY_NAME, MODULES as CATALOG
 from ..errors import SymbackpropError
+from ..files import load_file
 
-#: The network's loss as given to code generation (batch mode: mean over the rows of the batch).
-FORMULA = "(v @ relu(w * x + b) + c - y)**2"
-SHAPES = ("w=h", "b=h", "v=h")
-#: The same loss for one net with its minibatch as vectors x, y (o = ones): batching every input of
-#: this formula stacks whole nets on a leading axis (used by --seeds).
-STACK_FORMULA = "mean((relu(outer(x, w) + outer(o, b)) @ v + c * o - y)**2)"
-STACK_SHAPES = ("w=h", "b=h", "v=h", "x=B", "y=B", "o=B")
-_ALL = ("x", "y", "o", "w", "b", "v", "c")
-#: module name -> (formula, shapes, batched inputs, variables it differentiates).
-MODULES = {
-    "relu_net": (FORMULA, SHAPES, ("x", "y"), ("w", "b", "v", "c")),
-    "relu_net_output": (FORMULA, SHAPES, ("x", "y"), ("v", "c")),
-    "relu_net_seeds": (STACK_FORMULA, STACK_SHAPES, _ALL, ("w", "b", "v", "c")),
-    "relu_net_output_seeds": (STACK_FORMULA, STACK_SHAPES, _ALL, ("v", "c")),
-}
+#: module name -> (formula, shapes, batched inputs, variables it differentiates): the ReLU nets of
+#: symbackprop.catalog, the one list of generated modules.
+MODULES = {m.name: (m.formula, m.shapes, m.batch, m.wrt) for m in CATALOG if m.name.startswith("relu_net")}
 #: mode -> (module, trained variables). Order w, b, v, c, so each mode trains a contiguous slice.
 MODES = {"all": ("relu_net", ("w", "b", "v", "c")),
          "hidden": ("relu_net", ("w", "b")),
@@ -41,10 +30,7 @@ MODES = {"all": ("relu_net", ("w", "b", "v", "c")),
 
 
 def regenerate_command(name: str) -> str:
-    formula, shapes, batch, wrt = MODULES[name]
-    shapes = " ".join(f"--shape {s}" for s in shapes)
-    return (f"symbackprop codegen '{formula}' {shapes} --wrt {','.join(wrt)} --batch {','.join(batch)} "
-            f"-o generated/{name}.py")
+    return BY_NAME[name].command
 
 
 def emit_source(name: str) -> str:
@@ -79,9 +65,7 @@ def load_module(name: str) -> types.ModuleType:
     path = checked_in(name)
     modname = f"symbackprop_generated_{name}"
     if path is not None:
-        spec = importlib.util.spec_from_file_location(modname, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_file(path, modname)
     else:
         from ..emit import load_source
         module = load_source(emit_source(name), modname)

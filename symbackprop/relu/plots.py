@@ -9,9 +9,12 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from ..errors import require_extra
 from ..files import atomic_output, write_atomic
+
+require_extra("relu", ["matplotlib"], "drawing the ReLU pictures")
+from matplotlib.figure import Figure  # noqa: E402  (after the check that names the extra)
 from .problem import contributions, elbows, predict
 
 #: Font sizes (points) of the pictures' titles and legends.
