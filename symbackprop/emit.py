@@ -200,12 +200,12 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         adjoints = backprop(d.objective, seed, [program.variables[n] for n in wrt])
         grads = {n: adjoints.get(program.variables[n], E.zeros(program.variables[n].shape)) for n in wrt}
         # adjoints are linear in the seed: a constant factor shared by every gradient moves into it
-        coeffs = {E._split_coeff(g)[0] for g in grads.values() if not E.is_zero(g)}
+        coeffs = {E.split_coeff(g)[0] for g in grads.values() if not E.is_zero(g)}
         seed_value = "1.0"
         if len(coeffs) == 1 and next(iter(coeffs)) != 1:
             c = next(iter(coeffs))
             seed_value = number_np(c)
-            grads = {n: (g if E.is_zero(g) else E._split_coeff(g)[1]) for n, g in grads.items()}
+            grads = {n: (g if E.is_zero(g) else E.split_coeff(g)[1]) for n, g in grads.items()}
     named_adj = [(node, adjoints[node]) for node in d.step_names if node in adjoints and node.args]
     roots = expand_macros([d.objective] + list(grads.values()) + [a for _, a in named_adj])
     objective = roots[0]

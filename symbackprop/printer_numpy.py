@@ -128,7 +128,7 @@ class NumpyPrinter(StatementPlanner):
         return self.ref(objective)[0]
 
     def grad_src(self, name: str, g: Node, var: Node) -> str:
-        c, x = E._split_coeff(g) if g.args else (sympy.Integer(1), g)
+        c, x = E.split_coeff(g) if g.args else (sympy.Integer(1), g)
         if E.is_zero(g):
             return self.zero_grad(name, var)
         out = self.batch_grad(name, g, var, c, x)

@@ -165,7 +165,7 @@ def _array(a, what):
 
 def unbroadcast(part: Node, shape: tuple) -> Node:
     """Sum an adjoint over the axes a scalar argument was broadcast along."""
-    return E._sum(part) if shape == () and part.shape != () else part
+    return E.sum_all(part) if shape == () and part.shape != () else part
 
 
 def _binary(ga, gb):
@@ -255,7 +255,7 @@ def _reduce_build(what, whole):
 
 def _uniform(x: Node):
     """The common value s of a vector whose entries are all equal (0, s·𝟙), else None."""
-    return const(0) if E.is_zero(x) else E._fill_value(x)
+    return const(0) if E.is_zero(x) else E.fill_value(x)
 
 
 def _softmax_vector(x: Node) -> Node:
@@ -283,7 +283,7 @@ def _softmax_build(x, axis=None):
                              hint="softmax(Z, axis=1) normalises each row, axis=0 each column (symbackprop does "
                                   "not follow scipy's default of normalising over all entries)")
         return _softmax_vector(x)
-    axis = E._axis(x, axis, "softmax")
+    axis = E.check_axis(x, axis, "softmax")
     if x.ndim == 1:
         return _softmax_vector(x)
     return Node("softmax_rows", (x,)) if axis == 1 else E.transpose(Node("softmax_rows", (E.transpose(x),)))
@@ -296,7 +296,7 @@ def _logsumexp_build(x, axis=None):
                              hint="logsumexp(Z, axis=1) reduces each row, axis=0 each column (symbackprop does "
                                   "not follow scipy's default of reducing over all entries)")
         return _logsumexp_vector(x)
-    axis = E._axis(x, axis, "logsumexp")
+    axis = E.check_axis(x, axis, "logsumexp")
     if x.ndim == 1:
         return _logsumexp_vector(x)
     return Node("logsumexp_rows", (x if axis == 1 else E.transpose(x),))
@@ -368,7 +368,7 @@ def _logsumexp_rows(z):
 def _rows_vjp(g, ans):
     """unbroadcast: the adjoint summed over the rows, gᵀ𝟙 (m·s·𝟙 when g is the constant array s·𝟙)."""
     m, n = ans.shape
-    s = E._fill_value(g)
+    s = E.fill_value(g)
     if s is not None:
         return (E.mul(E.mul(s, const(m)), E.ones((n,))),)
     return (E.matmul(E.transpose(g), E.ones((m,))),)
@@ -376,7 +376,7 @@ def _rows_vjp(g, ans):
 
 def _logsumexp_rows_vjp(g, ans):
     """Row i of the adjoint: gᵢ softmax(row i), that is diag(g) softmax(Z, axis=1) (s·softmax for g = s·𝟙)."""
-    s = E._fill_value(g)
+    s = E.fill_value(g)
     sm = Node("softmax_rows", ans.args)
     return (E.mul(s, sm) if s is not None else E.matmul(Node("diag", (g,)), sm),)
 
@@ -460,7 +460,7 @@ RULES.update({
                    kind="linalg", builtin=1,
                    doc="log |det X| (the sign is dropped, as numpy.linalg.slogdet does)"),
     "pinv": Rule(shape=_pinv_shape, vjp=_pinv_vjp, fn=np.linalg.pinv, np=Fmt("np.linalg.pinv({0})"),
-                 text=Fmt("pinv({0})"), latex=Fmt("{0}^{{+}}", POSTFIX, (POSTFIX + 1,)), kind="linalg", builtin=1,
+                 text=Fmt("pinv({0})"), latex=Fmt("\\operatorname{{pinv}}\\left({0}\\right)"), kind="linalg", builtin=1,
                  domain="well_conditioned", batch_safe=True,
                  doc="Moore–Penrose pseudo-inverse of a matrix (its gradient holds where the rank is constant, "
                      "e.g. full rank)"),
@@ -476,7 +476,7 @@ RULES.update({
     "sum": Rule(shape=lambda a: (), vjp=lambda g, ans: (g * E.ones(ans.args[0].shape),), fn=np.sum,
                 np=Fmt("np.sum({0})"),
                 text=Fmt("sum({0})"), latex=Fmt("\\operatorname{{sum}}\\left({0}\\right)"), kind="reduction", builtin=1,
-                build=_reduce_build("sum", E._sum), keywords=("axis",)),
+                build=_reduce_build("sum", E.sum_all), keywords=("axis",)),
     "mean": Rule(shape=lambda a: (),
                  vjp=lambda g, ans: ((g / const(E.numel(ans.args[0].shape))) * E.ones(ans.args[0].shape),),
                  fn=np.mean, np=Fmt("np.mean({0})"), text=Fmt("mean({0})"),
