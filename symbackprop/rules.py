@@ -221,7 +221,14 @@ def _logsumexp_vector(x: Node) -> Node:
     return Node("logsumexp", (x,))
 
 
-E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector)     # folded on rebuilds too
+def _diag(x: Node) -> Node:
+    """diag of a vector or square matrix; diag(0) is 0, shaped (so no size is left unprinted)."""
+    if E.is_zero(x):
+        return E.zeros(_diag_shape(x.shape))
+    return Node("diag", (x,))
+
+
+E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=_diag)   # folded on rebuilds too
 
 
 def _softmax_build(x, axis=None):
@@ -720,4 +727,10 @@ def number_np(v) -> str:
         return repr(float(int(v)))
     if v.is_number:
         return repr(float(v))
-    return "(" + sympy.pycode(v) + ")"              # symbolic dims: printed over the size names
+    return "(" + sympy_np(v) + ")"                   # symbolic dims: printed over the size names
+
+
+def sympy_np(v) -> str:
+    """A SymPy expression of the dims as NumPy source: functions of them (log n, √n) go through NumPy,
+    the one module a generated file imports."""
+    return sympy.pycode(v).replace("math.", "np.")
