@@ -111,4 +111,10 @@ def number_np(v) -> str:
         return repr(float(int(v)))
     if v.is_number:
         return repr(float(v))
-    return "(" + sympy.pycode(v) + ")"              # symbolic dims: printed over the size names
+    return "(" + sympy_np(v) + ")"                   # symbolic dims: printed over the size names
+
+
+def sympy_np(v) -> str:
+    """A SymPy expression of the dims as NumPy source: functions of them (log n, √n) go through NumPy,
+    the one module a generated file imports."""
+    return sympy.pycode(v).replace("math.", "np.")

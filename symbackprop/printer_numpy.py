@@ -15,7 +15,7 @@ from . import expr as E
 from .errors import FormulaError, InternalError
 from .expr import RULES, Node
 from .plan import StatementPlanner, constant
-from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np
+from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np, sympy_np
 from .rules_numpy import BATCH_SUM, BATCHED, INLINE, MASK, NUMPY, REFS, SCALED, product, transpose
 
 
@@ -47,7 +47,7 @@ class NumpyPrinter(StatementPlanner):
             return str(s)
         if isinstance(s, sympy.Symbol):
             return self.dimnames[s]
-        return "(" + sympy.pycode(s.subs({k: sympy.Symbol(v) for k, v in self.dimnames.items()})) + ")"
+        return "(" + sympy_np(s.subs({k: sympy.Symbol(v) for k, v in self.dimnames.items()})) + ")"
 
     def shape_src(self, shape, batched=False) -> str:
         dims = ([self.B] if batched else []) + [self.dim_src(s) for s in shape]
@@ -65,7 +65,7 @@ class NumpyPrinter(StatementPlanner):
 
     def const_src(self, v) -> str:
         if getattr(v, "free_symbols", None):
-            return "(" + sympy.pycode(v.subs({k: sympy.Symbol(nm) for k, nm in self.dimnames.items()})) + ")"
+            return "(" + sympy_np(v.subs({k: sympy.Symbol(nm) for k, nm in self.dimnames.items()})) + ")"
         return number_np(v)
 
     def lift(self, n: Node, ndim: int) -> str:

@@ -43,7 +43,7 @@ from .errors import InternalError, ShapeError
 from .expr import Node, const, format_shape
 
 from .formatting import (ADD, ATOM, MATMUL, MUL, NEG, POSTFIX, POW, _esc, latex_name,  # noqa: F401
-                         number_fmt, number_np, number_text, superscript)        # (re-exported)
+                         number_fmt, number_np, number_text, superscript, sympy_np)  # (re-exported)
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,14 @@ def _logsumexp_vector(x: Node) -> Node:
     return Node("logsumexp", (x,))
 
 
-E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector)     # folded on rebuilds too
+def _diag(x: Node) -> Node:
+    """diag of a vector or square matrix; diag(0) is 0, shaped (so no size is left unprinted)."""
+    if E.is_zero(x):
+        return E.zeros(_diag_shape(x.shape))
+    return Node("diag", (x,))
+
+
+E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=_diag)   # folded on rebuilds too
 
 
 def _softmax_build(x, axis=None):

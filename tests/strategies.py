@@ -326,7 +326,9 @@ def expr(draw, shape, depth=3, scope=()):
         return _wrap("trace", x, lambda e: anp.trace(x.fn(e)), ())
     if kind == "det":                             # invertible: Jacobi's det(X) X⁻ᵀ needs X⁻¹
         x = draw(sub(draw(st.sampled_from(SQUARES))))
-        if x.ops != {"var"}:
+        # only a plain variable is left as drawn: a named intermediate such as z = C @ A (n×m times m×n,
+        # m < n) is a square that is singular everywhere, where the derivative's X⁻ᵀ does not exist
+        if x.ops != {"var"} or not any(x.text in names for names in VARIABLES.values()):
             x = spd(draw, x, depth - 1)
         return _wrap("det", x, lambda e: anp.linalg.det(x.fn(e)), ())
     if kind == "logdet":

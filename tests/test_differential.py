@@ -656,3 +656,21 @@ def test_roundtrip_reader_reads_the_notation():
     for bad in ["1/(n*a)", "n**(-2)", "u v", "u·W", "a u", "relu'"]:
         with pytest.raises(R.ReadError):
             ev(bad)
+
+
+# ----- found by the long run (HYPOTHESIS_PROFILE=long), replayed -----
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@pytest.mark.parametrize("text,shapes", [
+    ("dot(w, diag((M - M)))", {"w": "m", "M": "m,m"}),                 # printed diag(0): no size to read
+    ("logsumexp(0 * w) + sum(softmax(w - w)) + sum(w)", {"w": "n"}),    # codegen printed math.log(n)
+    ("trace(M + a)", {"M": "m,m"}),                                     # printed sum(I)
+])
+def test_long_run_regressions(text, shapes):
+    formula = S.formula_from_text(text, shapes)
+    assert run_pipeline(formula)["compared"]
+    assert run_batch(S.BatchCase(formula, list(formula.variables), None, 2), sizes={"m": 3, "n": 4})
+    values = S.random_values(formula, np.random.default_rng(3))
+    value, grads, kinks = _oracle(formula, values)
+    for layout in ("gradient", "numerator"):
+        assert "text" in check_printed(derive(text, shapes, check=False), formula, values, value, grads, layout)

@@ -185,7 +185,7 @@ def test_writers_mutated(case, command):
             return
         assert written == [out.name], written
         if command == "codegen":
-            _assert_module_sound(out, text)
+            _assert_module_sound(out, _arg(text))          # FORMULA is the argument, verbatim
 
 
 def _assert_module_sound(path, source):
