@@ -1,4 +1,4 @@
-"""The modules checked into generated/: the one list that `python -m symbackprop.emit --refresh`
+"""The modules checked into generated/: the one list that `python tools/refresh_generated.py --refresh`
 regenerates, the ReLU trainer imports (or emits in memory when installed without the checkout), and
 generated/README.md documents (tests/test_codegen.py checks the README's table against it)."""
 from __future__ import annotations

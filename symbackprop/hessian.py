@@ -32,6 +32,7 @@ from .errors import InternalError
 from .evaluate import evaluate, find_point
 from .expr import Node, format_shape, walk
 from .printing import render, to_latex, to_text
+from .rules_linear import linear_rule
 from .tolerances import FD_ATOL, FD_EPS, FD_RTOL, SECOND_ORDER_SLACK, TINY
 
 CHECK_TRIALS = 3
@@ -318,144 +319,16 @@ class _Linear:
                 out.append(DiagBetween(t.L, t.M, B if t.R is None else E.matmul(t.R, B)))
         return out
 
-    # ----- one node -----
+    # ----- one node: the operator's rule (rules_linear.LINEAR) -----
 
     def apply(self, node: Node, reps: list):
-        op, args = node.op, node.args
-        lin = [r is not None for r in reps]
-        if op == "neg":
-            return self.neg(reps[0], node.ndim)
-        if op in ("add", "sub"):
-            parts = []
-            for a, r in zip(args, reps):
-                if r is None:
-                    if not E.is_zero(a):
-                        raise NotLinear(node)
-                    continue
-                if a.ndim < node.ndim:           # a scalar broadcast against an array
-                    r = self.broadcast(r, node.shape)
-                parts.append(r)
-            if op == "sub" and lin[1]:
-                parts[-1] = self.neg(parts[-1], node.ndim)
-            out = parts[0]
-            for p in parts[1:]:
-                out = self.add(out, p, node.ndim)
-            return out
-        if op in ("mul", "div"):
-            if all(lin) or (op == "div" and lin[1]):
-                raise NotLinear(node)
-            i = 0 if lin[0] else 1
-            e, r, c = args[i], reps[i], args[1 - i]
-            if op == "div":
-                c = E.div(E.const(1), c)
-            if c.ndim == 0:
-                return self.scale(r, e.ndim, c)
-            if e.ndim == 0:                       # (wᵀv) c
-                return E.outer(c, r) if c.ndim == 1 else [ScalarTimes(r, c)]
-            if e.ndim == 1:
-                return _lm(_dg(c), r)
-            out = []
-            for t in r:                           # (matrix linear in v) ⊙ C
-                if t[0] == "ol":
-                    out.append(DiagBetween(None, t[1], E.matmul(c, _dg(t[2]))))
-                elif t[0] == "or":
-                    out.append(DiagBetween(E.matmul(_dg(t[1]), c), t[2], None))
-                elif t[0] == "sc":
-                    out.append(ScalarTimes(t[1], E.mul(c, t[2])))
-                elif t[1] is None and t[3] is None:     # diag(M v) ⊙ C = diag(diag(C) ⊙ M v)
-                    out.append(DiagBetween(None, _lm(_dg(Node("diag", (c,))), t[2]), None))
-                elif t[1] is None:                      # (diag(a) R) ⊙ C = diag(a) (R ⊙ C)
-                    out.append(DiagBetween(None, t[2], E.mul(t[3], c)))
-                elif t[3] is None:                      # (L diag(a)) ⊙ C = (L ⊙ C) diag(a)
-                    out.append(DiagBetween(E.mul(t[1], c), t[2], None))
-                else:
-                    raise NotLinear(node)
-            return out
-        if op == "matmul":
-            if all(lin):
-                raise NotLinear(node)
-            A, B = args
-            if lin[1]:
-                return self.left(A, reps[1], B.ndim)
-            return self.right(reps[0], B)
-        if op == "T":
-            return self.transpose(reps[0]) if node.ndim == 2 else reps[0]
-        if op == "dot":
-            if all(lin):
-                raise NotLinear(node)
-            i = 0 if lin[0] else 1
-            return _covec(reps[i], args[1 - i])
-        if op == "outer":
-            if all(lin):
-                raise NotLinear(node)
-            return [OuterLeft(reps[0], args[1])] if lin[0] else [OuterRight(args[0], reps[1])]
-        if op == "rows":                         # 𝟙 (M v)ᵀ
-            return [OuterRight(E.ones((node.shape[0],)), reps[0])]
-        if op == "diag":
-            r = reps[0]
-            if args[0].ndim == 1:
-                return [DiagBetween(None, r, None)]
-            M = None
-            for t in r:
-                if t[0] in ("ol", "or"):
-                    u, m = (t[2], t[1]) if t[0] == "ol" else (t[1], t[2])
-                    part = _lm(_dg(u), m)
-                elif t[0] == "sc":
-                    part = E.outer(Node("diag", (t[2],)), t[1])
-                else:
-                    L, m, R = t[1], t[2], t[3]
-                    if L is None and R is None:
-                        part = m
-                    elif L is None:
-                        part = _lm(_dg(Node("diag", (R,))), m)
-                    elif R is None:
-                        part = _lm(_dg(Node("diag", (L,))), m)
-                    else:
-                        part = E.matmul(E.mul(L, E.transpose(R)), m)
-                M = part if M is None else E.add(M, part)
-            return M
-        if op in ("sum", "mean", "trace"):
-            r, a = reps[0], args[0]
-            if a.ndim == 0:
-                return r
-            if a.ndim == 1:
-                if op == "trace":
-                    raise NotLinear(node)
-                w = _covec(r, E.ones(a.shape))
-            else:
-                w = None
-                for t in r:
-                    if op == "trace":
-                        if t[0] in ("ol", "or"):
-                            u, m = (t[2], t[1]) if t[0] == "ol" else (t[1], t[2])
-                            part = _covec(m, u)
-                        elif t[0] == "sc":
-                            part = E.mul(Node("trace", (t[2],)), t[1])
-                        else:
-                            L, m, R = t[1], t[2], t[3]
-                            if L is None and R is None:
-                                dd = E.ones((m.shape[0],))
-                            else:
-                                RL = L if R is None else (R if L is None else E.matmul(R, L))
-                                dd = Node("diag", (RL,))
-                            part = _covec(m, dd)
-                    else:
-                        if t[0] in ("ol", "or"):
-                            u, m = (t[2], t[1]) if t[0] == "ol" else (t[1], t[2])
-                            part = E.mul(E._sum(u), _covec(m, E.ones((m.shape[0],))))
-                        elif t[0] == "sc":
-                            part = E.mul(E._sum(t[2]), t[1])
-                        else:
-                            L, m, R = t[1], t[2], t[3]
-                            k = m.shape[0]
-                            lt = E.ones((k,)) if L is None else _covec(L, E.ones((L.shape[0],)))
-                            rt = E.ones((k,)) if R is None else _mv(R, E.ones((R.shape[1],)))
-                            part = _covec(m, E.mul(lt, rt))
-                    w = part if w is None else E.add(w, part)
-            if op == "mean":
-                w = E.div(w, E.const(E.numel(a.shape)))
-            return w
+        return linear_rule(node.op)(self, node, reps)
+
+    def not_linear(self, node: Node):
         raise NotLinear(node)
+
+    lm, mv, covec, dg = staticmethod(_lm), staticmethod(_mv), staticmethod(_covec), staticmethod(_dg)
+    OuterLeft, OuterRight, ScalarTimes, DiagBetween = OuterLeft, OuterRight, ScalarTimes, DiagBetween
 
 
 def hessian_matrix(hv: Node, direction: Node) -> Node | None:

@@ -1,6 +1,29 @@
 """THE rule table: one entry per operator, with its shape rule, its vector-Jacobian
 product, its NumPy evaluation and its printed forms.
 
+Registration design (issue 12). Every per-operator behaviour is registered with its operator,
+in one of two ways, and looked up through `behaviour()`, which raises an InternalError naming
+the operator and the behaviour when an entry is missing (as JAX's "Batching rule for X not
+implemented"); no caller falls back silently.
+
+- Fields of `Rule` (this module): `shape`, `vjp`, `fn` (NumPy evaluation), `np`/`text`/`latex`
+  (printed forms), `domain` (where tests and checks sample its arguments: real | positive |
+  away_from_zero | well_conditioned | small), `kink` (a point of non-differentiability at 0:
+  the checker samples both sides), `batch_safe` (its NumPy form is right on arrays with a
+  leading batch axis, so the batched printer needs no entry for it).
+- Named tables, one per use, filled next to the rules in the rule modules:
+  `rules_sympy.SYMPY` (SymPy conversion), `rules_linear.LINEAR` (the linear-map rule the
+  Hessian is read off with), `rules_numpy.NUMPY` / `rules_numpy.BATCH_SUM` (the NumPy printer's
+  special forms: batch axes, batch sums, elided broadcasts, masks).
+
+A rule may decline a table explicitly: `kind="elementwise"` rules are converted to SymPy as an
+ElementwiseApplyFunction, are not linear (the Hessian reader treats them as nonlinear), and
+are batch-safe; `NOT_LINEAR` in LINEAR declines the linear-map rule; `batch_safe=True`
+declines the batched form. tests/test_rules.py::test_every_behaviour_is_registered checks,
+for every operator in the table, that each behaviour is present or explicitly declined, and
+tests/test_rules.py::test_no_operator_names_outside_the_rule_modules that no other module
+of the package branches on an operator's name.
+
 `vjp(g, ans)` maps the incoming adjoint `g` and the node `ans` (whose `.args`
 are the operator's arguments) to one adjoint per argument, each shaped like
 that argument (the gradient convention). The parser's whitelist, the printers,
@@ -8,6 +31,7 @@ the evaluator and the parametrised tests are all read off this table.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,11 +39,11 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .errors import ShapeError
+from .errors import InternalError, ShapeError
 from .expr import Node, const, format_shape
 
-# Printing precedences (higher binds tighter).
-ADD, MUL, MATMUL, NEG, POW, POSTFIX, ATOM = 10, 20, 22, 25, 30, 40, 100
+from .formatting import (ADD, ATOM, MATMUL, MUL, NEG, POSTFIX, POW, _esc, latex_name,  # noqa: F401
+                         number_fmt, number_np, number_text, superscript, sympy_np)  # (re-exported)
 
 
 @dataclass(frozen=True)
@@ -35,7 +59,7 @@ class Fmt:
         return self.need[i] if i < len(self.need) else 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rule:
     shape: Callable                    # (*arg_shapes, *attrs) -> shape, or raise ShapeError
     vjp: Callable | None               # (g, ans) -> one adjoint per argument (None: not differentiable)
@@ -49,6 +73,19 @@ class Rule:
     expand: Callable | None = None     # macro ops: the primitive expression they stand for
     doc: str = ""
     keywords: tuple = ()               # keyword arguments a user's call may pass to `build` (e.g. axis)
+    domain: str = "real"               # where its arguments are sampled: see the module docstring
+    kink: bool = False                 # not differentiable at 0: checks sample both sides of its argument
+    batch_safe: bool = False           # its NumPy form is right with a leading batch axis on the arguments
+    np_helper: str = ""                # source of a helper function its `np` form calls (a generated module's)
+
+
+def behaviour(table: dict, op: str, what: str):
+    """The entry of `op` in a behaviour table, or an InternalError naming what is missing."""
+    try:
+        return table[op]
+    except KeyError:
+        raise InternalError(f"{what} rule for `{op}` not implemented: register it next to the operator's rule "
+                            f"(symbackprop/rules*.py). This is a bug in symbackprop; please report it.") from None
 
 
 # ----- shape rules -----
@@ -128,7 +165,7 @@ def _array(a, what):
 
 def unbroadcast(part: Node, shape: tuple) -> Node:
     """Sum an adjoint over the axes a scalar argument was broadcast along."""
-    return E._sum(part) if shape == () and part.shape != () else part
+    return E.sum_all(part) if shape == () and part.shape != () else part
 
 
 def _binary(ga, gb):
@@ -142,6 +179,21 @@ def _matmul_vjp(g, ans):
     a, b = ans.args
     ga = E.outer(g, b) if b.ndim == 1 else E.matmul(g, b.T)
     return ga, E.matmul(a.T, g)
+
+
+def _pinv_shape(a):
+    if len(a) != 2:
+        raise ShapeError(f"pinv takes a matrix, got {format_shape(a)}")
+    return (a[1], a[0])
+
+
+def _pinv_vjp(g, ans):
+    """Golub–Pereyra: dP = −P dA P + P Pᵀ dAᵀ (I − A P) + (I − P A) dAᵀ Pᵀ P (A of constant rank), so
+    Ā = −Pᵀ G Pᵀ + (I − A P) Gᵀ P Pᵀ + Pᵀ P Gᵀ (I − P A)."""
+    a = ans.args[0]
+    m, n = a.shape
+    pt = ans.T
+    return (-(pt @ g @ pt) + (E.eye(m) - a @ ans) @ g.T @ (ans @ pt) + (pt @ ans) @ g.T @ (E.eye(n) - ans @ a),)
 
 
 def numpy_matmul(a: Node, b: Node) -> Node:
@@ -203,7 +255,7 @@ def _reduce_build(what, whole):
 
 def _uniform(x: Node):
     """The common value s of a vector whose entries are all equal (0, s·𝟙), else None."""
-    return const(0) if E.is_zero(x) else E._fill_value(x)
+    return const(0) if E.is_zero(x) else E.fill_value(x)
 
 
 def _softmax_vector(x: Node) -> Node:
@@ -238,7 +290,7 @@ def _softmax_build(x, axis=None):
                              hint="softmax(Z, axis=1) normalises each row, axis=0 each column (symbackprop does "
                                   "not follow scipy's default of normalising over all entries)")
         return _softmax_vector(x)
-    axis = E._axis(x, axis, "softmax")
+    axis = E.check_axis(x, axis, "softmax")
     if x.ndim == 1:
         return _softmax_vector(x)
     return Node("softmax_rows", (x,)) if axis == 1 else E.transpose(Node("softmax_rows", (E.transpose(x),)))
@@ -251,7 +303,7 @@ def _logsumexp_build(x, axis=None):
                              hint="logsumexp(Z, axis=1) reduces each row, axis=0 each column (symbackprop does "
                                   "not follow scipy's default of reducing over all entries)")
         return _logsumexp_vector(x)
-    axis = E._axis(x, axis, "logsumexp")
+    axis = E.check_axis(x, axis, "logsumexp")
     if x.ndim == 1:
         return _logsumexp_vector(x)
     return Node("logsumexp_rows", (x if axis == 1 else E.transpose(x),))
@@ -323,7 +375,7 @@ def _logsumexp_rows(z):
 def _rows_vjp(g, ans):
     """unbroadcast: the adjoint summed over the rows, gᵀ𝟙 (m·s·𝟙 when g is the constant array s·𝟙)."""
     m, n = ans.shape
-    s = E._fill_value(g)
+    s = E.fill_value(g)
     if s is not None:
         return (E.mul(E.mul(s, const(m)), E.ones((n,))),)
     return (E.matmul(E.transpose(g), E.ones((m,))),)
@@ -331,7 +383,7 @@ def _rows_vjp(g, ans):
 
 def _logsumexp_rows_vjp(g, ans):
     """Row i of the adjoint: gᵢ softmax(row i), that is diag(g) softmax(Z, axis=1) (s·softmax for g = s·𝟙)."""
-    s = E._fill_value(g)
+    s = E.fill_value(g)
     sm = Node("softmax_rows", ans.args)
     return (E.mul(s, sm) if s is not None else E.matmul(Node("diag", (g,)), sm),)
 
@@ -347,7 +399,8 @@ RULES = E.RULES
 
 RULES.update({
     # ----- leaves -----
-    "var": Rule(shape=None, fn=None, **_leaf(lambda n: n.attrs[0], lambda n: latex_name(n.attrs[0]), lambda n: n.attrs[0])),
+    "var": Rule(shape=None,
+                fn=None, **_leaf(lambda n: n.attrs[0], lambda n: latex_name(n.attrs[0]), lambda n: n.attrs[0])),
     "const": Rule(shape=None, fn=None,
                   **{**_leaf(None, lambda n: sympy.latex(n.attrs[0]), lambda n: number_np(n.attrs[0])),
                      "text": lambda n: Fmt(*number_fmt(n.attrs[0]))}),     # with its precedence: 1/3 is a quotient
@@ -359,116 +412,154 @@ RULES.update({
                 **_leaf(lambda n: "I", lambda n: "I", lambda n: f"np.eye({n.shape[0]})")),
 
     # ----- arithmetic (elementwise, scalars broadcast) -----
-    "add": Rule(_broadcast, _binary(lambda g, ans, a, b: g, lambda g, ans, a, b: g), np.add,
-                _np_binop("+", ADD), Fmt("{0} + {1}", ADD, (ADD, ADD)), Fmt("{0} + {1}", ADD, (ADD, ADD)),
+    "add": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g, lambda g, ans, a, b: g), fn=np.add,
+                np=_np_binop("+", ADD), text=Fmt("{0} + {1}", ADD, (ADD, ADD)), latex=Fmt("{0} + {1}", ADD, (ADD, ADD)),
                 kind="arithmetic"),
-    "sub": Rule(_broadcast, _binary(lambda g, ans, a, b: g, lambda g, ans, a, b: -g), np.subtract,
-                _np_binop("-", ADD), Fmt("{0} − {1}", ADD, (ADD, ADD + 1)), Fmt("{0} - {1}", ADD, (ADD, ADD + 1)),
+    "sub": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g, lambda g, ans, a, b: -g), fn=np.subtract,
+                np=_np_binop("-", ADD), text=Fmt("{0} − {1}", ADD, (ADD, ADD + 1)),
+                latex=Fmt("{0} - {1}", ADD, (ADD, ADD + 1)),
                 kind="arithmetic"),
-    "mul": Rule(_broadcast, _binary(lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a), np.multiply,
-                _np_binop("*", MUL), _text_mul, _latex_mul, kind="arithmetic"),
-    "div": Rule(_broadcast, _binary(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -(g * (ans / b))), np.divide,
-                _np_binop("/", MUL), Fmt("{0}/{1}", MUL, (MUL, MUL + 1)), Fmt("\\frac{{{0}}}{{{1}}}", ATOM),
-                kind="arithmetic"),
-    "pow": Rule(_broadcast,
-                lambda g, ans: (unbroadcast(g * ans.args[1] * ans.args[0] ** (ans.args[1] - 1), ans.args[0].shape),
+    "mul": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a), fn=np.multiply,
+                np=_np_binop("*", MUL), text=_text_mul, latex=_latex_mul, kind="arithmetic"),
+    "div": Rule(shape=_broadcast, vjp=_binary(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -(g * (ans / b))),
+                fn=np.divide,
+                np=_np_binop("/", MUL), text=Fmt("{0}/{1}", MUL, (MUL, MUL + 1)),
+                latex=Fmt("\\frac{{{0}}}{{{1}}}", ATOM),
+                domain="away_from_zero", kind="arithmetic"),
+    "pow": Rule(shape=_broadcast,
+                vjp=lambda g, ans: (unbroadcast(g * ans.args[1] * ans.args[0] ** (ans.args[1] - 1), ans.args[0].shape),
                                 None if ans.args[1].op == "const" else
                                 unbroadcast(g * ans * apply_fn("log", ans.args[0]), ans.args[1].shape)),
-                np.power, Fmt("{0} ** {1}", POW, (POW + 1, NEG)), lambda n: _text_pow(n),
-                Fmt("{0}^{{{1}}}", POW, (POW + 1, 0)), kind="arithmetic"),
-    "neg": Rule(_same, lambda g, ans: (-g,), np.negative, Fmt("-{0}", NEG, (NEG,)), Fmt("−{0}", NEG, (MUL,)),
-                Fmt("-{0}", NEG, (MUL,)), kind="arithmetic"),
+                fn=np.power, np=Fmt("{0} ** {1}", POW, (POW + 1, NEG)), text=lambda n: _text_pow(n),
+                latex=Fmt("{0}^{{{1}}}", POW, (POW + 1, 0)), domain="positive", kind="arithmetic"),
+    "neg": Rule(shape=_same, vjp=lambda g, ans: (-g,), fn=np.negative, np=Fmt("-{0}", NEG, (NEG,)),
+                text=Fmt("−{0}", NEG, (MUL,)),
+                latex=Fmt("-{0}", NEG, (MUL,)), batch_safe=True, kind="arithmetic"),
 
     # ----- linear algebra -----
-    "matmul": Rule(_matmul_shape, _matmul_vjp, np.matmul, _np_binop("@", MUL), Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)),
-                   Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)), kind="linalg", builtin=None),
-    "T": Rule(lambda a: (a[1], a[0]) if len(a) == 2 else a, lambda g, ans: (g.T,), np.transpose,
-              Fmt("{0}.T", POSTFIX, (POSTFIX,)), Fmt("{0}ᵀ", POSTFIX, (POSTFIX + 1,)),
-              Fmt("{0}^\\top", POSTFIX, (POSTFIX + 1,)), kind="linalg"),
-    "dot": Rule(_dot_shape, lambda g, ans: (g * ans.args[1], g * ans.args[0]), np.dot,
-                _np_binop("@", MUL), Fmt("{0}ᵀ{1}", MATMUL, (POSTFIX + 1, MATMUL + 1)),
-                Fmt("{0}^\\top {1}", MATMUL, (POSTFIX + 1, MATMUL + 1)), kind="linalg", builtin=2, build=numpy_matmul),
-    "outer": Rule(_outer_shape, lambda g, ans: (E.matmul(g, ans.args[1]), E.matmul(g.T, ans.args[0])), np.outer,
-                  Fmt("np.outer({0}, {1})"), Fmt("{0} {1}ᵀ", MATMUL, (MATMUL, POSTFIX + 1)),
-                  Fmt("{0} {1}^\\top", MATMUL, (MATMUL, POSTFIX + 1)), kind="linalg", builtin=2),
-    "inv": Rule(lambda a: _square(a, "inv"), lambda g, ans: (-(ans.T @ g @ ans.T),), np.linalg.inv,
-                Fmt("np.linalg.inv({0})"), Fmt("{0}⁻¹", POSTFIX, (POSTFIX + 1,)), Fmt("{0}^{{-1}}", POSTFIX, (POSTFIX + 1,)),
-                kind="linalg", builtin=1),
-    "det": Rule(lambda a: _square(a, "det") and (), lambda g, ans: ((g * ans) * E.apply("inv", ans.args[0]).T,),
-                np.linalg.det, Fmt("np.linalg.det({0})"), Fmt("det({0})"), Fmt("\\det\\left({0}\\right)"),
-                kind="linalg", builtin=1),                           # Jacobi's formula
-    "logdet": Rule(lambda a: _square(a, "logdet") and (), lambda g, ans: (g * E.apply("inv", ans.args[0]).T,),
-                   lambda x: np.linalg.slogdet(x)[1], Fmt("np.linalg.slogdet({0})[1]"), Fmt("log det({0})"),
-                   Fmt("\\log\\det\\left({0}\\right)"), kind="linalg", builtin=1,
+    "matmul": Rule(shape=_matmul_shape, vjp=_matmul_vjp, fn=np.matmul, np=_np_binop("@", MUL),
+                   text=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)),
+                   latex=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)), kind="linalg", builtin=None),
+    "T": Rule(shape=lambda a: (a[1], a[0]) if len(a) == 2 else a, vjp=lambda g, ans: (g.T,), fn=np.transpose,
+              np=Fmt("{0}.T", POSTFIX, (POSTFIX,)), text=Fmt("{0}ᵀ", POSTFIX, (POSTFIX + 1,)),
+              latex=Fmt("{0}^\\top", POSTFIX, (POSTFIX + 1,)), kind="linalg"),
+    "dot": Rule(shape=_dot_shape, vjp=lambda g, ans: (g * ans.args[1], g * ans.args[0]), fn=np.dot,
+                np=_np_binop("@", MUL), text=Fmt("{0}ᵀ{1}", MATMUL, (POSTFIX + 1, MATMUL + 1)),
+                latex=Fmt("{0}^\\top {1}", MATMUL, (POSTFIX + 1, MATMUL + 1)), kind="linalg", builtin=2,
+                build=numpy_matmul),
+    "outer": Rule(shape=_outer_shape, vjp=lambda g, ans: (E.matmul(g, ans.args[1]), E.matmul(g.T, ans.args[0])),
+                  fn=np.outer,
+                  np=Fmt("np.outer({0}, {1})"), text=Fmt("{0} {1}ᵀ", MATMUL, (MATMUL, POSTFIX + 1)),
+                  latex=Fmt("{0} {1}^\\top", MATMUL, (MATMUL, POSTFIX + 1)), kind="linalg", builtin=2),
+    "inv": Rule(shape=lambda a: _square(a, "inv"), vjp=lambda g, ans: (-(ans.T @ g @ ans.T),), fn=np.linalg.inv,
+                np=Fmt("np.linalg.inv({0})"), text=Fmt("{0}⁻¹", POSTFIX, (POSTFIX + 1,)),
+                latex=Fmt("{0}^{{-1}}", POSTFIX, (POSTFIX + 1,)),
+                domain="well_conditioned", batch_safe=True, kind="linalg", builtin=1),
+    "det": Rule(shape=lambda a: _square(a, "det") and (),
+                vjp=lambda g, ans: ((g * ans) * E.apply("inv", ans.args[0]).T,),
+                fn=np.linalg.det, np=Fmt("np.linalg.det({0})"), text=Fmt("det({0})"),
+                latex=Fmt("\\det\\left({0}\\right)"),
+                domain="well_conditioned", batch_safe=True, kind="linalg",
+                builtin=1),                           # Jacobi's formula
+    "logdet": Rule(shape=lambda a: _square(a, "logdet") and (), vjp=lambda g, ans: (g * E.apply("inv", ans.args[0]).T,),
+                   fn=lambda x: np.linalg.slogdet(x)[1], np=Fmt("np.linalg.slogdet({0})[1]"), text=Fmt("log det({0})"),
+                   latex=Fmt("\\log\\det\\left({0}\\right)"), domain="well_conditioned", batch_safe=True,
+                   kind="linalg", builtin=1,
                    doc="log |det X| (the sign is dropped, as numpy.linalg.slogdet does)"),
-    "trace": Rule(lambda a: _square(a, "trace") and (), lambda g, ans: (g * E.eye(ans.args[0].shape[0]),), np.trace,
-                  Fmt("np.trace({0})"), Fmt("tr({0})"), Fmt("\\operatorname{{tr}}\\left({0}\\right)"), kind="linalg", builtin=1),
-    "diag": Rule(_diag_shape, lambda g, ans: (Node("diag", (g,)),), np.diag, Fmt("np.diag({0})"), Fmt("diag({0})"),
-                 Fmt("\\operatorname{{diag}}\\left({0}\\right)"), kind="linalg", builtin=1),
+    "pinv": Rule(shape=_pinv_shape, vjp=_pinv_vjp, fn=np.linalg.pinv, np=Fmt("np.linalg.pinv({0})"),
+                 text=Fmt("pinv({0})"), latex=Fmt("\\operatorname{{pinv}}\\left({0}\\right)"), kind="linalg", builtin=1,
+                 domain="well_conditioned", batch_safe=True,
+                 doc="Moore–Penrose pseudo-inverse of a matrix (its gradient holds where the rank is constant, "
+                     "e.g. full rank)"),
+    "trace": Rule(shape=lambda a: _square(a, "trace") and (), vjp=lambda g, ans: (g * E.eye(ans.args[0].shape[0]),),
+                  fn=np.trace,
+                  np=Fmt("np.trace({0})"), text=Fmt("tr({0})"), latex=Fmt("\\operatorname{{tr}}\\left({0}\\right)"),
+                  kind="linalg", builtin=1),
+    "diag": Rule(shape=_diag_shape, vjp=lambda g, ans: (Node("diag", (g,)),), fn=np.diag, np=Fmt("np.diag({0})"),
+                 text=Fmt("diag({0})"),
+                 latex=Fmt("\\operatorname{{diag}}\\left({0}\\right)"), kind="linalg", builtin=1),
 
     # ----- reductions -----
-    "sum": Rule(lambda a: (), lambda g, ans: (g * E.ones(ans.args[0].shape),), np.sum, Fmt("np.sum({0})"),
-                Fmt("sum({0})"), Fmt("\\operatorname{{sum}}\\left({0}\\right)"), kind="reduction", builtin=1,
-                build=_reduce_build("sum", E._sum), keywords=("axis",)),
-    "mean": Rule(lambda a: (), lambda g, ans: ((g / const(E.numel(ans.args[0].shape))) * E.ones(ans.args[0].shape),),
-                 np.mean, Fmt("np.mean({0})"), Fmt("mean({0})"), Fmt("\\operatorname{{mean}}\\left({0}\\right)"),
-                 kind="reduction", builtin=1, build=_reduce_build("mean", lambda x: Node("mean", (x,))), keywords=("axis",)),
-    "norm": Rule(lambda a: (), lambda g, ans: ((g / ans) * ans.args[0],), np.linalg.norm, Fmt("np.linalg.norm({0})"),
-                 Fmt("‖{0}‖"), Fmt("\\left\\|{0}\\right\\|"), kind="reduction", builtin=1, build=_norm,
+    "sum": Rule(shape=lambda a: (), vjp=lambda g, ans: (g * E.ones(ans.args[0].shape),), fn=np.sum,
+                np=Fmt("np.sum({0})"),
+                text=Fmt("sum({0})"), latex=Fmt("\\operatorname{{sum}}\\left({0}\\right)"), kind="reduction", builtin=1,
+                build=_reduce_build("sum", E.sum_all), keywords=("axis",)),
+    "mean": Rule(shape=lambda a: (),
+                 vjp=lambda g, ans: ((g / const(E.numel(ans.args[0].shape))) * E.ones(ans.args[0].shape),),
+                 fn=np.mean, np=Fmt("np.mean({0})"), text=Fmt("mean({0})"),
+                 latex=Fmt("\\operatorname{{mean}}\\left({0}\\right)"),
+                 kind="reduction", builtin=1, build=_reduce_build("mean", lambda x: Node("mean", (x,))),
+                 keywords=("axis",)),
+    "norm": Rule(shape=lambda a: (), vjp=lambda g, ans: ((g / ans) * ans.args[0],), fn=np.linalg.norm,
+                 np=Fmt("np.linalg.norm({0})"),
+                 text=Fmt("‖{0}‖"), latex=Fmt("\\left\\|{0}\\right\\|"), kind="reduction", builtin=1, build=_norm,
                  doc="2-norm of a vector, Frobenius norm of a matrix"),
-    "sqnorm": Rule(lambda a: (), lambda g, ans: (2 * g * ans.args[0],), lambda x: np.sum(x * x),
-                   lambda n: Fmt("{0} @ {0}", MUL, (MUL + 1,)) if n.args[0].ndim == 1 else Fmt("np.sum({0} * {0})", ATOM, (MUL + 1,)),
-                   Fmt("‖{0}‖²"), Fmt("\\left\\|{0}\\right\\|^2"), kind="reduction",
+    "sqnorm": Rule(shape=lambda a: (), vjp=lambda g, ans: (2 * g * ans.args[0],), fn=lambda x: np.sum(x * x),
+                   np=lambda n: Fmt("{0} @ {0}", MUL, (MUL + 1,)) if n.args[0].ndim == 1 else Fmt("np.sum({0} * {0})", ATOM, (MUL + 1,)),
+                   text=Fmt("‖{0}‖²"), latex=Fmt("\\left\\|{0}\\right\\|^2"), kind="reduction",
                    doc="norm(X)**2, kept as one node"),
-    "softmax": Rule(lambda a: _vector_only(a, "softmax"),
-                    lambda g, ans: (ans * (g - E.dot(ans, g)),), lambda x: _softmax(x),
-                    Fmt("_softmax({0})"), Fmt("softmax({0})"), Fmt("\\operatorname{{softmax}}\\left({0}\\right)"),
-                    kind="reduction", builtin=1, build=_softmax_build, keywords=("axis",),
+    "softmax": Rule(shape=lambda a: _vector_only(a, "softmax"),
+                    vjp=lambda g, ans: (ans * (g - E.dot(ans, g)),), fn=lambda x: _softmax(x),
+                    np=Fmt("_softmax({0})"), text=Fmt("softmax({0})"),
+                    latex=Fmt("\\operatorname{{softmax}}\\left({0}\\right)"),
+                    batch_safe=True, kind="reduction", builtin=1, build=_softmax_build, keywords=("axis",),
                     doc="softmax of a vector; on a matrix pass axis= (each row or column)"),
-    "logsumexp": Rule(lambda a: _vector_only(a, "logsumexp") and (), lambda g, ans: (g * Node("softmax", (ans.args[0],)),),
-                      lambda x: _logsumexp(x), Fmt("_logsumexp({0})"), Fmt("logsumexp({0})"),
-                      Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), kind="reduction", builtin=1,
+    "logsumexp": Rule(shape=lambda a: _vector_only(a, "logsumexp") and (),
+                      vjp=lambda g, ans: (g * Node("softmax", (ans.args[0],)),),
+                      fn=lambda x: _logsumexp(x), np=Fmt("_logsumexp({0})"), text=Fmt("logsumexp({0})"),
+                      latex=Fmt("\\operatorname{{logsumexp}}\\left({0}\\right)"), batch_safe=True, kind="reduction",
+                      builtin=1,
                       build=_logsumexp_build, keywords=("axis",),
                       doc="log Σ exp over a vector; on a matrix pass axis= (per row or column)"),
-    "softmax_rows": Rule(lambda a: a if len(a) == 2 else _vector_only((), "softmax_rows"), _softmax_rows_vjp,
-                         _softmax_rows, Fmt("_softmax({0})"), Fmt("softmax({0}, axis=1)"),
-                         Fmt("\\operatorname{{softmax}}_{{\\text{{rows}}}}\\left({0}\\right)"), kind="reduction",
+    "softmax_rows": Rule(shape=lambda a: a if len(a) == 2 else _vector_only((), "softmax_rows"), vjp=_softmax_rows_vjp,
+                         fn=_softmax_rows, np=Fmt("_softmax({0})"), text=Fmt("softmax({0}, axis=1)"),
+                         latex=Fmt("\\operatorname{{softmax}}_{{\\text{{rows}}}}\\left({0}\\right)"), batch_safe=True,
+                         kind="reduction",
                          doc="softmax of each row of a matrix: softmax(Z, axis=1); axis=0 is softmax_rows(Zᵀ)ᵀ"),
-    "logsumexp_rows": Rule(lambda a: (a[0],) if len(a) == 2 else _vector_only((), "logsumexp_rows"),
-                           _logsumexp_rows_vjp,
-                           _logsumexp_rows, Fmt("_logsumexp({0})"), Fmt("logsumexp({0}, axis=1)"),
-                           Fmt("\\operatorname{{logsumexp}}_{{\\text{{rows}}}}\\left({0}\\right)"),
-                           kind="reduction", doc="logsumexp of each row: logsumexp(Z, axis=1) (axis=0: of Zᵀ)"),
-    "max": Rule(lambda a: _array(a, "max") and (), lambda g, ans: (E.mul(g, Node("maxmask", ans.args)),),
-                np.max, Fmt("np.max({0})"), Fmt("max({0})"), Fmt("\\max\\left({0}\\right)"), kind="reduction",
+    "logsumexp_rows": Rule(shape=lambda a: (a[0],) if len(a) == 2 else _vector_only((), "logsumexp_rows"),
+                           vjp=_logsumexp_rows_vjp,
+                           fn=_logsumexp_rows, np=Fmt("_logsumexp({0})"), text=Fmt("logsumexp({0}, axis=1)"),
+                           latex=Fmt("\\operatorname{{logsumexp}}_{{\\text{{rows}}}}\\left({0}\\right)"),
+                           batch_safe=True, kind="reduction",
+                           doc="logsumexp of each row: logsumexp(Z, axis=1) (axis=0: of Zᵀ)"),
+    "max": Rule(shape=lambda a: _array(a, "max") and (), vjp=lambda g, ans: (E.mul(g, Node("maxmask", ans.args)),),
+                fn=np.max, np=Fmt("np.max({0})"), text=Fmt("max({0})"), latex=Fmt("\\max\\left({0}\\right)"),
+                kind="reduction",
                 builtin=1, doc="largest entry; its subgradient splits evenly between tied entries"),
-    "min": Rule(lambda a: _array(a, "min") and (), lambda g, ans: (E.mul(g, Node("minmask", ans.args)),),
-                np.min, Fmt("np.min({0})"), Fmt("min({0})"), Fmt("\\min\\left({0}\\right)"), kind="reduction",
+    "min": Rule(shape=lambda a: _array(a, "min") and (), vjp=lambda g, ans: (E.mul(g, Node("minmask", ans.args)),),
+                fn=np.min, np=Fmt("np.min({0})"), text=Fmt("min({0})"), latex=Fmt("\\min\\left({0}\\right)"),
+                kind="reduction",
                 builtin=1, doc="smallest entry; its subgradient splits evenly between tied entries"),
-    "maxmask": Rule(_same, lambda g, ans: (None,), _max_mask, Fmt("_max_mask({0})"), Fmt("∇max({0})"),
-                    Fmt("\\nabla\\max\\left({0}\\right)"), kind="reduction",
+    "maxmask": Rule(shape=_same, vjp=lambda g, ans: (None,), fn=_max_mask, np=Fmt("_max_mask({0})"),
+                    text=Fmt("∇max({0})"),
+                    latex=Fmt("\\nabla\\max\\left({0}\\right)"), kind="reduction",
                     doc="the gradient of max(X): 1/t at the t entries equal to the max, 0 elsewhere"),
-    "minmask": Rule(_same, lambda g, ans: (None,), lambda x: _max_mask(-np.asarray(x)), Fmt("_max_mask(-{0})", ATOM, (POW,)),
-                    Fmt("∇min({0})"), Fmt("\\nabla\\min\\left({0}\\right)"), kind="reduction",
+    "minmask": Rule(shape=_same, vjp=lambda g, ans: (None,), fn=lambda x: _max_mask(-np.asarray(x)),
+                    np=Fmt("_max_mask(-{0})", ATOM, (POW,)),
+                    text=Fmt("∇min({0})"), latex=Fmt("\\nabla\\min\\left({0}\\right)"), kind="reduction",
                     doc="the gradient of min(X): 1/t at the t entries equal to the min, 0 elsewhere"),
-    "maximum": Rule(_broadcast, _extreme_vjp(1), np.maximum, Fmt("np.maximum({0}, {1})"), Fmt("max({0}, {1})"),
-                    Fmt("\\max\\left({0}, {1}\\right)"), kind="arithmetic", builtin=2,
+    "maximum": Rule(shape=_broadcast, vjp=_extreme_vjp(1), fn=np.maximum, np=Fmt("np.maximum({0}, {1})"),
+                    text=Fmt("max({0}, {1})"),
+                    latex=Fmt("\\max\\left({0}, {1}\\right)"), kind="arithmetic", builtin=2,
                     build=_elementwise_pair("maximum"),
                     doc="elementwise larger of two arrays (NumPy broadcasting); ties split the gradient evenly"),
-    "minimum": Rule(_broadcast, _extreme_vjp(-1), np.minimum, Fmt("np.minimum({0}, {1})"), Fmt("min({0}, {1})"),
-                    Fmt("\\min\\left({0}, {1}\\right)"), kind="arithmetic", builtin=2,
+    "minimum": Rule(shape=_broadcast, vjp=_extreme_vjp(-1), fn=np.minimum, np=Fmt("np.minimum({0}, {1})"),
+                    text=Fmt("min({0}, {1})"),
+                    latex=Fmt("\\min\\left({0}, {1}\\right)"), kind="arithmetic", builtin=2,
                     build=_elementwise_pair("minimum"),
                     doc="elementwise smaller of two arrays (NumPy broadcasting); ties split the gradient evenly"),
-    "rows": Rule(lambda a, m: (m, a[0]) if len(a) == 1 else _vector_only(a, "rows"),
-                 _rows_vjp, lambda v, m: np.broadcast_to(v, (m,) + np.shape(v)),
-                 lambda n: Fmt("np.broadcast_to({0}, %s)" % _shape_src(n.shape)), Fmt("𝟙 {0}ᵀ", MATMUL, (POSTFIX + 1,)),
-                 Fmt("\\mathbf{{1}} {0}^\\top", MATMUL, (POSTFIX + 1,)), kind="arithmetic",
+    "rows": Rule(shape=lambda a, m: (m, a[0]) if len(a) == 1 else _vector_only(a, "rows"),
+                 vjp=_rows_vjp, fn=lambda v, m: np.broadcast_to(v, (m,) + np.shape(v)),
+                 np=lambda n: Fmt("np.broadcast_to({0}, %s)" % _shape_src(n.shape)),
+                 text=Fmt("𝟙 {0}ᵀ", MATMUL, (POSTFIX + 1,)),
+                 latex=Fmt("\\mathbf{{1}} {0}^\\top", MATMUL, (POSTFIX + 1,)), kind="arithmetic",
                  doc="𝟙 vᵀ: a vector broadcast along the rows of a matrix (NumPy's (m, n) + (n,))"),
-    "matrix_power": Rule(lambda a, k: _square(a, "matrix_power"), _mpow_vjp,
-                 lambda x, k: np.linalg.matrix_power(x, k), lambda n: Fmt("np.linalg.matrix_power({0}, %d)" % n.attrs[0]),
-                 lambda n: Fmt("matrix_power({0}, %d)" % n.attrs[0]),
-                 lambda n: Fmt("\\operatorname{{matrix\\_power}}\\left({0}, %d\\right)" % n.attrs[0]),
-                 kind="linalg", builtin=2, build=_matrix_power_build,
+    "matrix_power": Rule(shape=lambda a, k: _square(a, "matrix_power"), vjp=_mpow_vjp,
+                 fn=lambda x, k: np.linalg.matrix_power(x, k),
+                         np=lambda n: Fmt("np.linalg.matrix_power({0}, %d)" % n.attrs[0]),
+                 text=lambda n: Fmt("matrix_power({0}, %d)" % n.attrs[0]),
+                 latex=lambda n: Fmt("\\operatorname{{matrix\\_power}}\\left({0}, %d\\right)" % n.attrs[0]),
+                 batch_safe=True, kind="linalg", builtin=2, build=_matrix_power_build,
                  doc="matrix_power(X, k): Xᵏ for an integer constant k (negative k: powers of inv(X)); X ** k is elementwise"),
 })
 
@@ -502,12 +593,27 @@ class Elementwise:
     fn: Callable
     d: Callable
     sympy: Callable
-    domain: str = "real"             # real | positive | nonzero
+    domain: str = "real"             # real | positive | small (tan: well inside (−π/2, π/2))
     np_prec: int = ATOM              # precedence of the NumPy source (sigmoid's is a product)
+    kink: bool = False               # not differentiable at 0 (relu, step, sign, abs)
+    canonical: bool = False          # SymPy's scalar canonical forms may round-trip it (scalar.py)
+    np_helper: str = ""               # source of a helper its NumPy form calls (NumPy has no such function)
 
 
 def apply_fn(name: str, x: Node) -> Node:
     return Node(name, (x,))
+
+
+def _erf(x):
+    """The error function entry by entry (NumPy has none): 2/√π·exp(−x²)·Σₙ 2ⁿx²ⁿ⁺¹/(1·3···(2n+1)), a
+    series of terms of one sign (no cancellation; 1.6e-15 relative at worst); |x| ≥ 6 gives ±1 to double
+    precision."""
+    t = np.clip(x, -6.0, 6.0)
+    term = total = t * 1.0
+    for n in range(1, 200):
+        term = term * (2.0 * t * t) / (2 * n + 1)
+        total = total + term
+    return (1.1283791670955126 * np.exp(-t * t) * total)[()]              # 2/√π
 
 
 def _sig(x):                          # accurate to the last digits for very negative x too (the self-check divides)
@@ -516,23 +622,26 @@ def _sig(x):                          # accurate to the last digits for very neg
 
 ELEMENTWISE = {
     "relu": Elementwise("np.maximum({0}, 0.0)", lambda x: np.maximum(x, 0.0), lambda x, y: apply_fn("step", x),
-                        lambda t: sympy.Piecewise((t, t > 0), (0, True))),
+                        lambda t: sympy.Piecewise((t, t > 0), (0, True)), kink=True),
     # step prints as a float, not a bool: (a > 0) + (c > 0) would be a logical or, -(a > 0) an error
     "step": Elementwise("np.heaviside({0}, 0.0)", lambda x: (np.asarray(x) > 0).astype(float), lambda x, y: E.zeros(x.shape),
-                        lambda t: sympy.Piecewise((1, t > 0), (0, True))),
-    "sign": Elementwise("np.sign({0})", np.sign, lambda x, y: E.zeros(x.shape), sympy.sign),
-    "abs": Elementwise("np.abs({0})", np.abs, lambda x, y: apply_fn("sign", x), sympy.Abs),
+                        lambda t: sympy.Piecewise((1, t > 0), (0, True)), kink=True),
+    "sign": Elementwise("np.sign({0})", np.sign, lambda x, y: E.zeros(x.shape), sympy.sign, kink=True),
+    "abs": Elementwise("np.abs({0})", np.abs, lambda x, y: apply_fn("sign", x), sympy.Abs, kink=True),
     "sigmoid": Elementwise("0.5 * (1.0 + np.tanh(0.5 * {0}))", _sig, lambda x, y: y * (1 - y),
                            lambda t: 1 / (1 + sympy.exp(-t)), np_prec=MUL),
-    "tanh": Elementwise("np.tanh({0})", np.tanh, lambda x, y: 1 - y ** 2, sympy.tanh),
-    "exp": Elementwise("np.exp({0})", np.exp, lambda x, y: y, sympy.exp),
-    "log": Elementwise("np.log({0})", np.log, lambda x, y: 1 / x, sympy.log, "positive"),
-    "sqrt": Elementwise("np.sqrt({0})", np.sqrt, lambda x, y: 0.5 / y, sympy.sqrt, "positive"),
-    "sin": Elementwise("np.sin({0})", np.sin, lambda x, y: apply_fn("cos", x), sympy.sin),
-    "cos": Elementwise("np.cos({0})", np.cos, lambda x, y: -apply_fn("sin", x), sympy.cos),
-    "tan": Elementwise("np.tan({0})", np.tan, lambda x, y: 1 + y ** 2, sympy.tan),
+    "tanh": Elementwise("np.tanh({0})", np.tanh, lambda x, y: 1 - y ** 2, sympy.tanh, canonical=True),
+    "exp": Elementwise("np.exp({0})", np.exp, lambda x, y: y, sympy.exp, canonical=True),
+    "log": Elementwise("np.log({0})", np.log, lambda x, y: 1 / x, sympy.log, "positive", canonical=True),
+    "sqrt": Elementwise("np.sqrt({0})", np.sqrt, lambda x, y: 0.5 / y, sympy.sqrt, "positive", canonical=True),
+    "sin": Elementwise("np.sin({0})", np.sin, lambda x, y: apply_fn("cos", x), sympy.sin, canonical=True),
+    "cos": Elementwise("np.cos({0})", np.cos, lambda x, y: -apply_fn("sin", x), sympy.cos, canonical=True),
+    "tan": Elementwise("np.tan({0})", np.tan, lambda x, y: 1 + y ** 2, sympy.tan, "small", canonical=True),
     "softplus": Elementwise("np.logaddexp(0.0, {0})", lambda x: np.logaddexp(0.0, x),
                             lambda x, y: apply_fn("sigmoid", x), lambda t: sympy.log(1 + sympy.exp(t))),
+    # erf' = 2/√π exp(−x²); NumPy has no erf: a series, copied into generated modules as _erf
+    "erf": Elementwise("_erf({0})", _erf, lambda x, y: E.const(2 / sympy.sqrt(sympy.pi)) *
+                       apply_fn("exp", -(x * x)), sympy.erf, np_helper=inspect.getsource(_erf).strip()),
 }
 
 
@@ -543,12 +652,14 @@ def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
         return f.d(x, apply_fn(name, x))
 
     return {
-        name: Rule(_same, lambda g, ans: (g * Node(prime, ans.args),), f.fn, Fmt(f.np, f.np_prec),
-                   Fmt(name + "({0})"), Fmt("\\operatorname{{" + name + "}}\\left({0}\\right)"),
-                   kind="elementwise", builtin=1),
-        prime: Rule(_same, lambda g, ans: (vjp_of_expansion(ans, g),), None, None,
-                    Fmt(prime + "({0})"), Fmt("\\operatorname{{" + name + "}}'\\left({0}\\right)"),
-                    kind="elementwise", expand=lambda node: expand_prime(node.args[0])),
+        name: Rule(shape=_same, vjp=lambda g, ans: (g * Node(prime, ans.args),), fn=f.fn, np=Fmt(f.np, f.np_prec),
+                   text=Fmt(name + "({0})"), latex=Fmt("\\operatorname{{" + name + "}}\\left({0}\\right)"),
+                   kind="elementwise", builtin=1, domain=f.domain, kink=f.kink, batch_safe=True,
+                   np_helper=f.np_helper),
+        prime: Rule(shape=_same, vjp=lambda g, ans: (vjp_of_expansion(ans, g),), fn=None, np=None,
+                    text=Fmt(prime + "({0})"), latex=Fmt("\\operatorname{{" + name + "}}'\\left({0}\\right)"),
+                    kind="elementwise", expand=lambda node: expand_prime(node.args[0]), domain=f.domain,
+                    kink=f.kink, batch_safe=True),
     }
 
 
@@ -608,129 +719,14 @@ def _fn_latex(node):
 
 
 RULES.update({
-    "phi": Rule(lambda a, name, order: a, _phi_vjp, None,
-                lambda n: Fmt(f"_fn[{n.attrs[0]!r}]({{0}}, {n.attrs[1]})"),
-                lambda n: Fmt(n.attrs[0] + "'" * n.attrs[1] + "({0})"),
-                lambda n: Fmt(_esc(latex_name(n.attrs[0])) + "'" * n.attrs[1] + "\\left({0}\\right)"),
+    "phi": Rule(shape=lambda a, name, order: a, vjp=_phi_vjp, fn=None,
+                np=lambda n: Fmt(f"_fn[{n.attrs[0]!r}]({{0}}, {n.attrs[1]})"),
+                text=lambda n: Fmt(n.attrs[0] + "'" * n.attrs[1] + "({0})"),
+                latex=lambda n: Fmt(_esc(latex_name(n.attrs[0])) + "'" * n.attrs[1] + "\\left({0}\\right)"),
                 kind="abstract", doc="an unspecified elementwise function and its derivatives"),
-    "fn": Rule(_fn_shape, _fn_vjp, None,
-               lambda n: Fmt(f"_fn[{n.attrs[0]!r}](({', '.join('{%d}' % i for i in range(len(n.args)))},), "
+    "fn": Rule(shape=_fn_shape, vjp=_fn_vjp, fn=None,
+               np=lambda n: Fmt(f"_fn[{n.attrs[0]!r}](({', '.join('{%d}' % i for i in range(len(n.args)))},), "
                              f"{n.attrs[1]!r})"),
-               _fn_text, _fn_latex, kind="abstract", doc="an unspecified scalar function of scalars and its partials"),
+               text=_fn_text, latex=_fn_latex, kind="abstract",
+               doc="an unspecified scalar function of scalars and its partials"),
 })
-
-
-# ----- printing helpers shared by the printers -----
-
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
-          "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "Gamma", "Delta",
-          "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
-
-
-def _esc(s: str) -> str:
-    return s.replace("{", "{{").replace("}", "}}")
-
-
-def latex_name(name: str) -> str:
-    """W1 -> W_{1}, x_hat -> x_{hat}, Phi -> \\Phi."""
-    base, _, rest = name.partition("_")
-    digits = ""
-    while base and base[-1].isdigit() and len(base) > 1:
-        digits = base[-1] + digits
-        base = base[:-1]
-    if base in _GREEK:
-        base = "\\" + base
-    elif len(base) > 1:
-        base = f"\\mathrm{{{base}}}"
-    sub = ",".join(s for s in (digits, rest) if s)
-    return f"{base}_{{{sub}}}" if sub else base
-
-
-def number_text(v) -> str:
-    """A constant as plain-text math: 0.5, 1/3, −2, 1/(m·n), 1/n²; never Python syntax (no ** or *)."""
-    return number_fmt(v)[0]
-
-
-def number_fmt(v) -> tuple[str, int]:
-    """A constant as plain-text math with the precedence of that text (1/3 is a quotient, −2 a negation),
-    so that the printers parenthesise it wherever it would otherwise read differently: (2/3)^x, x^(1/3)."""
-    v = sympy.sympify(v)
-    if v.is_Add:                                     # 1/m − 1/n, 1/2 + √3: a positive term first where there is one
-        terms = sorted(v.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
-        out = _grouped(number_fmt(terms[0]), ADD)
-        for t in terms[1:]:
-            neg = t.could_extract_minus_sign()
-            out += (" − " if neg else " + ") + _grouped(number_fmt(-t if neg else t), ADD + 1)
-        return out, ADD
-    if v.is_number and v.is_real and v < 0 or not v.is_number and v.could_extract_minus_sign():
-        s, p = number_fmt(-v)
-        return "−" + (f"({s})" if p < MUL else s), NEG
-    if isinstance(v, sympy.Float):
-        return _float_text(float(v))
-    if isinstance(v, sympy.Rational) and not isinstance(v, sympy.Integer):
-        q = int(v.q)
-        while q % 2 == 0:
-            q //= 2
-        while q % 5 == 0:
-            q //= 5
-        if q == 1 and sympy.Rational(repr(float(v))) == v:      # a terminating decimal: print as typed
-            return _decimal(float(v)), ATOM
-        return f"{v.p}/{v.q}", MUL
-    if v.is_Number or v.is_Symbol:
-        return str(v), ATOM
-    if v.is_Pow and not (v.exp.is_Rational and v.exp < 0):
-        base = _grouped(number_fmt(v.base), POW + 1)
-        if v.exp.is_Integer and v.exp > 1:
-            return base + superscript(int(v.exp)), POW
-        return base + "^" + _grouped(number_fmt(v.exp), POW + 1), POW
-    num, den = sympy.fraction(v)
-    if den != 1:
-        return _grouped(number_fmt(num), MUL) + "/" + _grouped(number_fmt(den), MUL + 1), MUL
-    if v.is_Mul:
-        return "·".join(_grouped(number_fmt(f), MUL + 1) for f in v.as_ordered_factors()), MUL
-    return str(v).replace("**", "^").replace("*", "·"), ATOM    # not reached for products and powers of dims
-
-
-def _grouped(fmt: tuple[str, int], need: int) -> str:
-    s, p = fmt
-    return f"({s})" if p < need else s
-
-
-def _float_text(f: float) -> tuple[str, int]:
-    from fractions import Fraction
-    r = Fraction(f).limit_denominator(1000)
-    if float(r) == f and r.denominator < 1000 and (r != Fraction(f) or r.denominator == 1):   # 1/3, 0.1, 3
-        return number_fmt(sympy.Rational(r.numerator, r.denominator))
-    return _decimal(f), ATOM
-
-
-def _decimal(f: float) -> str:
-    """The shortest decimal that reads back as `f`; 1e-08 as 1e-8 (no Python padding)."""
-    s = repr(f)
-    if "e" in s:
-        mant, exp = s.split("e")
-        s = f"{mant}e{int(exp)}"
-    return s
-
-
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def superscript(k: int) -> str:
-    """An integer exponent in superscript digits: 2 -> ², -1 -> ⁻¹."""
-    return str(k).translate(_SUPERSCRIPT)
-
-
-def number_np(v) -> str:
-    """A constant as NumPy source: exact integers stay ints, others become floats (repr round-trips)."""
-    if isinstance(v, sympy.Integer) or (isinstance(v, int)):
-        return repr(float(int(v)))
-    if v.is_number:
-        return repr(float(v))
-    return "(" + sympy_np(v) + ")"                   # symbolic dims: printed over the size names
-
-
-def sympy_np(v) -> str:
-    """A SymPy expression of the dims as NumPy source: functions of them (log n, √n) go through NumPy,
-    the one module a generated file imports."""
-    return sympy.pycode(v).replace("math.", "np.")

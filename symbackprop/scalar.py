@@ -10,27 +10,18 @@ import sympy
 
 from . import expr as E
 from .expr import Node, walk
-from .rules import ELEMENTWISE, apply_fn
-
-_ARITH = {"add", "sub", "mul", "div", "pow", "neg", "const", "var"}
-_FUNCS = {name: spec.sympy for name, spec in ELEMENTWISE.items()
-          if name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt")}
-_BACK = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan", sympy.tanh: "tanh"}
+from .rules import apply_fn
+from .rules_sympy import SCALAR, SCALAR_BACK, SQRT
 
 
 def is_plain_scalar(root: Node) -> bool:
-    return all(n.shape == () and (n.op in _ARITH or n.op in _FUNCS) for n in walk(root))
+    return all(n.shape == () and n.op in SCALAR for n in walk(root))
 
 
 def to_sympy_scalar(root: Node):
     done: dict[Node, object] = {}
     for n in walk(root):
-        a = [done[x] for x in n.args]
-        op = n.op
-        done[n] = (sympy.Symbol(n.attrs[0], real=True) if op == "var" else n.attrs[0] if op == "const" else
-                   a[0] + a[1] if op == "add" else a[0] - a[1] if op == "sub" else a[0] * a[1] if op == "mul" else
-                   a[0] / a[1] if op == "div" else a[0] ** a[1] if op == "pow" else -a[0] if op == "neg" else
-                   _FUNCS[op](a[0]))
+        done[n] = SCALAR[n.op](n, [done[x] for x in n.args])
     return done[root]
 
 
@@ -62,11 +53,10 @@ def from_sympy_scalar(e, variables: dict[str, Node]) -> Node:
         return E.mul(E.const(c), out) if c != 1 else out
     if e.is_Pow:
         if e.exp == sympy.Rational(1, 2):
-            return apply_fn("sqrt", from_sympy_scalar(e.base, variables))
+            return apply_fn(SQRT, from_sympy_scalar(e.base, variables))
         return E.power(from_sympy_scalar(e.base, variables), from_sympy_scalar(e.exp, variables))
-    for fn, name in _BACK.items():
-        if e.func == fn:
-            return apply_fn(name, from_sympy_scalar(e.args[0], variables))
+    if e.func in SCALAR_BACK:
+        return apply_fn(SCALAR_BACK[e.func], from_sympy_scalar(e.args[0], variables))
     raise ValueError(f"cannot convert {e!r}")
 
 

@@ -30,6 +30,7 @@ a reader could not evaluate it either.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -212,6 +213,7 @@ ELEMENTWISE = {
     "cos": (np.cos, lambda x: -np.sin(x)),
     "softplus": (lambda x: np.logaddexp(0.0, x), _sigmoid),
     "tan": (np.tan, lambda x: 1.0 + np.tan(x) ** 2),
+    "erf": (np.vectorize(math.erf, otypes=[float]), lambda x: 2.0 / math.sqrt(math.pi) * np.exp(-x * x)),
 }
 
 
@@ -282,6 +284,7 @@ REDUCTIONS = {
     "softmax": lambda x: _softmax(_column(x, "softmax")),
     "logsumexp": lambda x: _logsumexp(_column(x, "logsumexp")),
     "inv": lambda x: np.linalg.inv(_square(x, "inv")),
+    "pinv": lambda x: np.linalg.pinv(_array(x, "pinv")),
     "max": lambda x: np.float64(np.max(_array(x, "max"))),
     "min": lambda x: np.float64(np.min(_array(x, "min"))),
     "∇max": lambda x: _extreme_mask(x, 1.0),

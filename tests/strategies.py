@@ -16,11 +16,13 @@ positive-definite ones, so a random point is almost surely a valid one.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 from hypothesis import strategies as st
 
@@ -56,6 +58,14 @@ def _logsumexp(x):
     return m + anp.log(anp.sum(anp.exp(x - m)))
 
 
+@primitive
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[float])(x)
+
+
+defvjp(_erf, lambda ans, x: lambda g: g * (2.0 / math.sqrt(math.pi)) * anp.exp(-x * x))   # the textbook derivative
+
+
 def _kink(name, f):
     def g(x, env):
         env["_kinks"].append(np.asarray(getval(x)))
@@ -78,10 +88,11 @@ ORACLE_ELEMENTWISE = {
     "cos": lambda x, env: anp.cos(x),
     "softplus": lambda x, env: anp.logaddexp(0.0, x),
     "tan": lambda x, env: anp.tan(x),
+    "erf": lambda x, env: _erf(x),
 }
-POSITIVE_DOMAIN = {"log", "sqrt"}
+POSITIVE_DOMAIN = {name for name, f in ELEMENTWISE.items() if f.domain == "positive"}
 #: Built-ins whose argument is squashed into (-1, 1) first (tan has poles at ±π/2).
-BOUNDED_DOMAIN = {"tan"}
+BOUNDED_DOMAIN = {name for name, f in ELEMENTWISE.items() if f.domain == "small"}
 
 
 def _top_gap(x, env):
@@ -190,7 +201,7 @@ def expr(draw, shape, depth=3, scope=()):
     sub = lambda s: expr(s, depth - 1, scope)      # noqa: E731
     kinds = ["elementwise", "arith", "broadcast", "div", "pow", "neg", "maximum"]
     if len(shape) == 2:
-        kinds += ["T", "matmul", "outer"]
+        kinds += ["T", "matmul", "outer", "pinv"]
         if shape[0] == shape[1]:
             kinds += ["inv", "diagm", "mpow"]
     elif len(shape) == 1:
@@ -269,6 +280,9 @@ def expr(draw, shape, depth=3, scope=()):
     if kind == "outer":
         a, b = draw(sub(shape[:1])), draw(sub(shape[1:]))
         return Ex(f"outer({a.text}, {b.text})", shape, lambda e: anp.outer(a.fn(e), b.fn(e)), a.ops | b.ops | {"outer"})
+    if kind == "pinv":                            # of an input of the transposed shape: full rank almost surely
+        x = draw(leaf(shape[::-1]))
+        return _wrap("pinv", x, lambda e: anp.linalg.pinv(x.fn(e)), shape)
     if kind == "inv":
         x = spd(draw, draw(sub(shape)), depth - 1)
         return _wrap("inv", x, lambda e: anp.linalg.inv(x.fn(e)), shape)
@@ -393,6 +407,7 @@ _ORACLE_CALLS = {
     "norm": lambda x, env: anp.sqrt(anp.sum(x ** 2)), "trace": lambda x, env: anp.trace(x),
     "det": lambda x, env: anp.linalg.det(x), "logdet": lambda x, env: anp.linalg.slogdet(x)[1],
     "inv": lambda x, env: anp.linalg.inv(x), "diag": lambda x, env: anp.diag(x),
+    "pinv": lambda x, env: anp.linalg.pinv(x),
     "softmax": lambda x, env: anp.exp(x - _logsumexp(x)), "logsumexp": lambda x, env: _logsumexp(x),
     "dot": lambda x, y, env: anp.dot(x, y), "outer": lambda x, y, env: anp.outer(x, y),
     "max": _extreme(anp.max), "min": _extreme(anp.min),

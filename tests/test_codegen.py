@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import symbackprop as sb
-from symbackprop.emit import GENERATED, emit_module, load_source, refresh
+from symbackprop.emit import emit_module, load_source
+from tools.refresh_generated import GENERATED, refresh
 from symbackprop.expr import RULES
 from symbackprop.rules import ELEMENTWISE
 from symbackprop.testing import check_grads, random_inputs
@@ -29,6 +30,7 @@ CASES = {
     "matmul": ("sum(sin(A @ x))", (), ()),
     "T": ("sum(sin(A.T @ z))", (), ()),
     "dot": ("(x @ y) * (x @ x)", (), ()),
+    "pinv": ("sum(sin(pinv(A) @ z)) + trace(pinv(S) @ S.T)", (), ("S",)),
     "outer": ("sum(sin(outer(x, y)))", (), ()),
     "inv": ("sum(inv(S))", (), ("S",)),
     "det": ("det(S)", (), ("S",)),
@@ -87,7 +89,7 @@ def test_rule_through_generated_module(op):
 
 @pytest.mark.parametrize("op", ["matmul", "T", "dot", "outer", "mul", "sqnorm", "softmax", "logsumexp", "tanh",
                                 "trace", "diag", "inv", "norm", "mean", "div", "rows", "maximum", "minimum", "max",
-                                "min", "softmax_rows", "logsumexp_rows", "matrix_power", "tan"])
+                                "min", "softmax_rows", "logsumexp_rows", "matrix_power", "tan", "erf", "pinv"])
 def test_batch_mode_matches_a_loop_over_examples(op):
     formula, positive, square = CASES[op]
     names = [k for k in SH if re.search(rf"\b{k}\b", formula)]
@@ -221,7 +223,7 @@ def test_names_never_collide_with_user_names():
 
 
 def test_generated_modules_are_in_sync():
-    assert refresh(ROOT, check=True) == [], "run: python -m symbackprop.emit --refresh"
+    assert refresh(ROOT, check=True) == [], "run: python tools/refresh_generated.py --refresh"
     readme = (ROOT / "generated/README.md").read_text()
     for rel, _ in GENERATED:
         assert rel in readme

@@ -13,11 +13,11 @@ from symbackprop.cli import main as cli_main
 from symbackprop.derive import backprop
 from symbackprop.emit import emit_module, load_source
 from symbackprop.evaluate import Point, Substitute, evaluate
-from symbackprop.expr import Node
+from symbackprop.expr import RULES, Node
 from symbackprop.hessian import hessian_matrix, hvp, inner, second_order
 from symbackprop.printing import to_text
 from test_codegen import CASES, SH, _point                     # the per-rule formulas of the codegen tests
-from test_rules import ATTRS, DOMAIN, OPS, arg_shapes, sample, stable_seed  # the per-rule domains, seeds
+from test_rules import ATTRS, OPS, arg_shapes, sample, stable_seed  # the per-rule shapes, samplers, seeds
 
 #: Central differences of a gradient, float64; tolerances named once.
 EPS = 1e-6
@@ -154,7 +154,7 @@ def test_rule_hvp_matches_finite_differences_of_the_gradient(op):
     grads = {a: adj.get(a, E.zeros(a.shape)) for a in args}
     dirs = {a: E.var(f"v{i}", a.shape) for i, a in enumerate(args)}
     hv = hvp(grads, dirs)
-    domain = DOMAIN.get(op, "real")
+    domain = RULES[op].domain
     for _ in range(3):
         values = {f"a{i}": sample(s, domain, rng) for i, s in enumerate(shapes)}
         values["r"] = rng.standard_normal(node.shape)

@@ -5,7 +5,8 @@ import argparse
 import json
 import os
 
-from ..check import Problem, SolutionError, check_solution
+from ..check import Problem
+from ..solutions import SolutionError, check_solution
 from ..cli import add_formula_arguments, split_names
 from ..errors import FormulaError
 

@@ -1,0 +1,200 @@
+"""The NumPy printers (a codegen stage): one class per target, in the style of SymPy's printers.
+
+`NumpyPrinter` prints a planned body for unbatched inputs; `BatchedNumpyPrinter` overrides only
+what differs when some inputs carry a leading batch axis (batch forms, sums over the batch, the
+value as a mean). Both dispatch generically: the per-operator forms are registered with the
+operators (rules_numpy), and an operator without a special form prints with its rule's `np`
+template. The batched printer raises "Batching rule for X not implemented" for an operator that
+has neither a batch form nor `batch_safe` (never the unbatched form onto batched arrays).
+"""
+from __future__ import annotations
+
+import sympy
+
+from . import expr as E
+from .errors import FormulaError, InternalError
+from .expr import RULES, Node
+from .plan import StatementPlanner, constant
+from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np, sympy_np
+from .rules_numpy import BATCH_SUM, BATCHED, INLINE, MASK, NUMPY, REFS, SCALED, product, transpose
+
+
+class NumpyPrinter(StatementPlanner):
+    """Plans and prints the body of `forward`, `value_and_grad`, `hvp` or `hessian` as NumPy source."""
+
+    #: Tables of per-operator forms, tried in order before the rule's `np` template.
+    FORMS = (NUMPY,)
+
+    # ----- what the planner asks -----
+
+    def refs(self, n: Node) -> list:
+        form = REFS.get(n.op)
+        return form(self, n) if form is not None else list(n.args)
+
+    def always_inline(self, n: Node) -> bool:
+        form = INLINE.get(n.op)
+        return form is not None and form(n)
+
+    def shape_comment(self, n: Node) -> str:
+        batched = self.batched[n]
+        dims = ([self.B] if batched else []) + [self.dim_src(s) for s in n.shape]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+    # ----- pieces of source -----
+
+    def dim_src(self, s) -> str:
+        if isinstance(s, int):
+            return str(s)
+        if isinstance(s, sympy.Symbol):
+            return self.dimnames[s]
+        return "(" + sympy_np(s.subs({k: sympy.Symbol(v) for k, v in self.dimnames.items()})) + ")"
+
+    def shape_src(self, shape, batched=False) -> str:
+        dims = ([self.B] if batched else []) + [self.dim_src(s) for s in shape]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+    def ref(self, n: Node):
+        """(source, precedence) of a reference to n's value."""
+        if n in self.name:
+            return self.name[n], ATOM
+        return self.src(n)
+
+    def paren(self, n: Node, need: int) -> str:
+        s, p = self.ref(n)
+        return f"({s})" if p < need else s
+
+    def const_src(self, v) -> str:
+        if getattr(v, "free_symbols", None):
+            return "(" + sympy_np(v.subs({k: sympy.Symbol(nm) for k, nm in self.dimnames.items()})) + ")"
+        return number_np(v)
+
+    def lift(self, n: Node, ndim: int) -> str:
+        """A batched per-example scalar broadcast against per-example arrays of rank `ndim`."""
+        if self.batched[n] and n.ndim < ndim:
+            return self.paren(n, POSTFIX) + "[:" + ", None" * (ndim - n.ndim) + "]"
+        return None
+
+    def dt(self):
+        """The dtype argument of np.zeros/ones/eye: spelled out, never the module's DTYPE (a user's
+        variable or dim may be named DTYPE and would shadow it)."""
+        return f", dtype=np.{self.dtype}" if self.dtype != "float64" else ""
+
+    def typed(self, src: str) -> str:
+        """A constant scalar result in the module's dtype (a Python float is a float64)."""
+        return src if self.dtype == "float64" else f"np.{self.dtype}({src})"
+
+    # ----- one node -----
+
+    def src(self, n: Node):
+        for table in self.FORMS:
+            form = table.get(n.op)
+            if form is not None:
+                out = form(self, n)
+                if out is not None:
+                    return out
+        return self.template(n)
+
+    def template(self, n: Node):
+        """n printed with its rule's `np` template."""
+        fmt = RULES[n.op].np
+        fmt = fmt(n) if callable(fmt) and not isinstance(fmt, Fmt) else fmt
+        if fmt is None:
+            raise FormulaError(f"codegen has no NumPy form for `{n.op}`")
+        parts = [self.paren(x, fmt.arg_need(i)) for i, x in enumerate(n.args)]
+        return fmt.template.format(*parts), fmt.prec
+
+    def transpose(self, x: Node):
+        return transpose(self, x)
+
+    def product(self, n: Node, consts: list[str]):
+        return product(self, n, consts)
+
+    def is_mask(self, f: Node) -> bool:
+        return f.op in MASK and f not in self.name
+
+    def mask(self, f: Node) -> str:
+        return MASK[f.op](self, f)
+
+    def product_of(self, factors, ndim) -> str:
+        parts = []
+        for f in factors:
+            lifted = self.lift(f, ndim)
+            parts.append(lifted if lifted is not None else self.paren(f, MUL + 1))
+        return " * ".join(parts)
+
+    # ----- outputs -----
+
+    def value_src(self, objective: Node) -> str:
+        return self.ref(objective)[0]
+
+    def grad_src(self, name: str, g: Node, var: Node) -> str:
+        c, x = E.split_coeff(g) if g.args else (sympy.Integer(1), g)
+        if E.is_zero(g):
+            return self.zero_grad(name, var)
+        out = self.batch_grad(name, g, var, c, x)
+        if out is not None:
+            return out
+        if c == -1:
+            return "-" + self.paren(x, NEG)
+        cs = [] if c == 1 else [self.const_src(c)]
+        if x.op in SCALED and x not in self.name:
+            return SCALED[x.op](self, x, cs)[0]
+        return (" * ".join(cs + [self.paren(x, MUL + 1)])) if cs else self.ref(x)[0]
+
+    def zero_grad(self, name: str, var: Node) -> str:
+        return f"np.zeros({self.shape_src(var.shape)}{self.dt()})" if var.ndim else self.typed("0.0")
+
+    def batch_grad(self, name, g, var, c, x):
+        """The gradient's source where the batch changes it (None: as printed for one example)."""
+        return None
+
+
+class BatchedNumpyPrinter(NumpyPrinter):
+    """The NumPy printer for inputs with a leading batch axis: only what differs is overridden."""
+
+    FORMS = (BATCHED, NUMPY)
+
+    def template(self, n: Node):
+        rule = RULES[n.op]
+        if self.batched[n] and n.args and not rule.batch_safe:
+            raise InternalError(f"Batching rule for `{n.op}` not implemented: its NumPy form is not known to be "
+                                f"right with a batch axis (register a form in rules_numpy.BATCHED, or declare "
+                                f"batch_safe=True). This is a bug in symbackprop; please report it.")
+        return super().template(n)
+
+    def value_src(self, objective: Node) -> str:
+        if not self.batched[objective]:
+            return super().value_src(objective)
+        s, p = self.bsum(objective, [])
+        return f"{s if p >= MUL else '(' + s + ')'} / {self.B}"
+
+    def zero_grad(self, name: str, var: Node) -> str:
+        if name not in self.batch:
+            return super().zero_grad(name, var)
+        return f"np.zeros({self.shape_src(var.shape, True)}{self.dt()})"
+
+    def batch_grad(self, name, g, var, c, x):
+        if name not in self.batch:
+            # an unbatched input: its gradient is the sum over the batch, whatever the factor
+            if c == -1:
+                s, p = self.bsum(x, [])
+                return "-" + (s if p > NEG else f"({s})")
+            return self.bsum(x, [] if c == 1 else [self.const_src(c)])[0]
+        if not self.batched[g]:
+            s = self.ref(g)[0]
+            return f"np.broadcast_to({self.typed(s) if constant(g) else s}, {self.shape_src(var.shape, True)}).copy()"
+        return None
+
+    def bsum(self, n: Node, consts: list[str]):
+        """Source of (Π consts) · Σ_b n_b, with products pushed inside so no per-example tensor is built."""
+        if not self.batched[n]:
+            return self.product(E.mul(E.const(1), n), consts + [self.B]) if consts else self.product(n, [self.B])
+        scale = " * ".join(consts)
+        form = BATCH_SUM.get(n.op)
+        if form is not None and n not in self.name:
+            out = form(self, n, consts, scale)
+            if out is not None:
+                return out
+        s = self.paren(n, POSTFIX)
+        core = f"{s}.sum(axis=0)" if n.ndim else f"{s}.sum()"
+        return (f"{scale} * {core}" if scale else core), MUL
