@@ -421,7 +421,7 @@ def _status(case: S.ClaimCase, seed: int) -> str:
 
 
 #: Which known bug a wrong verdict on each kind of claim is (KNOWN_OPEN; check-kink and
-#: check-no-point were fixed on h2-check and are no longer listed there).
+#: check-no-point are fixed and no longer listed there).
 _CLAIM_BUG = {"nan-part": "check-nan-part", "missing-kink": "check-kink", "nan-everywhere": "check-no-point"}
 
 
@@ -455,7 +455,7 @@ CHECK_REGRESSIONS = [     # (label, formula, shapes, wrt, claim, checker seed, K
     ("scalar-relu-95", "0.5 * (v * relu(w @ x + b) - y) ** 2", {"w": "95", "x": "95"}, "b",
      "(v * relu(w @ x + b) - y) * v", 0, "fixed"),
     ("scalar-abs-13", "abs(a) * b + sum(z * z)", {"z": "13"}, "b", "a", 0, "fixed"),
-    # found by these tests after h2-check's fix: NaN where sum(x) < 0 (or a < 0), all 6 points miss it
+    # found by these tests after the first checker fix: NaN where sum(x) < 0 (or a < 0), all 6 points miss it
     ("nan-part-seed-10898", "sum(abs(x) ** 1.5)", {"x": "n"}, "x",
      "(1.5 * abs(x) ** 0.5 * sign(x)) * (exp(log(sum(x))) / (sum(x)))", 10898, "check-nan-part"),
     ("nan-part-scalar-seed-1", "z1 = u; (a + c)", {"u": "n"}, "a", "exp(log(a))/a", 1, "check-nan-part"),
@@ -467,7 +467,7 @@ CHECK_REGRESSIONS = [     # (label, formula, shapes, wrt, claim, checker seed, K
                          ids=[c[0] for c in CHECK_REGRESSIONS])
 def test_checker_regressions(label, formula, shapes, wrt, claim, seed, bug):
     """Each is wrong (confirmed with autograd), and check must say so with exit code 1, from the
-    Python API and from the command line (the review's six: fixed on h2-check, merged)."""
+    Python API and from the command line (the review's six, fixed)."""
     case = S.ClaimCase(formula, shapes, wrt, claim, "wrong", bug)
     _confirm_expectation(case, np.random.default_rng(0))
     assert _status(case, seed) == "wrong"
@@ -614,8 +614,7 @@ PRINT_REGRESSIONS = [
 
 @pytest.mark.parametrize("layout", ["gradient", "numerator"])
 @pytest.mark.parametrize("label,text,shapes,positive,bug", [pytest.param(*c, marks=pytest.mark.xfail(
-    c[-1] in KNOWN_OPEN, reason=("fixed on branch h3-print" if c[-1] == "print-ambiguous" else
-                                 f"new bug found by h4-holes ({c[-1]}); no branch fixes it yet"), strict=False))
+    c[-1] in KNOWN_OPEN, reason=f"known open printing bug ({c[-1]}: {KNOWN_OPEN.get(c[-1])})", strict=False))
     for c in PRINT_REGRESSIONS], ids=[c[0] for c in PRINT_REGRESSIONS])
 def test_print_regressions(label, text, shapes, positive, bug, layout):
     formula = S.formula_from_text(text, shapes)
