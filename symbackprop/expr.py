@@ -287,6 +287,23 @@ def div(a: Node, b: Node) -> Node:
     return Node("div", (a, b))
 
 
+#: Bits an exact constant power may take; beyond that it folds as a float (0.999999 ** 10**9 is a rational of
+#: billions of digits, which SymPy would compute exactly, uninterruptibly).
+MAX_EXACT_POWER_BITS = 4096
+
+
+def _const_power(base, p):
+    """base ** p for constants: exact while the exact number stays small, else as a 64-bit float (which const()
+    refuses cleanly if it overflows)."""
+    if base.is_Rational and p.is_Integer and \
+            abs(int(p)) * max(int(base.p).bit_length(), int(base.q).bit_length()) > MAX_EXACT_POWER_BITS:
+        try:
+            return float(base) ** float(p)            # const() keeps it exact where it is short (−1.0 -> −1)
+        except (OverflowError, ZeroDivisionError):
+            return sympy.oo
+    return base ** p
+
+
 def power(a: Node, b: Node) -> Node:
     if b.op == "const":
         p = b.attrs[0]
@@ -295,7 +312,7 @@ def power(a: Node, b: Node) -> Node:
         if p == 0:
             return ones(a.shape)
         if a.op == "const":
-            return const(a.attrs[0] ** p)
+            return const(_const_power(a.attrs[0], p))
         if p == 2 and a.op == "norm":
             return Node("sqnorm", (a.args[0],))      # ‖X‖² has its own, simpler rule
     return Node("pow", (a, b))

@@ -45,7 +45,7 @@ HOSTILE_NAMES = ["np", "numpy", "import", "__class__", "__import__", "eval", "ex
                  "None", "True", "print", "open", "value", "grads", "inputs", "B", "_t0", "x1", "grad_u", "g_z1",
                  "forward", "value_and_grad", "FORMULA", "SHAPES", "isinstance", "ValueError", "ﬁ", "é", "ｘ", "Ω",
                  "x" * 300, "_", "match", "type"]
-HOSTILE_NUMBERS = ["1e308", "1e999", "9" * 400, "0x10", "1_000", "1j", "-0.0", "1e-400", "2**1024", "10**10**10",
+HOSTILE_NUMBERS = ["1e308", "1e999", "9" * 400, "0x10", "1_000", "1j", "-0.0", "1e-400", "2**1024", "10**10**10", "0.999999**10**9",
                    "1" + "0" * 5000, "0.1e-99999", "3.", ".5", "00", "1__0"]
 HOSTILE_TEXT = ['"""', "'''", '"', "'", "\\", "\\n", "\n", "\r", "\r\n", "\t", "\x00", "\u2028", "\x0c", "#", "# \"\"\"",
                 ";", "=", "==", ":=", "lambda: 0", "[", "]", "{", "}", "(", ")", ",", ".", ".T", ".__class__", "@", "**",
@@ -218,6 +218,10 @@ HOSTILE_CASES = [
     ("huge literal", "x * 1e999", [], "too large"),
     ("huge integer", "x * " + "9" * 400, [], "too large"),
     ("huge constant power", "x * 10**10**10", [], "too large"),
+    # exact folding of these would build rationals of billions of digits, in one uninterruptible SymPy call
+    ("tiny base, huge exponent", "x * 0.999999 ** 1000000000 + x", [], None),
+    ("near-one base, huge exponent", "x * 1.0000001 ** 100000000", [], None),
+    ("huge power of 2", "x * 2 ** 100000000", [], "too large"),
     ("huge exponent of a variable", "exp(x) ** 1e308 + x ** 99999999", [], None),
     ("python dunder", "x.__class__", [], "attribute"),
     ("import", "__import__('os').system('true')", [], None),
