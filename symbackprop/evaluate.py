@@ -94,13 +94,18 @@ def _eval_node(node: Node, memo, point: Point):
         return point.functions[node.attrs[0]](args[0], node.attrs[1])
     if op == "fn":
         return point.functions[node.attrs[0]](tuple(args), node.attrs[1])
-    if op == "inv" and np.linalg.cond(args[0]) > MAX_CONDITION:
+    if op == "inv" and _ill_conditioned(args[0]):
         return np.full(concrete(node.shape, point.dims), np.nan)   # numerically singular: not a valid point
     attrs = tuple(int(a.subs(point.dims)) if isinstance(a, sympy.Basic) else a for a in node.attrs)
     try:
         return RULES[op].fn(*args, *attrs)             # attrs: rows' length m, matrix_power's k
     except np.linalg.LinAlgError:                    # inv of a singular matrix: not a valid point
         return np.full(concrete(node.shape, point.dims), np.nan)
+
+
+def _ill_conditioned(m) -> bool:
+    """Numerically singular, or not finite at all (SVD fails on inf and NaN entries)."""
+    return not np.all(np.isfinite(m)) or np.linalg.cond(m) > MAX_CONDITION
 
 
 def random_dims(symbols, rng: np.random.Generator, low: int = 2, high: int = 6) -> dict:

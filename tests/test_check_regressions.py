@@ -268,3 +268,17 @@ def test_undefined_claim_without_a_simple_place_shows_the_point():
     with np.errstate(over="ignore", invalid="ignore"):
         claimed = 2 * x * np.exp(1000 * x * x) / np.exp(1000 * x * x)
     assert not np.all(np.isfinite(claimed)) and np.all(np.isfinite(_fd(lambda t: t @ t, x)))
+
+
+def test_inv_of_a_non_finite_matrix_is_undefined_not_an_error():
+    """Found by the long run: the checker's kink search reached a point where inv's argument had inf
+    entries, and the conditioning check (an SVD) raised LinAlgError instead of marking the point invalid."""
+    from symbackprop.evaluate import evaluate, random_point
+    from symbackprop.parse import parse_formula
+    program = parse_formula("sum(inv(A))", {"A": "n,n"})
+    point = random_point(program, np.random.default_rng(0))
+    point.values["A"] = np.full_like(point.values["A"], np.inf)
+    assert np.isnan(evaluate([program.objective], point)[0])
+    verdict = check("det(M / sigmoid(M / sigmoid(M)) @ (M / sigmoid(M / sigmoid(M))).T + diag(1 + w * w))",
+                    {"w": "m", "M": "m,m"}, wrt="w", claim="w")
+    assert verdict.status == "wrong"
