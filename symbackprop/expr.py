@@ -334,6 +334,8 @@ def matmul(a: Node, b: Node) -> Node:
         return _scaled(ca * cb, matmul(xa, xb))
     if a.op == "diag" and a.args[0].ndim == 1 and b.ndim == 1:
         return mul(a.args[0], b)                     # diag(v) u = v ⊙ u
+    if a.op == "ones" and b.ndim == 1:
+        return mul(_sum(b), ones((a.shape[0],)))     # 𝟙 𝟙ᵀ u = (Σu)·𝟙: no ones matrix of unprinted size
     return Node("matmul", (a, b))
 
 

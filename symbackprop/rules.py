@@ -277,6 +277,9 @@ def _diag(x: Node) -> Node:
     """diag of a vector or square matrix; diag(0) is 0, shaped (so no size is left unprinted)."""
     if E.is_zero(x):
         return E.zeros(_diag_shape(x.shape))
+    s = E._fill_value(x)
+    if s is not None:                                # diag(s·𝟙) = s·I, diag(s·𝟙 𝟙ᵀ) = s·𝟙
+        return s * (E.eye(x.shape[0]) if x.ndim == 1 else E.ones((x.shape[0],)))
     return Node("diag", (x,))
 
 
@@ -475,7 +478,7 @@ RULES.update({
                   fn=np.trace,
                   np=Fmt("np.trace({0})"), text=Fmt("tr({0})"), latex=Fmt("\\operatorname{{tr}}\\left({0}\\right)"),
                   kind="linalg", builtin=1),
-    "diag": Rule(shape=_diag_shape, vjp=lambda g, ans: (Node("diag", (g,)),), fn=np.diag, np=Fmt("np.diag({0})"),
+    "diag": Rule(shape=_diag_shape, vjp=lambda g, ans: (_diag(g),), fn=np.diag, np=Fmt("np.diag({0})"),
                  text=Fmt("diag({0})"),
                  latex=Fmt("\\operatorname{{diag}}\\left({0}\\right)"), kind="linalg", builtin=1),
 
@@ -496,7 +499,7 @@ RULES.update({
                  doc="2-norm of a vector, Frobenius norm of a matrix"),
     "sqnorm": Rule(shape=lambda a: (), vjp=lambda g, ans: (2 * g * ans.args[0],), fn=lambda x: np.sum(x * x),
                    np=lambda n: Fmt("{0} @ {0}", MUL, (MUL + 1,)) if n.args[0].ndim == 1 else Fmt("np.sum({0} * {0})", ATOM, (MUL + 1,)),
-                   text=Fmt("‖{0}‖²"), latex=Fmt("\\left\\|{0}\\right\\|^2"), kind="reduction",
+                   text=Fmt("‖{0}‖²", POW), latex=Fmt("\\left\\|{0}\\right\\|^2", POW), kind="reduction",
                    doc="norm(X)**2, kept as one node"),
     "softmax": Rule(shape=lambda a: _vector_only(a, "softmax"),
                     vjp=lambda g, ans: (ans * (g - E.dot(ans, g)),), fn=lambda x: _softmax(x),

@@ -673,3 +673,18 @@ def test_long_run_regressions(text, shapes):
     value, grads, kinks = _oracle(formula, values)
     for layout in ("gradient", "numerator"):
         assert "text" in check_printed(derive(text, shapes, check=False), formula, values, value, grads, layout)
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")
+@pytest.mark.parametrize("text,shapes", [
+    ("sum(outer(w, diag(M)))", {"w": "m", "M": "m,m"}),     # printed 𝟙 diag(M), diag(𝟙 w): a ones matrix, no size
+    ("((norm(u)**2) ** 3)", {"u": "n"}),                    # printed ‖u‖²² (and ^2^{2} in LaTeX)
+])
+def test_long_run_print_regressions(text, shapes):
+    formula = S.formula_from_text(text, shapes)
+    values = S.random_values(formula, np.random.default_rng(3))
+    value, grads, kinks = _oracle(formula, values)
+    d = derive(text, shapes, check=False)
+    for layout in ("gradient", "numerator"):
+        assert "text" in check_printed(d, formula, values, value, grads, layout)
+        assert "latex" in check_printed(d, formula, values, value, grads, layout)
