@@ -280,8 +280,11 @@ def expr(draw, shape, depth=3, scope=()):
     if kind == "outer":
         a, b = draw(sub(shape[:1])), draw(sub(shape[1:]))
         return Ex(f"outer({a.text}, {b.text})", shape, lambda e: anp.outer(a.fn(e), b.fn(e)), a.ops | b.ops | {"outer"})
-    if kind == "pinv":                            # of an input of the transposed shape: full rank almost surely
-        x = draw(leaf(shape[::-1]))
+    if kind == "pinv":
+        if shape[0] == shape[1]:                  # square: well conditioned, like inv's argument (a random 3×3
+            x = spd(draw, draw(sub(shape)), depth - 1)   # matrix may be near singular, and pinv³ then swamps FD)
+        else:                                     # a variable of the transposed shape: full rank almost surely
+            x = draw(leaf(shape[::-1]))
         return _wrap("pinv", x, lambda e: anp.linalg.pinv(x.fn(e)), shape)
     if kind == "inv":
         x = spd(draw, draw(sub(shape)), depth - 1)
