@@ -262,7 +262,12 @@ class Derivation:
         for node in self.order:
             if node in forward and node is not self.objective:
                 lines.append(("" if latex else "  ") + row(forward[node], define(node)) + shape(node.shape))
-        lines.append(("" if latex else "  ") + row(obj, define(self.objective)) + shape(()))
+        name = forward.get(self.objective)
+        if name is not None and name != obj:         # `z1 = det(S); det(S)`: the adjoints may say z1, so define it
+            lines.append(("" if latex else "  ") + row(name, define(self.objective)) + shape(()))
+            lines.append(("" if latex else "  ") + row(obj, latex_ident(name) if latex else name) + shape(()))
+        else:
+            lines.append(("" if latex else "  ") + row(obj, define(self.objective)) + shape(()))
         if not latex:
             lines.append("")
         lines.append("&\\text{Backward pass (each adjoint is shaped like its node):}" if latex else

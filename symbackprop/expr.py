@@ -476,6 +476,8 @@ def _sum(a: Node) -> Node:
     c, x = _split_coeff(a)
     if c != 1:
         return _scaled(c, _sum(x))
+    if a.op == "mul" and a.args[0].shape == () and a.args[1].shape != ():
+        return mul(a.args[0], _sum(a.args[1]))       # sum(s·X) = s·sum(X): sum(s·I) = s·n, no unsized I
     return Node("sum", (a,))
 
 

@@ -283,7 +283,17 @@ def _diag(x: Node) -> Node:
     return Node("diag", (x,))
 
 
-E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=_diag)   # folded on rebuilds too
+def _trace(x: Node) -> Node:
+    """tr of a square matrix; tr(0) = 0, tr(s·I) = tr(s·𝟙 𝟙ᵀ) = s·n (no unsized matrix left to print)."""
+    if E.is_zero(x):
+        return const(0)
+    s, rest = (x.args[0], x.args[1]) if x.op == "mul" and x.args[0].shape == () else (const(1), x)
+    if rest.op in ("eye", "ones"):
+        return s * const(x.shape[0])
+    return Node("trace", (x,))
+
+
+E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=_diag, trace=_trace)   # folded on rebuilds too
 
 
 def _softmax_build(x, axis=None):
@@ -434,7 +444,7 @@ RULES.update({
                                 None if ans.args[1].op == "const" else
                                 unbroadcast(g * ans * apply_fn("log", ans.args[0]), ans.args[1].shape)),
                 fn=np.power, np=Fmt("{0} ** {1}", POW, (POW + 1, NEG)), text=lambda n: _text_pow(n),
-                latex=Fmt("{0}^{{{1}}}", POW, (POW + 1, 0)), domain="positive", kind="arithmetic"),
+                latex=lambda n: _latex_pow(n), domain="positive", kind="arithmetic"),
     "neg": Rule(shape=_same, vjp=lambda g, ans: (-g,), fn=np.negative, np=Fmt("-{0}", NEG, (NEG,)),
                 text=Fmt("−{0}", NEG, (MUL,)),
                 latex=Fmt("-{0}", NEG, (MUL,)), batch_safe=True, kind="arithmetic"),
@@ -577,10 +587,19 @@ def _logsumexp(x):
     return m + np.log(np.sum(np.exp(x - m)))
 
 
+def _latex_pow(node):
+    # X^{-1} of an array reads as the matrix inverse: the elementwise reciprocal is written as a fraction
+    p = node.args[1]
+    if node.args[0].shape != () and p.op == "const" and p.attrs[0] == -1:
+        return Fmt("\\frac{{1}}{{{0}}}", ATOM)
+    return Fmt("{0}^{{{1}}}", POW, (POW + 1, 0))
+
+
 def _text_pow(node):
     # integer exponents as superscripts (x², x⁻¹); any other exponent is grouped unless atomic: x^(1/3), (2/3)^x
     p = node.args[1]
-    if p.op == "const" and p.attrs[0].is_Integer and p.attrs[0] != 1:
+    # ... but X⁻¹ of an array reads as the matrix inverse: an array's negative power keeps the ^ (X^(−1))
+    if p.op == "const" and p.attrs[0].is_Integer and p.attrs[0] != 1 and (p.attrs[0] > 0 or node.args[0].shape == ()):
         return Fmt("{0}" + superscript(int(p.attrs[0])), POW, (POW + 1,))
     return Fmt("{0}^{1}", POW, (POW + 1, POW + 1))
 

@@ -679,6 +679,10 @@ def test_long_run_regressions(text, shapes):
 @pytest.mark.parametrize("text,shapes", [
     ("sum(outer(w, diag(M)))", {"w": "m", "M": "m,m"}),     # printed 𝟙 diag(M), diag(𝟙 w): a ones matrix, no size
     ("((norm(u)**2) ** 3)", {"u": "n"}),                    # printed ‖u‖²² (and ^2^{2} in LaTeX)
+    ("z1 = trace((M + a)); abs(z1)", {"M": "m,m"}),         # printed sum(abs'(z1)·I): I of no size
+    ("norm(abs(((S * S + 0.5) ** (-1))))", {"S": "n,n"}),   # printed x2⁻¹ (reads as the matrix inverse)
+    ("z1 = det(S); det(S)", {"S": "n,n"}),                  # steps: adjoints say z1, the forward pass said ℓ
+    ("trace((M - M))", {"M": "m,m"}),                       # steps: ℓ = tr(0)
 ])
 def test_long_run_print_regressions(text, shapes):
     formula = S.formula_from_text(text, shapes)
