@@ -201,6 +201,8 @@ def add(a: Node, b: Node) -> Node:
         return b
     if is_zero(b) and a.shape == shape:
         return a
+    if is_zero(a) or is_zero(b):                     # s + 0 (an array of zeros): s·𝟙, shaped (not `1 + 0`)
+        return mul(b if is_zero(a) else a, ones(shape))
     if a.op == "const" and b.op == "const":
         return const(a.attrs[0] + b.attrs[0])
     if b.op == "neg":
@@ -478,6 +480,8 @@ def _sum(a: Node) -> Node:
         return _scaled(c, _sum(x))
     if a.op == "mul" and a.args[0].shape == () and a.args[1].shape != ():
         return mul(a.args[0], _sum(a.args[1]))       # sum(s·X) = s·sum(X): sum(s·I) = s·n, no unsized I
+    if a.op == "matmul" and a.args[1].op == "ones" and a.ndim == 1:
+        return _sum(a.args[0])                       # 𝟙ᵀ A 𝟙 = sum(A): no 𝟙 whose size nothing fixes
     return Node("sum", (a,))
 
 

@@ -262,6 +262,8 @@ def _array(x, what):
 
 def _diag(x):
     if isinstance(x, Fill):
+        if x.kind == "ones" and x.u is not None and x.v is None:
+            return np.diag(x.value * x.u[:, 0])      # diag(A 𝟙): 𝟙 is the vector its left factor sizes
         if not x.pure:
             raise ReadError("diag of a product with 𝟙 of unknown size")
         return Fill(x.value, "eye" if x.kind == "ones" else "ones")

@@ -174,10 +174,14 @@ def positive(draw, x: Ex) -> Ex:
 
 
 def spd(draw, x: Ex, depth) -> Ex:
-    """A symmetric positive-definite matrix built from a square x: x xᵀ + diag(1 + v²)."""
+    """A well-conditioned symmetric positive-definite matrix built from a square x: t tᵀ + diag(1 + s²) with
+    t = tanh(x), s = tanh(v), so its condition number stays below n + 2 whatever x and v are (an unbounded
+    x such as M + det(...) made near rank-one matrices whose det finite differences cannot resolve)."""
     v = draw(expr(x.shape[:1], depth))
-    return Ex(f"({x.text} @ {x.text}.T + diag(1 + {v.text} * {v.text}))", x.shape,
-              lambda e: x.fn(e) @ x.fn(e).T + anp.diag(1 + v.fn(e) * v.fn(e)), x.ops | v.ops | {"@", "T", "diag"})
+    t, s = f"tanh({x.text})", f"tanh({v.text})"
+    return Ex(f"({t} @ {t}.T + diag(1 + {s} * {s}))", x.shape,
+              lambda e: anp.tanh(x.fn(e)) @ anp.tanh(x.fn(e)).T + anp.diag(1 + anp.tanh(v.fn(e)) ** 2),
+              x.ops | v.ops | {"@", "T", "diag", "tanh"})
 
 
 @st.composite

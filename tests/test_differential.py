@@ -683,6 +683,9 @@ def test_long_run_regressions(text, shapes):
     ("norm(abs(((S * S + 0.5) ** (-1))))", {"S": "n,n"}),   # printed x2⁻¹ (reads as the matrix inverse)
     ("z1 = det(S); det(S)", {"S": "n,n"}),                  # steps: adjoints say z1, the forward pass said ℓ
     ("trace((M - M))", {"M": "m,m"}),                       # steps: ℓ = tr(0)
+    ("sum((C @ (w + a)))", {"w": "m", "C": "n,m"}),         # sum(Cᵀ 𝟙): 𝟙 a vector or a ones matrix?
+    ("sum((C @ diag(M)))", {"C": "n,m", "M": "m,m"}),       # diag(Cᵀ 𝟙)
+    ("abs(logdet((M @ M.T + diag(1 + (w - w) * (w - w)))))", {"w": "m", "M": "m,m"}),   # diag(1 + 0)
 ])
 def test_long_run_print_regressions(text, shapes):
     formula = S.formula_from_text(text, shapes)

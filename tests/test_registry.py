@@ -86,7 +86,7 @@ def test_the_batched_printer_never_prints_an_unbatched_form_silently(monkeypatch
 ALLOWED = {
     "chains.py": (17, "matrix-chain ordering is the algebra of the four product operators themselves "
                       "(matmul, outer, dot, transpose); no other operator has or needs an entry"),
-    "expr.py": (58, "the expression core: the builders' simplifications (x + 0, (Aᵀ)ᵀ, …) are identities "
+    "expr.py": (59, "the expression core: the builders' simplifications (x + 0, (Aᵀ)ᵀ, …) are identities "
                     "of specific operators, like the rules; not a per-operator behaviour table"),
     "check.py": (20, "the claim checker's diagnoses name the mistakes students make with specific "
                      "operators (a transposed product, a missing sign, a missing relu')"),
