@@ -80,7 +80,7 @@ def value_and_grad(A, x, y):
     x4 = x2 - x3  # (m,)
     value = np.mean(x4)
     # backward
-    grad_x = A.T @ ((-1/m) * y + (1/m) * (0.5 * (1.0 + np.tanh(0.5 * x1))))  # (n,)
+    grad_x = A.T @ ((-1/m) * y + (1/m) * np.exp(-np.logaddexp(0.0, -x1)))  # (n,)
     return value, {'x': grad_x}
 
 
@@ -91,7 +91,7 @@ def grad(A, x, y):
     x2 = np.logaddexp(0.0, x1)  # (m,)
     x3 = y * x1  # (m,)
     x4 = x2 - x3  # (m,)
-    grad_x = A.T @ ((-1/m) * y + (1/m) * (0.5 * (1.0 + np.tanh(0.5 * x1))))  # (n,)
+    grad_x = A.T @ ((-1/m) * y + (1/m) * np.exp(-np.logaddexp(0.0, -x1)))  # (n,)
     return {'x': grad_x}
 
 
@@ -104,7 +104,7 @@ def hvp(direction, A, x, y):
     # forward
     x1 = A @ x  # (m,)
     # gradient
-    _t0 = 0.5 * (1.0 + np.tanh(0.5 * x1))  # (m,)
+    _t0 = np.exp(-np.logaddexp(0.0, -x1))  # (m,)
     return (1/m) * (A.T @ ((A @ direction) * _t0 * (1.0 - _t0)))
 
 
@@ -117,6 +117,6 @@ def hessian(A, x, y):
     # forward
     x1 = A @ x  # (m,)
     # gradient
-    _t0 = 0.5 * (1.0 + np.tanh(0.5 * x1))  # (m,)
+    _t0 = np.exp(-np.logaddexp(0.0, -x1))  # (m,)
     _t1 = _t0 * (1.0 - _t0)  # (m,)
     return (1/m) * (A.T @ (_t1[:, None] * A))

@@ -334,3 +334,17 @@ def test_newton_script_writes_where_it_is_told(tmp_path, monkeypatch):
     newton.main(["--gd-iters", "5", "-o", str(tmp_path / "sub.png")])
     assert (tmp_path / "sub.png").is_file()
     assert (repo_img.stat().st_mtime_ns if repo_img.exists() else None) == before
+
+
+@pytest.mark.parametrize("s", [-50.0, -40.0, -300.0])
+def test_generated_sigmoid_keeps_its_relative_accuracy_far_left(s):
+    """Found by the long run: the NumPy sigmoid 0.5·(1 + tanh(z/2)) rounds to exactly 0 below z ≈ −37, so
+    sigmoid(s) ** tanh(c) with tanh(c) < 0 came out inf (due: a finite number near e^(−s·tanh c))."""
+    mod = load_source(emit_module(sb.derive("a + sigmoid(s) ** tanh(c)")))
+    value, grads = mod.value_and_grad(a=0.0, s=s, c=-0.05)
+    t = np.tanh(-0.05)
+    log_sig = -np.logaddexp(0.0, -s)                         # log σ(s), exact to the last bits
+    want = np.exp(t * log_sig)
+    assert np.isfinite(value) and value == pytest.approx(want, rel=1e-12)
+    dsig = 1.0 - np.exp(log_sig)                             # d log σ / ds = 1 − σ(s)
+    assert grads["s"] == pytest.approx(want * t * dsig, rel=1e-12)
