@@ -296,27 +296,26 @@ def _trace(x: Node) -> Node:
 E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=_diag, trace=_trace)   # folded on rebuilds too
 
 
-def _softmax_build(x, axis=None):
+def _row_axis(x, axis, what: str, verb: str, gerund: str):
+    """The axis of a row-wise function (None for a vector); a matrix without axis= is refused."""
     if axis is None:
         if x.ndim == 2:
-            raise ShapeError(f"softmax of a {format_shape(x.shape)} matrix needs axis=",
-                             hint="softmax(Z, axis=1) normalises each row, axis=0 each column (symbackprop does "
-                                  "not follow scipy's default of normalising over all entries)")
-        return _softmax_vector(x)
-    axis = E.check_axis(x, axis, "softmax")
+            raise ShapeError(f"{what} of a {format_shape(x.shape)} matrix needs axis=",
+                             hint=f"{what}(Z, axis=1) {verb} each row, axis=0 each column (symbackprop does "
+                                  f"not follow scipy's default of {gerund} over all entries)")
+        return None
+    return E.check_axis(x, axis, what)
+
+
+def _softmax_build(x, axis=None):
+    axis = _row_axis(x, axis, "softmax", "normalises", "normalising")
     if x.ndim == 1:
         return _softmax_vector(x)
     return Node("softmax_rows", (x,)) if axis == 1 else E.transpose(Node("softmax_rows", (E.transpose(x),)))
 
 
 def _logsumexp_build(x, axis=None):
-    if axis is None:
-        if x.ndim == 2:
-            raise ShapeError(f"logsumexp of a {format_shape(x.shape)} matrix needs axis=",
-                             hint="logsumexp(Z, axis=1) reduces each row, axis=0 each column (symbackprop does "
-                                  "not follow scipy's default of reducing over all entries)")
-        return _logsumexp_vector(x)
-    axis = E.check_axis(x, axis, "logsumexp")
+    axis = _row_axis(x, axis, "logsumexp", "reduces", "reducing")
     if x.ndim == 1:
         return _logsumexp_vector(x)
     return Node("logsumexp_rows", (x if axis == 1 else E.transpose(x),))
