@@ -17,8 +17,9 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 #: Examples per property. "default" is every property without its own entry (the fuzz suite).
 COUNTS = {
-    "ci": {"default": 60, "differential": 60, "batch": 150, "claims": 150, "roundtrip": 200},
-    "long": {"default": 2000, "differential": 5000, "batch": 5000, "claims": 4000, "roundtrip": 6000},
+    "ci": {"default": 60, "differential": 60, "batch": 150, "claims": 150, "roundtrip": 200, "sympy_view": 25},
+    "long": {"default": 2000, "differential": 5000, "batch": 5000, "claims": 4000, "roundtrip": 6000,
+             "sympy_view": 2000},
     "dev": {"default": 10},
 }
 
