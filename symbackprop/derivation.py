@@ -398,7 +398,7 @@ class Derivation:
     @property
     def gradients(self) -> dict:
         """The gradients as SymPy matrix expressions, over the names `text()` uses (x2, t1, …), which
-        `sympy_bindings` defines; `inline` substitutes them (docs/formula-language.md, "In SymPy")."""
+        `sympy_bindings` defines and `inline` substitutes (docs/sympy.md)."""
         from .sympy_bridge import to_sympy
         names = self.result_names(list(self.grads.values()))
         return {n: to_sympy(g, names, define=False) for n, g in self.grads.items()}
@@ -407,25 +407,17 @@ class Derivation:
     def sympy_bindings(self) -> dict:
         """{symbol: SymPy definition} of every name the SymPy gradients use, in forward order."""
         from .sympy_bridge import bindings
-        roots = list(self.grads.values())
-        names = self.result_names(roots)
-        return bindings(self.defined_nodes(names, roots), names)
-
-    def sympy_value(self, expr, values: dict):
-        """A SymPy expression of this view (a gradient, a binding) at `values` ({variable: number or array}),
-        evaluated by SymPy: a float or a NumPy array."""
-        from .sympy_bridge import numeric
-        dims = {}
-        for name, shape in self.program.shapes.items():
-            if name in values:
-                dims.update({str(d): n for d, n in zip(shape, np.shape(values[name])) if isinstance(d, sympy.Symbol)})
-        return numeric(expr, values, self.sympy_bindings, dims)
+        return bindings(self)
 
     def inline(self, expr):
-        """A SymPy expression with the names of `sympy_bindings` replaced by their definitions: an
-        expression of the inputs alone."""
+        """A SymPy expression with the names of `sympy_bindings` replaced by their definitions."""
         from .sympy_bridge import inline
         return inline(expr, self.sympy_bindings)
+
+    def sympy_value(self, expr, values: dict):
+        """A SymPy expression of this view at `values` ({variable: number or array}), evaluated by SymPy."""
+        from .sympy_bridge import numeric
+        return numeric(expr, values, self.sympy_bindings, self.program.shapes)
 
     def _repr_latex_(self) -> str:
         return "$$" + self.latex() + "$$"

@@ -37,10 +37,12 @@ def _convert(root: Node, names: dict[Node, str], done: dict, define: Node | None
             done[node] = sympy_rule(node.op)(node, [done[x] for x in node.args])
 
 
-def bindings(defined: list[tuple[str, Node]], names: dict[Node, str]) -> dict:
-    """{symbol: SymPy definition} for named nodes listed in forward order (each definition refers to
-    the inputs and to symbols defined before it)."""
-    return {symbol_for(E.var(name, node.shape)): to_sympy(node, names) for name, node in defined}
+def bindings(d) -> dict:
+    """{symbol: SymPy definition} of the names a Derivation's SymPy gradients use, in forward order (each
+    definition refers to the inputs and to symbols defined before it)."""
+    roots = list(d.grads.values())
+    names = d.result_names(roots)
+    return {symbol_for(E.var(name, node.shape)): to_sympy(node, names) for name, node in d.defined_nodes(names, roots)}
 
 
 def inline(expr, bindings: dict):
@@ -51,21 +53,20 @@ def inline(expr, bindings: dict):
     return expr
 
 
-def numeric(expr, values: dict, bindings: dict | None = None, dims: dict | None = None):
+def numeric(expr, values: dict, bindings: dict | None = None, shapes: dict | None = None):
     """The value of a SymPy view `expr` at `values` ({name: number or array}, vectors 1-D as in formulas),
     after the names of `bindings` (evaluated in order): a float, or a NumPy array shaped as in formulas.
 
     SymPy's own semantics of each node decide (its doit/as_explicit, evaluated bottom up, since SymPy
     1.14's doit alone leaves products with 𝟙 and Hadamard powers of explicit matrices unevaluated). The
-    symbolic dims are read off the arrays' shapes; `dims` ({name: size}) gives those no array shows."""
+    symbolic dims are read off the arrays' shapes, those of `shapes` ({name: dims}) included."""
     import numpy as np
     import sympy
     from sympy import matrices as M
     env: dict = {}
-    for e in [expr, *(bindings or {}).values()]:
-        for s in e.free_symbols:
-            if (dims or {}).get(s.name) is not None and s.is_integer:
-                env[s] = sympy.Integer(dims[s.name])
+    for name, shape in (shapes or {}).items():
+        if name in values:
+            env.update({d: sympy.Integer(n) for d, n in zip(shape, np.shape(values[name])) if isinstance(d, sympy.Symbol)})
     symbols = {s.name: s for e in [expr, *(bindings or {}).values()]
                for s in sympy.preorder_traversal(e) if isinstance(s, (M.MatrixSymbol, sympy.Symbol))
                and not isinstance(s, sympy.Dummy)}
