@@ -280,3 +280,16 @@ def test_max_and_pinv_evaluate_on_explicit_matrices():
     a = [[1.0, 2.0, 0.0], [0.5, -1.0, 3.0]]
     g = explicit(d.inline(d.gradients["A"]).xreplace({X: sympy.ImmutableMatrix(value), A: sympy.ImmutableMatrix(a)}))
     assert np.allclose(np.array(g.tolist(), dtype=float), np.linalg.pinv(np.array(value)).T)
+
+
+def test_docs_sympy_page_holds_real_output():
+    """Every ```pycon block of docs/sympy.md runs, in order, and prints what the page shows."""
+    import doctest
+    from pathlib import Path
+    page = Path(__file__).resolve().parent.parent / "docs" / "sympy.md"
+    blocks = re.findall(r"```pycon\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 3
+    test = doctest.DocTestParser().get_doctest("\n".join(blocks), {}, "docs/sympy.md", str(page), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries >= 10, (runner.failures, runner.tries)
