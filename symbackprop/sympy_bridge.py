@@ -37,11 +37,11 @@ def _convert(root: Node, names: dict[Node, str], done: dict, define: Node | None
             done[node] = sympy_rule(node.op)(node, [done[x] for x in node.args])
 
 
-def bindings(d) -> dict:
-    """{symbol: SymPy definition} of the names a Derivation's SymPy gradients use, in forward order (each
-    definition refers to the inputs and to symbols defined before it)."""
-    roots = list(d.grads.values())
-    names = d.result_names(roots)
+def bindings(d, roots=None, names=None) -> dict:
+    """{symbol: SymPy definition} of the names that the SymPy forms of `roots` (default: a Derivation's
+    gradients) use, in forward order: each definition refers to the inputs and to symbols defined before it."""
+    roots = list(d.grads.values()) if roots is None else roots
+    names = d.result_names(roots) if names is None else names
     return {symbol_for(E.var(name, node.shape)): to_sympy(node, names) for name, node in d.defined_nodes(names, roots)}
 
 

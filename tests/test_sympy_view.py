@@ -293,3 +293,31 @@ def test_docs_sympy_page_holds_real_output():
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries >= 10, (runner.failures, runner.tries)
+
+
+SECOND_ORDER = [("norm(A @ x - b)**2", {"A": "m,k", "x": "k", "b": "m"}, ["x"]),
+                ("sum(softplus(-t * (E @ w))) + lam * norm(w)**2", {"E": "m,k", "w": "k", "t": "m"}, ["w"]),
+                ("-y @ log(softmax(W @ x))", {"W": "p,k", "x": "k", "y": "p"}, None),
+                ("logdet(X) + trace(X @ X) * sum(relu(X @ a))", {"X": "k,k", "a": "k"}, ["X"])]
+
+
+@pytest.mark.parametrize("formula, shapes, wrt", SECOND_ORDER, ids=[c[0] for c in SECOND_ORDER])
+def test_second_order_view_evaluates_to_the_hvp_and_hessian(formula, shapes, wrt):
+    """SecondOrder.sympy: H v (and H) through SymPy equal the self-checked second-order results."""
+    from symbackprop.hessian import second_order
+    from symbackprop.sympy_bridge import numeric
+    so = second_order(derive(formula, shapes=shapes), wrt=wrt)      # checked against differences of the gradient
+    view = so.sympy
+    assert set(view["hvp"]) == set(so.wrt) and (view["hessian"] is None) == (so.hessian is None)
+    rng = np.random.default_rng(11)
+    point, _ = find_point(so.d.program, rng, [so.d.objective] + [so.d.grads[n] for n in so.wrt])
+    for n, v in so.directions.items():
+        point.values[v.attrs[0]] = rng.standard_normal(np.shape(point.values[n]))
+    roots = [so.hvps[n] for n in so.wrt] + ([so.hessian] if so.hessian is not None else [])
+    ours = evaluate(roots, point)
+    got = [numeric(view["hvp"][n], point.values, view["bindings"], so.d.program.shapes) for n in so.wrt]
+    if so.hessian is not None:
+        got.append(numeric(view["hessian"], point.values, view["bindings"], so.d.program.shapes))
+    for g, o in zip(got, ours):
+        o = np.asarray(o, dtype=float)
+        assert np.allclose(np.broadcast_to(g, o.shape), o, rtol=RTOL, atol=ATOL)
