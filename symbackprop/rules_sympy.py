@@ -7,8 +7,8 @@ have entries.
 
 The matrix view uses SymPy's own vocabulary wherever it has a word (MatMul, HadamardProduct,
 HadamardPower, Trace, Inverse, Determinant, DiagMatrix, DiagonalOf, OneMatrix, an
-ElementwiseApplyFunction of a SymPy function), so `.diff`, `.doit()` and `.as_explicit()` work on
-it. Conventions:
+ElementwiseApplyFunction of a SymPy function), so SymPy's printers, `.diff` and `.as_explicit()`
+read it, and sympy_bridge.numeric evaluates it with SymPy's own semantics. Conventions:
 
 - a vector is an n×1 column (MatrixSymbol(x, n, 1)); `.T` of a vector is the vector itself;
 - a scalar made from arrays is the Trace of a 1×1 matrix expression, `Trace(x.T*y)` for xᵀy and
@@ -19,7 +19,8 @@ it. Conventions:
 - elementwise functions without a SymPy name (relu, step, sigmoid, softplus) are SymPy Functions
   of that name (ELEMENTWISE_FUNCTIONS) that evaluate at numbers and differentiate by the rule
   table; a derivative macro (relu', tanh', …) is written as its expansion (step, 1 − tanh², …);
-- an abstract function is an undefined SymPy Function, its derivatives SymPy Derivatives;
+- an abstract function is an undefined SymPy Function, its derivatives Subs(Derivative(…)) as
+  sympy.diff writes them;
 - what SymPy has no matrix expression for (max, min and their subgradients, pinv) is a small
   class here that evaluates on an explicit matrix (MaxEntry, MinEntry, MaxMask, MinMask, Pinv).
 """
@@ -152,14 +153,16 @@ class DiagonalOf(M.DiagonalOf):
     @property
     def shape(self):
         r, c = (sympy.sympify(d) for d in self.arg.shape)
-        return (r if r == c or not r.is_Integer or (c.is_Integer and r < c) else c), sympy.S.One
+        if r.is_Integer and c.is_Integer:
+            return min(r, c), sympy.S.One
+        return (c if c.is_Integer else r), sympy.S.One          # diag() takes square matrices: r == c
 
 
 # ----- elementwise functions -----
 
 def _named_function(name: str, definition):
-    """A SymPy Function `name` (relu, sigmoid, …): `definition(t)` at numbers, the rule table's derivative
-    in `fdiff`, and `.rewrite(name)`-free evaluation through `_eval_evalf`."""
+    """A SymPy Function `name` (relu, sigmoid, …): `definition(t)` at numbers and under
+    `.rewrite(Piecewise)`, and the rule table's derivative in `fdiff` (so sympy.diff(relu(t), t) is step(t))."""
 
     def eval(cls, x):
         if x.is_Number:
