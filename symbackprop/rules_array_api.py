@@ -77,11 +77,11 @@ TEMPLATES = {
     "maxmask": Fmt("_max_mask({xp}, {0})"),
     "minmask": Fmt("_max_mask({xp}, -{0})", ATOM, (POW,)),
     # elementwise functions
-    "relu": Fmt("{xp}.maximum({0}, 0.0)"),
+    "relu": Fmt("{xp}.clip({0}, min=0.0)"),          # (xp.maximum(z, 0.0) breaks torch.compile's graph)
     "step": Fmt("_step({xp}, {0})"),                 # a float 0/1 (alone; in a product it is a `where`)
     "sign": _call("{xp}.sign"),
     "abs": _call("{xp}.abs"),
-    "sigmoid": Fmt("{xp}.exp(-{xp}.logaddexp(0.0, -{0}))", ATOM, (NEG,)),
+    "sigmoid": Fmt("_sigmoid({xp}, {0})"),
     "tanh": _call("{xp}.tanh"),
     "exp": _call("{xp}.exp"),
     "log": _call("{xp}.log"),
@@ -89,7 +89,7 @@ TEMPLATES = {
     "sin": _call("{xp}.sin"),
     "cos": _call("{xp}.cos"),
     "tan": _call("{xp}.tan"),
-    "softplus": Fmt("{xp}.logaddexp(0.0, {0})"),
+    "softplus": Fmt("_softplus({xp}, {0})"),
     "erf": Fmt("_erf({xp}, {0})"),
 }
 
@@ -119,9 +119,10 @@ def product(p, n: Node, consts: list[str]):
     scalars.sort(key=lambda f: p.batched[f])
     arrays = [f for f in factors if f.ndim > 0]
     arrays.sort(key=lambda f: p.batched[f])
-    floats = bool(cs or scalars) or any(not p.is_mask(f) for f in arrays)
-    masks = [f for f in arrays if floats and p.is_mask(f)]
-    arrays = [f for f in arrays if not (floats and p.is_mask(f))]
+    # a `where` needs an array to take the dtype from: with only numbers beside them, masks print as floats
+    where = any(not p.is_mask(f) for f in arrays)
+    masks = [f for f in arrays if where and p.is_mask(f)]
+    arrays = [f for f in arrays if not (where and p.is_mask(f))]
     parts = [c if not c.startswith("-") else f"({c})" for c in cs] + [p.paren(f, MUL + 1) for f in scalars]
     if cs and cs[0].startswith("-") and len(parts) > 1:
         parts[0] = cs[0]
@@ -136,8 +137,6 @@ def product(p, n: Node, consts: list[str]):
         return body, MUL
     if not head and len(arrays) == 1:                # a where's argument needs no parentheses
         body = p.ref(arrays[0])[0]
-    if not arrays and any(p.batched[f] for f in scalars):
-        body = (f"({body})" if len(parts) > 1 else body) + "[:" + ", None" * n.ndim + "]"
     cond = " & ".join(MASK[f.op](p, f) if len(masks) == 1 else f"({MASK[f.op](p, f)})" for f in masks)
     return f"{p.xp}.where({cond}, {body}, 0.0)", ATOM
 
@@ -181,7 +180,7 @@ def _broadcasting(p, n):
             parts.append(p.paren(v, POSTFIX) + "[:, None, :]" if p.batched[v] else p.paren(v, fmt.arg_need(i)))
             continue
         lifted = p.lift(x, n.ndim)
-        parts.append(lifted if lifted is not None else p.paren(x, fmt.arg_need(i)))
+        parts.append(lifted if lifted is not None else p.arg(x, fmt, i))
     return fill(p, fmt, parts), fmt.prec
 
 
@@ -448,6 +447,12 @@ HELPERS = {
     "_diag": '''def _diag(xp, v):
     """diag(v): the square matrix with v on its diagonal (for each row of v when v is a batch)."""
     return v[..., :, None] * xp.eye(v.shape[-1], dtype=v.dtype, device=array_api_compat.device(v))''',
+    "_softplus": '''def _softplus(xp, z):
+    """log(1 + exp(z)) as max(z, 0) + log1p(exp(-|z|)): accurate for every z, never overflows."""
+    return xp.clip(z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z)))''',
+    "_sigmoid": '''def _sigmoid(xp, z):
+    """1 / (1 + exp(-z)) as exp(-softplus(-z)): accurate to the last bits far left too, never overflows."""
+    return xp.exp(-(xp.clip(-z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z)))))''',
     "_erf": '''def _erf(xp, x):
     """The error function entry by entry (the standard has none): 2/√π·exp(−x²)·Σₙ 2ⁿx²ⁿ⁺¹/(1·3···(2n+1)),
     a series of terms of one sign (no cancellation); |x| ≥ 6 gives ±1 to double precision."""
