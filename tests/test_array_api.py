@@ -355,8 +355,8 @@ def test_full_batch_gradient_on_a_dask_cluster():
     z = X @ w
     want_value = np.mean(np.logaddexp(0, z) - y * z)
     want = X.T @ (1 / (1 + np.exp(-z)) - y) / N                             # by hand, not by symbackprop
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
-                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         Xd, yd = da.from_array(X, chunks=(100, n)), da.from_array(y, chunks=100)
         value, grads = module.value_and_grad(a=Xd, w=da.from_array(w), y=yd)
         assert isinstance(grads["w"], da.Array) and Xd.numblocks == (6, 1)  # lazy until computed, in 6 chunks
