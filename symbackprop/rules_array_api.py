@@ -26,8 +26,8 @@ from . import expr as E
 from .errors import FormulaError, InternalError
 from .expr import Node
 from .rules import ADD, ATOM, MUL, NEG, POSTFIX, POW, Fmt
-from .rules_numpy import (_BROADCASTING, _diag_arg, _diag_of_outer, _diag_of_product, _factors, _is_diag_vec,
-                          _s_add_sub, _s_neg, _s_pow, _s_transpose, rows_elided)
+from .rules_numpy import (BROADCASTING, diag_arg, diag_of_outer, diag_of_product, factors_of, is_diag_vec,
+                          sum_add_sub, sum_neg, sum_pow, sum_transpose, rows_elided)
 
 
 # ----- printed forms of the operators -----
@@ -113,7 +113,7 @@ def fill(p, fmt: Fmt, parts: list) -> str:
 def product(p, n: Node, consts: list[str]):
     """An elementwise product tree, scalar factors first (constants folded), then arrays; 0/1 masks
     (relu'(z) = z > 0) multiply as xp.where(z > 0, rest, 0.0)."""
-    factors = _factors(p, n)
+    factors = factors_of(p, n)
     cs = list(consts) + [p.const_src(f.attrs[0]) for f in factors if f.op == "const"]
     scalars = [f for f in factors if f.op != "const" and f.ndim == 0]
     scalars.sort(key=lambda f: p.batched[f])
@@ -187,14 +187,14 @@ def _broadcasting(p, n):
 def _matmul(p, n):
     a, b = n.args
     bat = p.batched
-    if _is_diag_vec(a):                              # diag(v) @ M = v[:, None] * M
-        v = _diag_arg(a)
+    if is_diag_vec(a):                              # diag(v) @ M = v[:, None] * M
+        v = diag_arg(a)
         if b.ndim == 1:                              # diag(v) u = v ⊙ u, a node the plan may not hold
             return p.ref(E.mul(v, b))
         vs = p.paren(v, POSTFIX) + ("[:, :, None]" if bat[v] else "[:, None]")
         return f"{vs} * {p.paren(b, MUL + 1)}", MUL
-    if _is_diag_vec(b):                              # M @ diag(v) = M * v
-        v = _diag_arg(b)
+    if is_diag_vec(b):                              # M @ diag(v) = M * v
+        v = diag_arg(b)
         vs = p.paren(v, POSTFIX) + ("[:, None, :]" if bat[v] else "")
         return f"{p.paren(a, MUL)} * {vs}", MUL
     if not bat[a] and bat[b] and b.ndim == 1:       # A x_b for every b: X Aᵀ
@@ -231,9 +231,9 @@ def _rows(p, n):                                     # 𝟙 vᵀ on its own: v b
 
 def _diag(p, n):
     a = n.args
-    if _diag_of_outer(n):                            # diag(u vᵀ) = u ⊙ v: no n×n matrix
+    if diag_of_outer(n):                            # diag(u vᵀ) = u ⊙ v: no n×n matrix
         return p.ref(E.mul(*a[0].args))
-    if _diag_of_product(n) and not p.batched[n]:     # diag(P Q): row-wise inner products, no n×n product
+    if diag_of_product(n) and not p.batched[n]:     # diag(P Q): row-wise inner products, no n×n product
         P, Q = a[0].args
         if Q.op == "T":
             return f"{p.xp}.vecdot({p.ref(P)[0]}, {p.ref(Q.args[0])[0]})", ATOM
@@ -255,7 +255,7 @@ FORMS = {
     "ones": _filled,
     "eye": lambda p, n: (f"{p.xp}.eye({p.dim_src(n.shape[0])}, {p.like()})", ATOM),
     "mul": lambda p, n: product(p, n, []),
-    **{op: _broadcasting for op in _BROADCASTING},
+    **{op: _broadcasting for op in BROADCASTING},
     "T": lambda p, n: p.transpose(n.args[0]),
     "matmul": _matmul,
     "dot": _dot,
@@ -337,7 +337,7 @@ def _wrap(s: str) -> str:
 
 def _s_mul(p, n, consts, scale):
     bat = p.batched
-    factors = _factors(p, n)
+    factors = factors_of(p, n)
     cs = list(consts) + [p.const_src(f.attrs[0]) for f in factors if f.op == "const"]
     rest = [f for f in factors if f.op != "const"]
     fixed = [f for f in rest if not bat[f]]
@@ -380,7 +380,7 @@ def _s_outer(p, n, consts, scale):
 
 def _s_matmul(p, n, consts, scale):
     A, X = n.args
-    if _is_diag_vec(A) or _is_diag_vec(X):
+    if is_diag_vec(A) or is_diag_vec(X):
         return None
     bat = p.batched
     if not bat[A]:
@@ -418,11 +418,11 @@ BATCH_SUM = {
     "matmul": _s_matmul,
     "dot": _s_dot,
     "sqnorm": _s_sqnorm,
-    "pow": _s_pow,
-    "add": _s_add_sub,
-    "sub": _s_add_sub,
-    "neg": _s_neg,
-    "T": _s_transpose,
+    "pow": sum_pow,
+    "add": sum_add_sub,
+    "sub": sum_add_sub,
+    "neg": sum_neg,
+    "T": sum_transpose,
 }
 
 
