@@ -364,3 +364,58 @@ def test_full_batch_gradient_on_a_dask_cluster():
         value, g = client.compute([value, grads["w"]], sync=True)
     assert math.isclose(float(value), want_value, rel_tol=1e-12)
     assert np.allclose(g, want, rtol=1e-12, atol=1e-15)
+
+
+# ----- the README's examples, one per library -----
+
+def test_readme_examples(tmp_path, monkeypatch):
+    """README.md's "Other array libraries": its codegen command, then its session, run as a doctest."""
+    import doctest
+    import re
+    import shlex
+    for lib in ("torch", "jax", "dask.array"):
+        pytest.importorskip(lib)
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Other array libraries"):]
+    section = section[:section.index("\n### ", 5)]
+    command = re.search(r"```sh\n(symbackprop codegen [^\n]*)\n```", section).group(1)
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(shlex.split(command)[1:]) == 0
+    monkeypatch.syspath_prepend(str(tmp_path))
+    session = re.search(r"```pycon\n(.*?)```", section, re.S).group(1)
+    test = doctest.DocTestParser().get_doctest(session, {}, "README", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    assert runner.summarize(verbose=False).attempted >= 8
+
+
+# ----- the extras -----
+
+def test_the_extras():
+    import tomllib
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["torch"] == ["array-api-compat>=1.11", "torch==2.13.0"]          # exactly: any other spec is CUDA
+    assert any(r.startswith("dask[array,distributed]") for r in extras["dask"])
+    assert any(r.startswith("jax") for r in extras["jax"])
+    for name in ("array-api", "jax", "torch", "dask"):
+        assert any(r.startswith("array-api-compat") for r in extras[name]), name
+    assert any(r.startswith("array-api-strict") for r in extras["test"])
+    assert any(r.startswith("array-api-compat") for r in extras["test"])
+
+
+def test_without_array_api_compat_the_target_names_the_extra():
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'array_api_compat':\n"
+            "            raise ModuleNotFoundError(name, name=name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            f"sys.path.insert(0, {str(ROOT)!r})\n"
+            "from symbackprop.cli import main\n"
+            "sys.exit(main(['codegen', 'sum(x * x)', '-s', 'x=n', '--target', 'array-api']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "--target array-api needs the package array-api-compat" in r.stderr
+    assert "pip install 'symbackprop[array-api]'" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
