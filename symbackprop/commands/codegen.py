@@ -11,7 +11,8 @@ from ..emit import DTYPES, TARGETS, check_module, codegen_command, emit_module, 
 from ..errors import FormulaError
 from ..parse import parse_formula
 
-HELP = """Generate a Python module that imports only NumPy and exposes forward(**inputs) and
+HELP = """Generate a Python module that imports only NumPy (--target array-api: only array_api_compat, and
+it runs on NumPy, PyTorch, JAX, CuPy and Dask arrays) and exposes forward(**inputs) and
 value_and_grad(**inputs) -> (value, {name: gradient}), each gradient shaped like its input.
 Symbolic dims are read from the arrays at call time. The derivation is checked against
 central finite differences, and then the generated module itself (as `gradcheck` would),
@@ -23,7 +24,7 @@ example:
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("codegen", help="generate a NumPy gradient module", description=HELP,
+    p = sub.add_parser("codegen", help="generate a NumPy (or array-API) gradient module", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_formula_arguments(p)
     p.add_argument("--wrt", action="append", default=[], metavar="NAME[,NAME]",
