@@ -419,3 +419,28 @@ def test_without_array_api_compat_the_target_names_the_extra():
     assert "--target array-api needs the package array-api-compat" in r.stderr
     assert "pip install 'symbackprop[array-api]'" in r.stderr and "Traceback" not in r.stderr
     assert r.stdout == ""
+
+
+# ----- found by the random formulas above, while the target was written -----
+
+@pytest.mark.parametrize("formula, shapes, batch", [
+    ("softplus(0.5) + sum(u)", {"u": "n"}, []),       # a number handed to a function: a 0-d array, not 0.5
+    ("sign(0.5) * a", {}, []),
+    ("a", {}, []),                                   # a constant gradient (1.0): returned as an array
+    ("z1 = u; a", {"u": "n"}, ["u"]),                # B · (1/B) for an unbatched scalar: an array, not a float
+    ("z1 = u; a", {"u": "n"}, ["a"]),                # the seed broadcast over a batched scalar input
+    ("sum(2 * relu(u) + u)", {"u": "n"}, []),         # 2·step(u): no `where` with numbers only (no dtype)
+])
+def test_numbers_never_reach_the_standards_functions(formula, shapes, batch):
+    xs = pytest.importorskip("array_api_strict")
+    program = sb.parse_formula(formula, shapes)
+    module = load_source(emit_module(program, batch=batch, target="array-api"), "aa_numbers")
+    reference = load_source(emit_module(program, batch=batch), "aa_numbers_ref")
+    rng = np.random.default_rng(2)
+    point = {n: rng.standard_normal(tuple(3 if s != "B" else 4 for s in reference.SHAPES[n])) for n in reference.INPUTS}
+    point = {n: float(v) if v.ndim == 0 else v for n, v in point.items()}
+    to, back = backend("strict")
+    value, grads = module.value_and_grad(**{n: to(v) for n, v in point.items()})
+    array = type(xs.asarray(0.0))
+    assert isinstance(value, array) and all(isinstance(g, array) for g in grads.values())
+    run_all(module, reference, point, to, back)
