@@ -469,6 +469,13 @@ HELPERS = {
 }
 
 
+#: The dtype conversion of float32 modules.
+CAST = '''def _cast(*inputs):
+    """The inputs as {dtype}, converted once per call: arrays (no copy when they already are {dtype}) and
+    scalars (np.{dtype}), so every result is {dtype} whatever the inputs were."""
+    return tuple(np.asarray(a, dtype=np.{dtype}) if np.ndim(a) else np.{dtype}(a) for a in inputs)'''
+
+
 def helpers() -> dict[str, str]:
     """Helper name -> source: the table above and each rule's own `np_helper` (a function its `np` form calls)."""
     out = dict(HELPERS)
