@@ -129,7 +129,7 @@ def train(problem: Problem, width: int, mode: str = "all", *, optimizer: str = "
         from .backends import load
         if grad is not None:
             raise SymbackpropError("`grad` overrides the NumPy backend's gradient only")
-        backend_module = load(backend) if mode != "ridge" else None
+        backend_module = load(backend)
     run = Run(mode, width, optimizer, lr, batch, seed, problem, seeds, ridge_lambda if mode == "ridge" else None,
               steps=[], history={}, train_mse=[], test_mse=[], backend=backend)
     t0 = time.perf_counter()
