@@ -23,17 +23,29 @@ def _names(node, ctx):
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
 
 
-def _functions(path):
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _functions(text):
+    tree = ast.parse(text)
     return [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name in FUNCTIONS]
 
 
+def _array_api(path):
+    """The array-API print of the catalog module generated/<path> (codegen --target array-api)."""
+    from symbackprop.catalog import BY_NAME
+    m = BY_NAME[path.stem]
+    shapes = dict(s.split("=") for s in m.shapes)
+    return emit_module(parse_formula(m.formula, shapes), wrt=list(m.wrt) or None, batch=list(m.batch),
+                       hessian=m.hessian, hvp=m.hvp, target="array-api")
+
+
+@pytest.mark.parametrize("target", ["numpy", "array-api"])
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
-def test_every_statement_is_read_and_every_del_is_final(path):
-    """In every function of every module in generated/: each name a statement binds is read later (no
-    dead line: grad() leaves out what only the value needs); a deleted name is never read again; and
-    an array bound to a temporary that a later statement allocates after its last read is deleted."""
-    for fn in _functions(path):
+def test_every_statement_is_read_and_every_del_is_final(path, target):
+    """In every function of every module in generated/ (and its array-API print): each name a statement
+    binds is read later (no dead line: grad() leaves out what only the value needs); a deleted name is
+    never read again; and an array bound to a temporary that a later statement allocates after its
+    last read is deleted."""
+    text = path.read_text(encoding="utf-8") if target == "numpy" else _array_api(path)
+    for fn in _functions(text):
         params = {a.arg for a in fn.args.args}
         body = fn.body[1:] if isinstance(fn.body[0], ast.Expr) else fn.body     # the docstring
         *stmts, ret = body
@@ -47,11 +59,11 @@ def test_every_statement_is_read_and_every_del_is_final(path):
                 assert i < len(stmts) - 1, f"{path.name} {fn.name}: a del just before return frees nothing"
                 continue
             bound = _names(s, ast.Store)
-            if {"_dims", "_cast"} & _names(s, ast.Load):
-                continue                               # the shape check and the dtype conversion
+            if {"_dims", "_cast", "_namespace"} & _names(s, ast.Load) or bound & params:
+                continue                               # the shape check, the namespace, input conversions
             assert bound & later or not bound, f"{path.name} {fn.name}: `{ast.unparse(s)}` is never read"
         # every temporary named x<k>/g_.../_t<k> that dies before the last statement is deleted
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = text.splitlines()
         deleted = set().union(*(({t.id for t in s.targets}) for s in stmts if isinstance(s, ast.Delete)))
         for i, s in enumerate(stmts[:-1]):
             if isinstance(s, ast.Delete) or not isinstance(s, ast.Assign):
