@@ -238,7 +238,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     vg_f, vg_b = em.plan(objective, grads, adjoint_names)
     value = em.value_src(em.objective)
     if constant(em.objective):
-        value = em.typed(value)
+        value = em.result(value)
     grad_lines, grad_names = [], {}
     returned = set(inputs)
     for n in wrt:
@@ -247,8 +247,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         while gname in taken:
             gname += "_"
         src = em.grad_src(n, g, program.variables[n])
-        if not program.variables[n].ndim and n not in bset and constant(g):
-            src = em.typed(src)
+        if not program.variables[n].ndim and n not in bset and em.constant(g):
+            src = em.result(src)
         if src in returned:
             src = em.copy(src) if (program.variables[n].ndim or n in bset) else src
         returned.add(src)
@@ -271,7 +271,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     f_lines, _ = fe.plan(objective, {}, {})
     f_value = fe.value_src(fe.objective)
     if constant(fe.objective):
-        f_value = fe.typed(f_value)
+        f_value = fe.result(f_value)
     f_lines, = release([f_lines], f_value, *fe.temporaries())
 
     # second order
@@ -445,7 +445,7 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
         if src in set(program.variables):
             src = em.copy(src)
         if not H.ndim and constant(H):
-            src = em.typed(src)
+            src = em.result(src)
         _, sections = _released([], sections, src, em)
         out["hessian"] = dict(sections=sections, value=src, wrt_repr=repr(name),
                               doc=f"The Hessian of the objective with respect to {name}, "

@@ -14,7 +14,8 @@ from .expr import RULES, Node
 from .plan import constant
 from .printer_numpy import NumpyPrinter
 from . import expr as E
-from .rules import ATOM, MUL, NEG, number_np
+from .expr import walk
+from .rules import ADD, ATOM, MUL, NEG, number_np
 from .rules_array_api import (BATCH_SUM, BATCHED, CAST, FORMS, MASK, SCALED, fill, helpers, product, template,
                               transpose)
 
@@ -80,6 +81,15 @@ class ArrayApiPrinter(NumpyPrinter):
                 lines.append(f"{name} = {self.xp}.asarray({name}, {self.like()})")
         return lines
 
+    def constant(self, n: Node) -> bool:
+        """n depends on no input (the seed of a batched sweep is a Python number too): returned, it is wrapped."""
+        inputs = self.d.program.variables
+        return not any(m.op == "var" and m.attrs[0] in inputs for m in walk(n))
+
+    def result(self, src: str) -> str:
+        """A constant scalar the module returns: a 0-d array like the inputs (never a Python float)."""
+        return f"{self.xp}.asarray({src}, {self.like()})"
+
     def copy(self, src: str) -> str:
         return f"{self.xp}.asarray({src}, copy=True)"
 
@@ -89,8 +99,15 @@ class ArrayApiPrinter(NumpyPrinter):
 
     def template(self, n: Node):
         fmt = template(n.op, n)
-        parts = [self.paren(x, fmt.arg_need(i)) for i, x in enumerate(n.args)]
+        parts = [self.arg(x, fmt, i) for i, x in enumerate(n.args)]
         return fill(self, fmt, parts), fmt.prec
+
+    def arg(self, x: Node, fmt, i: int) -> str:
+        """Argument i of a printed form: a constant scalar handed to a function (not an operator) is a 0-d
+        array like the inputs, since the standard's functions take arrays (exp(0.5) is folded by nobody)."""
+        if "(" in fmt.template and not x.ndim and constant(x):
+            return f"{self.xp}.asarray({self.ref(x)[0]}, {self.like()})"
+        return self.paren(x, fmt.arg_need(i))
 
     def transpose(self, x: Node):
         return transpose(self, x)
@@ -135,12 +152,8 @@ class BatchedArrayApiPrinter(ArrayApiPrinter):
                 s, p = self.bsum(x, [])
                 return "-" + (s if p > NEG else f"({s})")
             return self.bsum(x, [] if c == 1 else [self.const_src(c)])[0]
-        if not self.batched[g]:
-            s = self.ref(g)[0]
-            shape = self.shape_src(var.shape, True)
-            if constant(g):
-                return f"{self.xp}.full({shape}, {s}, {self.like()})"
-            return self.copy(f"{self.xp}.broadcast_to({s}, {shape})")
+        if not self.batched[g]:                      # the same for every example: a fresh array shaped like the input
+            return f"{self.xp}.zeros_like({name}) + {self.paren(g, ADD + 1)}"
         return None
 
     def bsum(self, n: Node, consts: list[str]):

@@ -92,6 +92,14 @@ class NumpyPrinter(StatementPlanner):
         """A constant scalar result in the module's dtype (a Python float is a float64)."""
         return src if self.dtype == "float64" else f"np.{self.dtype}({src})"
 
+    def constant(self, n: Node) -> bool:
+        """n depends on no input (a scalar result is then printed with `result`)."""
+        return constant(n)
+
+    def result(self, src: str) -> str:
+        """A constant scalar the module returns (a value, a gradient, a Hessian): typed like the others."""
+        return self.typed(src)
+
     # ----- one node -----
 
     def src(self, n: Node):

@@ -26,8 +26,8 @@ from . import expr as E
 from .errors import FormulaError, InternalError
 from .expr import Node
 from .rules import ADD, ATOM, MUL, NEG, POSTFIX, POW, Fmt
-from .rules_numpy import (_BROADCASTING, _diag_arg, _diag_of_outer, _diag_of_product, _factors, _is_diag_vec,
-                          _s_add_sub, _s_neg, _s_pow, _s_transpose, rows_elided)
+from .rules_numpy import (BROADCASTING, diag_arg, diag_of_outer, diag_of_product, factors_of, is_diag_vec,
+                          sum_add_sub, sum_neg, sum_pow, sum_transpose, rows_elided)
 
 
 # ----- printed forms of the operators -----
@@ -77,11 +77,11 @@ TEMPLATES = {
     "maxmask": Fmt("_max_mask({xp}, {0})"),
     "minmask": Fmt("_max_mask({xp}, -{0})", ATOM, (POW,)),
     # elementwise functions
-    "relu": Fmt("{xp}.maximum({0}, 0.0)"),
+    "relu": Fmt("{xp}.clip({0}, min=0.0)"),          # (xp.maximum(z, 0.0) breaks torch.compile's graph)
     "step": Fmt("_step({xp}, {0})"),                 # a float 0/1 (alone; in a product it is a `where`)
     "sign": _call("{xp}.sign"),
     "abs": _call("{xp}.abs"),
-    "sigmoid": Fmt("{xp}.exp(-{xp}.logaddexp(0.0, -{0}))", ATOM, (NEG,)),
+    "sigmoid": Fmt("_sigmoid({xp}, {0})"),
     "tanh": _call("{xp}.tanh"),
     "exp": _call("{xp}.exp"),
     "log": _call("{xp}.log"),
@@ -89,7 +89,7 @@ TEMPLATES = {
     "sin": _call("{xp}.sin"),
     "cos": _call("{xp}.cos"),
     "tan": _call("{xp}.tan"),
-    "softplus": Fmt("{xp}.logaddexp(0.0, {0})"),
+    "softplus": Fmt("_softplus({xp}, {0})"),
     "erf": Fmt("_erf({xp}, {0})"),
 }
 
@@ -113,15 +113,16 @@ def fill(p, fmt: Fmt, parts: list) -> str:
 def product(p, n: Node, consts: list[str]):
     """An elementwise product tree, scalar factors first (constants folded), then arrays; 0/1 masks
     (relu'(z) = z > 0) multiply as xp.where(z > 0, rest, 0.0)."""
-    factors = _factors(p, n)
+    factors = factors_of(p, n)
     cs = list(consts) + [p.const_src(f.attrs[0]) for f in factors if f.op == "const"]
     scalars = [f for f in factors if f.op != "const" and f.ndim == 0]
     scalars.sort(key=lambda f: p.batched[f])
     arrays = [f for f in factors if f.ndim > 0]
     arrays.sort(key=lambda f: p.batched[f])
-    floats = bool(cs or scalars) or any(not p.is_mask(f) for f in arrays)
-    masks = [f for f in arrays if floats and p.is_mask(f)]
-    arrays = [f for f in arrays if not (floats and p.is_mask(f))]
+    # a `where` needs an array to take the dtype from: with only numbers beside them, masks print as floats
+    where = any(not p.is_mask(f) for f in arrays)
+    masks = [f for f in arrays if where and p.is_mask(f)]
+    arrays = [f for f in arrays if not (where and p.is_mask(f))]
     parts = [c if not c.startswith("-") else f"({c})" for c in cs] + [p.paren(f, MUL + 1) for f in scalars]
     if cs and cs[0].startswith("-") and len(parts) > 1:
         parts[0] = cs[0]
@@ -136,8 +137,6 @@ def product(p, n: Node, consts: list[str]):
         return body, MUL
     if not head and len(arrays) == 1:                # a where's argument needs no parentheses
         body = p.ref(arrays[0])[0]
-    if not arrays and any(p.batched[f] for f in scalars):
-        body = (f"({body})" if len(parts) > 1 else body) + "[:" + ", None" * n.ndim + "]"
     cond = " & ".join(MASK[f.op](p, f) if len(masks) == 1 else f"({MASK[f.op](p, f)})" for f in masks)
     return f"{p.xp}.where({cond}, {body}, 0.0)", ATOM
 
@@ -181,21 +180,21 @@ def _broadcasting(p, n):
             parts.append(p.paren(v, POSTFIX) + "[:, None, :]" if p.batched[v] else p.paren(v, fmt.arg_need(i)))
             continue
         lifted = p.lift(x, n.ndim)
-        parts.append(lifted if lifted is not None else p.paren(x, fmt.arg_need(i)))
+        parts.append(lifted if lifted is not None else p.arg(x, fmt, i))
     return fill(p, fmt, parts), fmt.prec
 
 
 def _matmul(p, n):
     a, b = n.args
     bat = p.batched
-    if _is_diag_vec(a):                              # diag(v) @ M = v[:, None] * M
-        v = _diag_arg(a)
+    if is_diag_vec(a):                              # diag(v) @ M = v[:, None] * M
+        v = diag_arg(a)
         if b.ndim == 1:                              # diag(v) u = v ⊙ u, a node the plan may not hold
             return p.ref(E.mul(v, b))
         vs = p.paren(v, POSTFIX) + ("[:, :, None]" if bat[v] else "[:, None]")
         return f"{vs} * {p.paren(b, MUL + 1)}", MUL
-    if _is_diag_vec(b):                              # M @ diag(v) = M * v
-        v = _diag_arg(b)
+    if is_diag_vec(b):                              # M @ diag(v) = M * v
+        v = diag_arg(b)
         vs = p.paren(v, POSTFIX) + ("[:, None, :]" if bat[v] else "")
         return f"{p.paren(a, MUL)} * {vs}", MUL
     if not bat[a] and bat[b] and b.ndim == 1:       # A x_b for every b: X Aᵀ
@@ -232,9 +231,9 @@ def _rows(p, n):                                     # 𝟙 vᵀ on its own: v b
 
 def _diag(p, n):
     a = n.args
-    if _diag_of_outer(n):                            # diag(u vᵀ) = u ⊙ v: no n×n matrix
+    if diag_of_outer(n):                            # diag(u vᵀ) = u ⊙ v: no n×n matrix
         return p.ref(E.mul(*a[0].args))
-    if _diag_of_product(n) and not p.batched[n]:     # diag(P Q): row-wise inner products, no n×n product
+    if diag_of_product(n) and not p.batched[n]:     # diag(P Q): row-wise inner products, no n×n product
         P, Q = a[0].args
         if Q.op == "T":
             return f"{p.xp}.vecdot({p.ref(P)[0]}, {p.ref(Q.args[0])[0]})", ATOM
@@ -256,7 +255,7 @@ FORMS = {
     "ones": _filled,
     "eye": lambda p, n: (f"{p.xp}.eye({p.dim_src(n.shape[0])}, {p.like()})", ATOM),
     "mul": lambda p, n: product(p, n, []),
-    **{op: _broadcasting for op in _BROADCASTING},
+    **{op: _broadcasting for op in BROADCASTING},
     "T": lambda p, n: p.transpose(n.args[0]),
     "matmul": _matmul,
     "dot": _dot,
@@ -338,7 +337,7 @@ def _wrap(s: str) -> str:
 
 def _s_mul(p, n, consts, scale):
     bat = p.batched
-    factors = _factors(p, n)
+    factors = factors_of(p, n)
     cs = list(consts) + [p.const_src(f.attrs[0]) for f in factors if f.op == "const"]
     rest = [f for f in factors if f.op != "const"]
     fixed = [f for f in rest if not bat[f]]
@@ -381,7 +380,7 @@ def _s_outer(p, n, consts, scale):
 
 def _s_matmul(p, n, consts, scale):
     A, X = n.args
-    if _is_diag_vec(A) or _is_diag_vec(X):
+    if is_diag_vec(A) or is_diag_vec(X):
         return None
     bat = p.batched
     if not bat[A]:
@@ -419,11 +418,11 @@ BATCH_SUM = {
     "matmul": _s_matmul,
     "dot": _s_dot,
     "sqnorm": _s_sqnorm,
-    "pow": _s_pow,
-    "add": _s_add_sub,
-    "sub": _s_add_sub,
-    "neg": _s_neg,
-    "T": _s_transpose,
+    "pow": sum_pow,
+    "add": sum_add_sub,
+    "sub": sum_add_sub,
+    "neg": sum_neg,
+    "T": sum_transpose,
 }
 
 
@@ -448,6 +447,12 @@ HELPERS = {
     "_diag": '''def _diag(xp, v):
     """diag(v): the square matrix with v on its diagonal (for each row of v when v is a batch)."""
     return v[..., :, None] * xp.eye(v.shape[-1], dtype=v.dtype, device=array_api_compat.device(v))''',
+    "_softplus": '''def _softplus(xp, z):
+    """log(1 + exp(z)) as max(z, 0) + log1p(exp(-|z|)): accurate for every z, never overflows."""
+    return xp.clip(z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z)))''',
+    "_sigmoid": '''def _sigmoid(xp, z):
+    """1 / (1 + exp(-z)) as exp(-softplus(-z)): accurate to the last bits far left too, never overflows."""
+    return xp.exp(-(xp.clip(-z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z)))))''',
     "_erf": '''def _erf(xp, x):
     """The error function entry by entry (the standard has none): 2/√π·exp(−x²)·Σₙ 2ⁿx²ⁿ⁺¹/(1·3···(2n+1)),
     a series of terms of one sign (no cancellation); |x| ≥ 6 gives ±1 to double precision."""
