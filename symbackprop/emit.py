@@ -29,7 +29,7 @@ from .expr import Node, walk
 from .parse import RESERVED, Program
 from .printing import expand_macros
 from .files import load_source, write_atomic  # noqa: F401  (re-exported for callers and commands.codegen)
-from .plan import constant
+from .plan import constant, release
 from .selfcheck import check_module  # noqa: F401  (re-exported: the commands and tests use it)
 from .printer_array_api import ArrayApiPrinter, BatchedArrayApiPrinter
 from .printer_numpy import BatchedNumpyPrinter, NumpyPrinter
@@ -123,11 +123,10 @@ class ModuleSpec:
     cast: str                       # the dtype conversion line (float32 modules)
     forward_lines: list             # forward(): planned lines and value
     forward_value: str
-    vg_forward: list                # value_and_grad(): forward lines, value, backward lines, gradients
-    vg_value: str
-    vg_backward: list
+    vg_forward: list                # value_and_grad(): forward lines (ending with `value = ...`), backward
+    vg_backward: list               # lines, gradients; each temporary freed after its last use (plan.release)
+    grad_lines: list                # grad(): the same without the value, and what only the value needed
     grads_dict: str
-    grad_needs_value: bool
     hvp: dict | None                # hvp(): prelude, sections, value, doc (None: not generated)
     hessian: dict | None            # hessian(): sections, value, doc (None: not generated)
     target: str = "numpy"           # the code-generation target (TARGETS)
@@ -260,12 +259,20 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         vg_b.insert(0, f"{seed_name} = {em.typed(f'{seed_value} / {batch_dim}')}  # the seed of the reverse sweep: d(mean)/d(each example's objective)"
                        + (f" times {seed_value}, the factor every gradient shares" if seed_value != "1.0" else ""))
 
+    # each function's body, with every temporary freed once nothing reads it
+    grads_dict = "{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}"
+    value_line = f"value = {value}"
+    vg_forward, vg_backward = release([vg_f + [value_line], vg_b], f"value, {grads_dict}", *em.temporaries())
+    grad_needs_value = any(re.search(r"\bvalue\b", line.split("#")[0]) for line in vg_b)
+    grad_lines, = release([vg_f + [value_line] * grad_needs_value + vg_b], grads_dict, *em.temporaries())
+
     # forward alone
     fe = _make(cls, like, d, wrt, bset, dtype, names, dimnames, batch_dim)
     f_lines, _ = fe.plan(objective, {}, {})
     f_value = fe.value_src(fe.objective)
     if constant(fe.objective):
         f_value = fe.result(f_value)
+    f_lines, = release([f_lines], f_value, *fe.temporaries())
 
     # second order
     extra = _second_order(d, wrt, hessian, hvp, names, adjoint_names, dimnames, batch_dim, taken, dtype, objective,
@@ -328,9 +335,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         dtype_repr=repr(dtype), helpers=helpers, args=", ".join(inputs), kwargs=", ".join(f"{n}={n}" for n in inputs),
         dim_lines=dim_lines, shape_test=" and ".join(tests) or "True", dims_tuple=dims_tuple,
         dims_assign=dims_assign, cast=_cast_line(inputs, inputs, em.CAST_ARGS) if dtype != "float64" else "",
-        forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
-        vg_backward=vg_b, grads_dict="{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}",
-        grad_needs_value=any(re.search(r"\bvalue\b", line.split("#")[0]) for line in vg_b),
+        forward_lines=f_lines, forward_value=f_value, vg_forward=vg_forward, vg_backward=vg_backward,
+        grad_lines=grad_lines, grads_dict=grads_dict,
         hvp=extra["hvp"], hessian=extra["hessian"], target=target,
         convert=tuple(em.convert([n for n in inputs if not program.variables[n].ndim and n not in bset], like)
                       if dtype == "float64" else ()),
@@ -412,9 +418,10 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
             inputs = list(program.variables)
             prelude = [_cast_line([dnames[n] for n in wrt] + inputs, directions + inputs, em.CAST_ARGS)]
         var = program.variables[wrt[0]]
+        value = returns[wrt[0]] if len(wrt) == 1 else "{" + ", ".join(f"{n!r}: {returns[n]}" for n in wrt) + "}"
+        prelude, sections = _released(prelude, sections, value, em)
         out["hvp"] = dict(
-            param=param, prelude=prelude, sections=sections,
-            value=returns[wrt[0]] if len(wrt) == 1 else "{" + ", ".join(f"{n!r}: {returns[n]}" for n in wrt) + "}",
+            param=param, prelude=prelude, sections=sections, value=value,
             doc=(f"H @ {param} for the Hessian H of the objective with respect to {wrt[0]}; {param} is shaped like "
                  f"{wrt[0]}, " + (em.shape_src(var.shape) if var.ndim else "a scalar") + "." if len(wrt) == 1 else
                  f"H @ {param} for the Hessian H of the objective with respect to WRT jointly; {param} is a dict "
@@ -439,10 +446,17 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
             src = em.copy(src)
         if not H.ndim and constant(H):
             src = em.result(src)
+        _, sections = _released([], sections, src, em)
         out["hessian"] = dict(sections=sections, value=src, wrt_repr=repr(name),
                               doc=f"The Hessian of the objective with respect to {name}, "
                                   + (f"an array of shape {em.shape_src(H.shape)}." if H.ndim else "a scalar."))
     return out
+
+
+def _released(prelude: list, sections: list, value: str, em) -> tuple[list, list]:
+    """(prelude, [(title, lines)]) of hvp() or hessian() with each temporary freed after its last use."""
+    parts = release([prelude] + [lines for _, lines in sections], value, *em.temporaries())
+    return parts[0], [(title, lines) for (title, _), lines in zip(sections, parts[1:]) if lines]
 
 
 def _cast_line(targets: list[str], sources: list[str], first: tuple = ()) -> str:
