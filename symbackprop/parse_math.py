@@ -83,16 +83,25 @@ _OPERAND_END = {"NUMBER", "NAME", "COMMAND", "WRAPPED", "GREEK", "RPAR", "RSQB",
                 "LOGDET", "FRAC_DIGITS"}
 
 
-class _Bars:
-    """Post-lexer: each ‖ (or \\|, ||) and | opens or closes by position. It closes the innermost open one
-    of its kind when it follows the end of an operand; otherwise it opens one (‖a·‖u‖ ⊙ v‖)."""
+_CALL_HEADS = {"NAME", "COMMAND", "WRAPPED", "GREEK", "NABLA", "PRIMES", "LOGDET"}
+_CALL_GAP = re.compile(r"(\\(left|[bB]igg?l?)(?![A-Za-z]))?\Z")
 
-    always_accept = ("NORM_BAR", "ABS_BAR")
+
+class _Bars:
+    """Post-lexer. Each ‖ (or \\|, ||) and | opens or closes by position: it closes the innermost open one
+    of its kind when it follows the end of an operand; otherwise it opens one (‖a·‖u‖ ⊙ v‖). A ( right
+    after a name (nothing between but \\left or \\big) opens its arguments: CALL_OPEN."""
+
+    always_accept = ("NORM_BAR", "ABS_BAR", "LPAR")
+    text = ""
 
     def process(self, stream):
         stack: list[str] = []
-        prev = None
+        prev = prev_tok = prev_before = None
         for tok in stream:
+            if tok.type == "LPAR" and prev in _CALL_HEADS and _CALL_GAP.match(
+                    self.text[prev_tok.end_pos:tok.start_pos]) and (prev != "PRIMES" or prev_before in _CALL_HEADS):
+                tok = Token.new_borrow_pos("_CALL_OPEN", tok.value, tok)
             if tok.type in ("NORM_BAR", "ABS_BAR"):
                 kind = "NORM" if tok.type == "NORM_BAR" else "ABS"
                 text = tok.value
@@ -107,7 +116,7 @@ class _Bars:
                 else:
                     stack.append(kind)
                     tok = Token.new_borrow_pos(kind + "_OPEN", tok.value, tok)
-            prev = tok.type
+            prev_before, prev, prev_tok = prev, tok.type, tok
             yield tok
 
 
@@ -117,8 +126,11 @@ def grammar() -> "Lark":
     if Lark is None:                                  # pragma: no cover
         raise FormulaError("the math notation needs the `lark` package", hint="pip install lark")
     text = resources.files("symbackprop").joinpath("grammar/math.lark").read_text(encoding="utf-8")
-    return Lark(text, parser="lalr", lexer="contextual", postlex=_Bars(), propagate_positions=True,
+    return Lark(text, parser="lalr", lexer="contextual", postlex=_POSTLEX, propagate_positions=True,
                 maybe_placeholders=False)
+
+
+_POSTLEX = _Bars()
 
 
 # ----- names -----
@@ -1083,6 +1095,13 @@ class Builder:
             (v, a), = positional
             return _either(lambda x: self._call_name(name, [(x, a)], keywords, tree, primes), v)
         positional = [(choose(v), a) for v, a in positional]
+        if name in M.SIZED_BY_RESULT and len(positional) == 1 and positional[0][0].pending and not primes:
+            (v, a), = positional
+            arg_kind, kind, arg_dims = M.SIZED_BY_RESULT[name]
+            if v.kind == arg_kind:
+                def make(d, v=v, a=a):
+                    return self._ast_call(name, 0, [(v.build(arg_dims(d)), a)], {}, tree)
+                return Val(kind, None, (v.dims[0], v.dims[0]), make, v.what)
         if elementwise_fn:
             (v, a), = positional
             if v.pending or v.kind in (ROW,) or v.entry:
@@ -1189,7 +1208,9 @@ def parse_tree(text: str, source: str, offset: int):
     """The Lark tree of one math-notation expression, or a FormulaError with the caret and a hint."""
     from .parse import MAX_NESTING
     try:
-        return grammar().parse(text)
+        lark = grammar()
+        _POSTLEX.text = text
+        return lark.parse(text)
     except UnexpectedCharacters as e:
         where = offset + e.pos_in_stream
         raise FormulaError(f"syntax error: unexpected character `{text[e.pos_in_stream]}`", source=source,

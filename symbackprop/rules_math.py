@@ -26,6 +26,10 @@ FUNCTION_ALIASES = {
 #: Functions whose two-argument form is another built-in: the printed max(a, b) is NumPy's maximum.
 TWO_ARGUMENTS = {"max": "maximum", "min": "minimum"}
 
+#: Functions whose argument a 𝟙 of unknown size may be, sized by the result: name -> (kind of the argument,
+#: the result's kind, the argument's dims from the result's). diag(s·𝟙) is s·I.
+SIZED_BY_RESULT = {"diag": ("column", "matrix", lambda dims: (dims[0] if dims[0] is not None else dims[1],))}
+
 #: Constructs of the notation -> the built-in they call.
 NORM, ABS, SQRT, SUM, LOGDET, INVERSE = "norm", "abs", "sqrt", "sum", "logdet", "inv"
 
