@@ -387,9 +387,9 @@ class Parser:
                     del self.variables[name]
                     self.unshaped_uses.pop(name, None)
                 self.visits = visits
-                if m.message.startswith("syntax error"):
-                    raise e from None                 # neither notation reads it: NumPy's error
-                raise                                 # maths reads it (`u v`) and says what is wrong
+                if isinstance(m, ShapeError):
+                    raise                             # maths reads it (`u v`) and says what does not fit
+                raise e from None                     # neither notation reads it: NumPy's error
         return self._build(tree, source, offset, scope or {}, dict(self.definitions))
 
     def parse_ast(self, text, source, offset):

@@ -116,10 +116,11 @@ class Builder(_Calls):
         if self.p.visits > MAX_EXPANSION:
             raise LimitError(f"the formula expands to more than {MAX_EXPANSION} operations")
         if isinstance(tree, Token):
-            return self.token(tree)
-        method = getattr(self, "rule_" + tree.data, None)
-        if method is None:                            # pragma: no cover - every rule has a method
-            self.fail(tree, f"`{self.text(tree)}` is not understood")
+            method = self.token
+        else:
+            method = getattr(self, "rule_" + tree.data, None)
+            if method is None:                        # pragma: no cover - every rule has a method
+                self.fail(tree, f"`{self.text(tree)}` is not understood")
         try:
             return method(tree)
         except _Failure as f:
@@ -461,6 +462,8 @@ def math_expression(parser, text: str, source: str | None = None, offset: int = 
     sys.setrecursionlimit(max(old, 20 * MAX_NESTING + 4000))
     try:
         v = builder.value(tree)
+    except _Failure as f:                             # pragma: no cover - build() locates every failure
+        raise f.cls(f.message, source=source, offset=offset, length=len(text), hint=f.hint) from None
     except RecursionError:
         raise LimitError(f"the formula is nested too deeply (limit {MAX_NESTING} levels)") from None
     finally:
