@@ -257,3 +257,45 @@ def test_the_claim_row_is_recorded():
     node = p.parse("(A x - b)^\\top A")
     assert p.claim_row[node] is True
     assert p.claim_row[p.parse("A^\\top (A x - b)")] is False
+
+
+# ----- the handout's own notation (part (d)): W^{(2)}, x^{(4)\top}, ∂Φ/∂x^{(1)} -----
+
+HANDOUT_D = (r"\ell(\mathbf{x}) = \frac{1}{2} \|\mathbf{W}^{(2)} \Phi(\mathbf{W}^{(1)} \mathbf{x} + \mathbf{b}) "
+             r"- \mathbf{y}\|_2^2")
+HANDOUT_LETS = {"x1": r"\mathbf{W}^{(1)} \mathbf{x} + \mathbf{b}", "x2": r"\Phi(\mathbf{x}^{(1)})",
+                "x3": r"\mathbf{W}^{(2)} \mathbf{x}^{(2)}", "x4": r"\mathbf{x}^{(3)} - \mathbf{y}"}
+
+
+@pytest.mark.parametrize("wrt,claim,verdict,row", [
+    ("x4", r"\mathbf{x}^{(4)\top}", "correct", True),
+    ("x2", r"\mathbf{x}^{(4)\top} \mathbf{W}^{(2)}", "correct", True),
+    ("W2", r"\mathbf{x}^{(2)} \mathbf{x}^{(4)\top}", "correct up to transpose", False),
+    ("x1", r"\mathbf{x}^{(4)\top} \mathbf{W}^{(2)} \frac{\partial \Phi}{\partial \mathbf{x}^{(1)}}", "correct", True),
+    ("x", r"\mathbf{x}^{(4)\top} \mathbf{W}^{(2)} \frac{\partial \Phi}{\partial \mathbf{x}^{(1)}} \mathbf{W}^{(1)}",
+     "correct", True),
+    ("W1", r"\mathbf{x} \mathbf{x}^{(4)\top} \mathbf{W}^{(2)} \frac{\partial \Phi}{\partial \mathbf{x}^{(1)}}",
+     "correct up to transpose", False),
+    ("W1", r"\mathbf{x} \mathbf{x}^{(4)\top} \mathbf{W}^{(2)}", "wrong", False),
+])
+def test_the_handouts_part_d_in_its_own_notation(wrt, claim, verdict, row):
+    """The handout's solution (docs/handout.md, part (d)), typed as the handout types it: W^{(2)} is W2 (a
+    superscript in parentheses is an index), x^{(4)\\top} is x4ᵀ, ∂Φ/∂x^{(1)} the Jacobian diag(Φ'(x1))."""
+    p = Problem(HANDOUT_D, {"W1": "d,d", "W2": "d,d", "x": "d", "b": "d", "y": "d"}, ["Phi"], lets=HANDOUT_LETS)
+    assert p.program.objective is parse_formula("0.5 * norm(W2 @ Phi(W1 @ x + b) - y)**2", {
+        "W1": "d,d", "W2": "d,d", "x": "d", "b": "d", "y": "d"}, ["Phi"]).objective
+    v = p.check(wrt, claim)
+    assert v.verdict == verdict, v.text()
+    assert p.claim_row[p.parse(claim)] is row
+
+
+def test_derivatives_inside_expressions_are_bound_by_the_context():
+    p = parser()
+    x4 = p.variables.setdefault("x4", E.var("x4", p.shapes["x4"]))
+    got = math_expression(p, r"W_2^\top \frac{\partial \ell}{\partial x_4}", scope={"∂ℓ/∂x4": x4})[0]
+    assert got is numpy("W2.T @ x4", p=p)
+    assert math_expression(p, "W2ᵀ ∂ℓ/∂x4", scope={"∂ℓ/∂x4": x4})[0] is got
+    row, is_row = math_expression(p, r"\frac{\partial \ell}{\partial x_4} W_2", scope={"∂ℓ/∂x4": (x4, True)})
+    assert row is numpy("x4 @ W2", p=p) and is_row
+    with pytest.raises(FormulaError, match="`∂ℓ/∂x3` is not defined here"):
+        math(r"\frac{\partial \ell}{\partial x_3}")
