@@ -13,13 +13,13 @@ from . import expr as E
 from . import rules_math as M
 from .errors import FormulaError, ShapeError
 from .expr import Node
-from .math_text import Token, Tree, _primes, read_name
-from .math_values import MAT, ROW, Val, _Failure, _either, _val, choose, elementwise, unary
+from .math_text import Token, Tree, primes_of, read_name
+from .math_values import MAT, ROW, Failure, Val, choose, either, elementwise, unary, val
 from .program import PRIME
 
 
 @dataclass(frozen=True)
-class _Function:
+class Function:
     """A function name not yet applied (\\log, tr, relu', a declared Φ)."""
 
     name: str
@@ -35,14 +35,14 @@ class _Function:
 
 
 
-class _Calls:
+class Calls:
     """The Builder's methods for calls and the function-like constructs (a mixin of parse_math.Builder)."""
 
     def rule_norm(self, tree):
         inner = self.value(tree.children[1])
         sub = str(tree.children[3]) if len(tree.children) > 3 else ""
         if inner.kind == MAT and "2" in sub:
-            raise _Failure("‖A‖₂ of a matrix is its spectral norm, which symbackprop does not have",
+            raise Failure("‖A‖₂ of a matrix is its spectral norm, which symbackprop does not have",
                            hint="‖A‖_F (or ‖A‖) is the Frobenius norm", cls=FormulaError)
         return self._call_name(M.NORM, [(inner, tree.children[1])], {}, tree)
 
@@ -62,9 +62,9 @@ class _Calls:
     def rule_root(self, tree):
         n = int(float(str(tree.children[1])))
         if n < 1:
-            raise _Failure("a root of order 0", cls=FormulaError)
+            raise Failure("a root of order 0", cls=FormulaError)
         v = self.value(tree.children[2])
-        return elementwise(E.power, v, _val(E.const(sympy.Rational(1, n))), "^")
+        return elementwise(E.power, v, val(E.const(sympy.Rational(1, n))), "^")
 
     def rule_ones(self, tree):
         return self.token(tree.children[0])
@@ -76,15 +76,15 @@ class _Calls:
         return self.token(tree.children[0])
 
     def rule_logdet_call(self, tree):
-        f = _Function(M.LOGDET, 0, tree.children[0], "log det")
+        f = Function(M.LOGDET, 0, tree.children[0], "log det")
         return self._apply_call(f, tree.children[1], tree)
 
     def rule_primed(self, tree):
         v = self.build(tree.children[0])
-        if not isinstance(v, _Function):
+        if not isinstance(v, Function):
             self.fail(tree, f"`{self.text(tree)}`: a prime marks the derivative of a function",
                       hint="write f'(x) for the derivative of a declared or built-in function")
-        return _Function(v.name, len(_primes(tree.children[1])), v.tok, v.shown)
+        return Function(v.name, len(primes_of(tree.children[1])), v.tok, v.shown)
 
     def rule_call(self, tree):
         head, args = tree.children[0], tree.children[1]
@@ -95,7 +95,7 @@ class _Calls:
                 self._unknown_call(head, nm, args)
         else:
             f = self.build(head)
-        if not isinstance(f, _Function):
+        if not isinstance(f, Function):
             # a value followed by parentheses: a product, W(x + y)
             items = args.children
             if len(items) != 1 or (isinstance(items[0], Tree) and items[0].data == "keyword"):
@@ -116,13 +116,13 @@ class _Calls:
     def rule_primed_call(self, tree):
         head, primes, args = tree.children
         f = self.build(head)
-        if not isinstance(f, _Function):
+        if not isinstance(f, Function):
             nm = read_name(head) if isinstance(head, Token) else None
             name = nm.canonical if nm is not None else self.text(head)
-            self.fail(head, f"no derivative `{name}{chr(39) * len(_primes(primes))}` is known",
+            self.fail(head, f"no derivative `{name}{chr(39) * len(primes_of(primes))}` is known",
                       hint="write f'(z) for a built-in elementwise function (relu'(z), tanh'(z), σ'(z)) or one "
                            "declared with --elementwise")
-        return self._apply_call(_Function(f.name, len(_primes(primes)), f.tok, f.shown), args, tree)
+        return self._apply_call(Function(f.name, len(primes_of(primes)), f.tok, f.shown), args, tree)
 
     def rule_partial_call(self, tree):
         mark, head, args = tree.children
@@ -135,7 +135,7 @@ class _Calls:
         values = [self.value(a) for a in args.children]
         if any(i < 0 or i >= len(values) for i in indices):
             self.fail(mark, f"{name} takes {len(values)} arguments; there is no argument {max(indices) + 1}")
-        return _val(M.partial(name, indices, tuple(self._concrete(v, a) for v, a in zip(values, args.children))))
+        return val(M.partial(name, indices, tuple(self._concrete(v, a) for v, a in zip(values, args.children))))
 
     def _apply_call(self, f, args_tree, tree):
         positional, keywords = [], {}
@@ -165,13 +165,13 @@ class _Calls:
             if len(positional) != arity or keywords:
                 self.fail(tree, f"{name} takes {arity} argument{'s' * (arity != 1)}")
             try:
-                return _val(build(*(self._concrete(v, a) for v, a in positional)))
+                return val(build(*(self._concrete(v, a) for v, a in positional)))
             except ShapeError as e:
                 self.fail(tree, e.message, e.hint, ShapeError)
         elementwise_fn = (M.is_elementwise(name) or name in self.p.elementwise) and len(positional) == 1 and not keywords
         if elementwise_fn and positional[0][0].alts:
             (v, a), = positional
-            return _either(lambda x: self._call_name(name, [(x, a)], keywords, tree, primes), v)
+            return either(lambda x: self._call_name(name, [(x, a)], keywords, tree, primes), v)
         positional = [(choose(v), a) for v, a in positional]
         if name in M.SIZED_BY_RESULT and len(positional) == 1 and positional[0][0].pending and not primes:
             (v, a), = positional
@@ -190,7 +190,7 @@ class _Calls:
         args = [(self._concrete(v, a), a) for v, a in positional]
         node = self._ast_call(name, primes, args, keywords, tree)
         row = len(positional) == 1 and positional[0][0].kind == ROW and node.shape == positional[0][0].node.shape
-        return _val(node, row=row)
+        return val(node, row=row)
 
     def _ast_call(self, name, primes, args, keywords, tree) -> Node:
         holders, extra = [], {}

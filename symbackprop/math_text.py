@@ -307,20 +307,20 @@ def _begins_with_operator(text: str) -> bool:
     return bool(_OPERATOR_BEGIN.match(text))
 
 
-def _primes(tok) -> str:
+def primes_of(tok) -> str:
     s = str(tok)
     return "'" * (s.count("'") + s.count("′") + s.count("ʹ") + s.count("\\prime"))
 
 
-_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
 
 
-def _sum_index(text: str) -> str:
+def sum_index(text: str) -> str:
     m = re.match(r"\\sum\s*_\s*(?:\{\s*([A-Za-z])|([A-Za-z]))", text)
     return m.group(1) or m.group(2)
 
 
-def _depth(tree) -> int:
+def tree_depth(tree) -> int:
     best, stack = 0, [(tree, 1)]
     while stack:
         node, d = stack.pop()
@@ -410,7 +410,7 @@ def _end_hint(text: str) -> str:
     return "an operand is missing at the end"
 
 
-def _bracket_depth(text: str) -> int:
+def bracket_depth(text: str) -> int:
     best = depth = 0
     for ch in text:
         if ch in "([{":

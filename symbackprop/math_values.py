@@ -11,7 +11,7 @@ from .errors import FormulaError, ShapeError
 from .expr import Node, format_shape
 
 
-class _Failure(Exception):
+class Failure(Exception):
     """A building error without a position yet (the caller knows the span)."""
 
     def __init__(self, message, hint=None, cls=ShapeError):
@@ -50,12 +50,12 @@ class Val:
         return self.make(dims)
 
 
-def _val(node: Node, row: bool = False, entry: bool = False) -> Val:
+def val(node: Node, row: bool = False, entry: bool = False) -> Val:
     kind = {0: SCALAR, 1: ROW if row else COL, 2: MAT}[node.ndim]
     return Val(kind, node, tuple(node.shape), entry=entry)
 
 
-def _words(v: Val) -> str:
+def words(v: Val) -> str:
     dims = ["?" if d is None else str(d) for d in v.dims]
     if v.kind == SCALAR:
         return "a scalar"
@@ -67,19 +67,19 @@ def _words(v: Val) -> str:
 
 
 def _unify(a, b):
-    """Two dims that must be equal; None is unknown. Returns the dim, or raises _Failure."""
+    """Two dims that must be equal; None is unknown. Returns the dim, or raises Failure."""
     if a is None:
         return b
     if b is None or a == b:
         return a
     if E.shapes_equal((a,), (b,)):
         return a
-    raise _Failure(f"sizes {a} and {b} differ")
+    raise Failure(f"sizes {a} and {b} differ")
 
 
 # ----- readings of 𝟙: a column or a matrix of ones, until the context decides -----
 
-def _either(f, *vals):
+def either(f, *vals):
     """f over every combination of the operands' readings; the readings that fail drop out."""
     results, failure = [], None
 
@@ -88,7 +88,7 @@ def _either(f, *vals):
         if i == len(vals):
             try:
                 results.append(f(*chosen))
-            except _Failure as e:
+            except Failure as e:
                 failure = failure or e
             return
         for alt in (vals[i].alts or (vals[i],)):
@@ -157,27 +157,27 @@ def _concrete_product(ka: str, kb: str, a: Node, b: Node) -> Node:
 def product(a: Val, b: Val) -> Val:
     """a b: juxtaposition (matrix product, scalar product, outer and inner products of vectors)."""
     if _flexible(a, b):
-        return _either(product, a, b)
+        return either(product, a, b)
     entry = a.entry or b.entry
     if entry:
         return elementwise(E.mul, a, b, "·")
     if a.kind == SCALAR or b.kind == SCALAR:
         return elementwise(E.mul, a, b, "·")
     if a.eye is not None and b.kind in (COL, MAT):
-        return elementwise(E.mul, _val(a.eye), b, "·")
+        return elementwise(E.mul, val(a.eye), b, "·")
     if b.eye is not None and a.kind in (ROW, MAT):
-        return elementwise(E.mul, _val(b.eye), a, "·")
+        return elementwise(E.mul, val(b.eye), a, "·")
     kind = _PRODUCT_KIND.get((a.kind, b.kind))
     if kind is None:
-        raise _Failure(f"the product of {_words(a)} and {_words(b)} is not defined", hint=_product_hint(a, b))
+        raise Failure(f"the product of {words(a)} and {words(b)} is not defined", hint=_product_hint(a, b))
     (oa, ia), (ob, ib) = _outer_inner(a, "left"), _outer_inner(b, "right")
     try:
         inner = _unify(ia, ib) if ia is not None or ib is not None else None
-    except _Failure:
-        raise _Failure(f"the product of {_words(a)} and {_words(b)} is not defined: inner sizes "
+    except Failure:
+        raise Failure(f"the product of {words(a)} and {words(b)} is not defined: inner sizes "
                        f"{ia} and {ib} differ", hint="check the shapes, or transpose a factor") from None
     if (a.kind, b.kind) != (COL, ROW) and inner is None:     # 𝟙ᵀ𝟙, 𝟙 𝟙ᵀ 𝟙: nothing sizes the inner 𝟙
-        raise _Failure(f"the size of {a.what or b.what} in this product is not fixed by anything",
+        raise Failure(f"the size of {a.what or b.what} in this product is not fixed by anything",
                        hint="write the sum or size it takes explicitly", cls=FormulaError)
 
     def full(v, outer, side):
@@ -210,11 +210,11 @@ def _node_product(ka, kb, a, b):
     try:
         return _concrete_product(ka, kb, a, b)
     except ShapeError as e:
-        raise _Failure(e.message, hint=e.hint) from None
+        raise Failure(e.message, hint=e.hint) from None
 
 
 def _with_kind(node: Node, kind: str) -> Val:
-    return _val(node, row=kind == ROW) if node.ndim == {SCALAR: 0, COL: 1, ROW: 1, MAT: 2}[kind] else _val(node)
+    return val(node, row=kind == ROW) if node.ndim == {SCALAR: 0, COL: 1, ROW: 1, MAT: 2}[kind] else val(node)
 
 
 def _product_hint(a: Val, b: Val) -> str:
@@ -231,30 +231,30 @@ def elementwise(build, a: Val, b: Val, symbol: str) -> Val:
     """a ∘ b for an elementwise operator (`build` is expr.add, mul, ...): equal shapes, a scalar on one
     side, or a row meeting every row of a matrix. 𝟙 and I take the other side's size."""
     if _flexible(a, b):
-        return _either(lambda x, y: elementwise(build, x, y, symbol), a, b)
+        return either(lambda x, y: elementwise(build, x, y, symbol), a, b)
     entry = a.entry or b.entry
     if entry and (a.kind not in (SCALAR, COL) or b.kind not in (SCALAR, COL) or
                   (not a.entry and a.kind != SCALAR) or (not b.entry and b.kind != SCALAR)):
-        raise _Failure("inside the sum, an entry xᵢ meets a whole vector or matrix",
+        raise Failure("inside the sum, an entry xᵢ meets a whole vector or matrix",
                        hint="subscript every vector by the index (Σᵢ xᵢ yᵢ), or write the sum without an index")
     ka, kb = a.kind, b.kind
     if ka != SCALAR and kb != SCALAR and ka != kb and {ka, kb} != {MAT, ROW}:
-        raise _Failure(f"`{symbol}` combines {_words(a)} with {_words(b)}",
+        raise Failure(f"`{symbol}` combines {words(a)} with {words(b)}",
                        hint="a column and a row or matrix do not combine entry by entry; transpose one of them, "
                             "or write 𝟙 bᵀ for a row repeated down a matrix")
     kind = MAT if MAT in (ka, kb) else (ka if ka != SCALAR else kb)
     if a.pending or b.pending:
         if ka == kb and not a.pending:
             b_dims = tuple(a.dims)
-            return _val(_apply(build, a.node, b.build(_merge(b.dims, b_dims)), symbol), row=kind == ROW, entry=entry)
+            return val(_apply(build, a.node, b.build(merge(b.dims, b_dims)), symbol), row=kind == ROW, entry=entry)
         if ka == kb and not b.pending:
-            return _val(_apply(build, a.build(_merge(a.dims, b.dims)), b.node, symbol), row=kind == ROW, entry=entry)
+            return val(_apply(build, a.build(merge(a.dims, b.dims)), b.node, symbol), row=kind == ROW, entry=entry)
         if kind == MAT and (ka == ROW or kb == ROW):
-            raise _Failure(f"`{symbol}` of a row with a matrix of unknown size", cls=FormulaError,
+            raise Failure(f"`{symbol}` of a row with a matrix of unknown size", cls=FormulaError,
                            hint="write the row repeated down the matrix as 𝟙 bᵀ")
-        dims = _merge(a.dims, b.dims) if ka == kb else (a.dims if ka != SCALAR else b.dims)
+        dims = merge(a.dims, b.dims) if ka == kb else (a.dims if ka != SCALAR else b.dims)
         if None not in dims:
-            return _val(_apply(build, a.build(dims if ka != SCALAR else ()), b.build(dims if kb != SCALAR else ()),
+            return val(_apply(build, a.build(dims if ka != SCALAR else ()), b.build(dims if kb != SCALAR else ()),
                                symbol), row=kind == ROW)
 
         def make(d):
@@ -269,10 +269,10 @@ def elementwise(build, a: Val, b: Val, symbol: str) -> Val:
             eye = E.div(a.eye, b.node)
         return Val(kind, None, dims, make, a.what or b.what, eye=eye)
     node = _apply(build, a.node, b.node, symbol)
-    return _val(node, row=kind == ROW, entry=entry)
+    return val(node, row=kind == ROW, entry=entry)
 
 
-def _merge(a, b):
+def merge(a, b):
     return tuple(_unify(x, y) for x, y in zip(a, b))
 
 
@@ -280,14 +280,14 @@ def _apply(build, a: Node, b: Node, symbol: str) -> Node:
     try:
         return build(*E.broadcast_operands(a, b))
     except ShapeError as e:
-        raise _Failure(f"`{symbol}` combines {format_shape(a.shape)} with {format_shape(b.shape)}: {e.message}",
+        raise Failure(f"`{symbol}` combines {format_shape(a.shape)} with {format_shape(b.shape)}: {e.message}",
                        hint=e.hint) from None
 
 
 def unary(build, v: Val) -> Val:
     """An operation entry by entry (−x, relu(x)); a pending 𝟙 stays pending."""
     if v.alts:
-        return _either(lambda x: unary(build, x), v)
+        return either(lambda x: unary(build, x), v)
     if v.pending:
         eye = E.neg(v.eye) if v.eye is not None and build is E.neg else None
         return Val(v.kind, None, v.dims, lambda d: build(v.build(d)), v.what, eye=eye)
@@ -296,7 +296,7 @@ def unary(build, v: Val) -> Val:
 
 def transpose(v: Val) -> Val:
     if v.alts:
-        return _either(transpose, v)
+        return either(transpose, v)
     if v.kind == SCALAR and v.node is not None and E.is_zero(v.node):     # 0ᵀ: the zero row (printed so)
         return Val(FLEX, None, (), None, "0", alts=(v, Val(ROW, None, (None,), E.zeros, "0"),
                                                     Val(MAT, None, (None, None), E.zeros, "0")))
@@ -307,13 +307,13 @@ def transpose(v: Val) -> Val:
         return Val(flip, v.node, v.dims, v.make, v.what, v.entry)
     if v.pending:
         return Val(MAT, None, v.dims[::-1], lambda d: E.transpose(v.build(d[::-1])), v.what, eye=v.eye)
-    return _val(E.transpose(v.node))
+    return val(E.transpose(v.node))
 
 
 
-def _eye(d):
+def identity(d):
     if d[0] is None and d[1] is None:
-        raise _Failure("the size of I is not fixed by anything", cls=FormulaError,
+        raise Failure("the size of I is not fixed by anything", cls=FormulaError,
                        hint="write I where the expression around it gives it a size (A + I, A − λ I)")
     return E.eye(d[0] if d[0] is not None else d[1])
 

@@ -40,14 +40,14 @@ from .math_text import assignment as _math_assignment, check_notation, detect_no
 from .math_text import split_statements as _math_statements
 from .rules import RULES, numpy_matmul
 from .whitelist import (  # noqa: F401
-    _ASSIGN_RE,
-    _DEF_RE,
-    _char_offset_lines,
-    _Ctx,
-    _depth,
-    _refuse_latex,
-    _split_statements,
-    _unencodable,
+    ASSIGN_RE,
+    DEF_RE,
+    Walker,
+    char_offset_lines,
+    nesting_depth,
+    refuse_latex,
+    split_statements,
+    unencodable,
 )
 
 
@@ -66,7 +66,7 @@ class Parser:
         self.intermediates: dict[str, Node] = {}
         self.definitions: dict[str, FunctionDef] = {}
         self.visits, self._in_program = 0, False
-        self.unshaped_uses: dict[str, list] = {}      # variable without a shape -> [(_Ctx, ast node)] where used
+        self.unshaped_uses: dict[str, list] = {}      # variable without a shape -> [(Walker, ast node)] where used
         for name in self.elementwise + self.functions:
             self.check_new_name(name, "function", None, None)
             if name in RULES:
@@ -98,15 +98,15 @@ class Parser:
                              hint="split it into named intermediates, or use the Python API")
         if "\x00" in source:
             raise FormulaError("the formula contains a null byte", source=source, offset=source.index("\x00"))
-        bad = _unencodable(source)
+        bad = unencodable(source)
         if bad is not None:
             raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
                                hint=f"character {bad} cannot be encoded; retype it")
         if self._program_notation == "math":
             statements = list(_math_statements(source))
         else:
-            _refuse_latex(source, source, 0)
-            statements = list(_split_statements(source))
+            refuse_latex(source, source, 0)
+            statements = list(split_statements(source))
         if not statements:
             raise FormulaError("the formula is empty", hint="e.g. symbackprop derive '0.5 * norm(A @ x - b)**2' --shape A=m,n --shape x=n --shape b=m")
         try:
@@ -136,8 +136,8 @@ class Parser:
         math = self._program_notation == "math"
         for i, (text, offset) in enumerate(statements):
             last = i == len(statements) - 1
-            m = _DEF_RE.match(text) if not math else None
-            if math and _DEF_RE.match(text) and _math_assignment(text) is None:
+            m = DEF_RE.match(text) if not math else None
+            if math and DEF_RE.match(text) and _math_assignment(text) is None:
                 raise FormulaError("function definitions are written in NumPy notation", source=source,
                                    offset=offset, length=len(text),
                                    hint="define f(t) = ... in NumPy notation (--notation numpy), or write the "
@@ -164,7 +164,7 @@ class Parser:
                                        hint="end the formula with the expression to differentiate, e.g. h(f(x), g(x))")
                 self._define(m, text, offset, source)
                 continue
-            m = _ASSIGN_RE.match(text)
+            m = ASSIGN_RE.match(text)
             if m:
                 name = m.group(1)
                 self.check_new_name(name, "intermediate", source, offset + m.start(1))
@@ -393,11 +393,11 @@ class Parser:
         return self._build(tree, source, offset, scope or {}, dict(self.definitions))
 
     def parse_ast(self, text, source, offset):
-        bad = _unencodable(text)
+        bad = unencodable(text)
         if bad is not None:                          # lone surrogates (undecodable bytes on the command line)
             raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
                                hint=f"character {bad} cannot be encoded; retype it")
-        _refuse_latex(text, source, offset)
+        refuse_latex(text, source, offset)
         if self.allow_primes:
             text = re.sub(r"(?<=[A-Za-z0-9_])'", PRIME, text)
         lead = len(text) - len(text.lstrip())
@@ -405,7 +405,7 @@ class Parser:
         try:
             tree = ast.parse(body, mode="eval")
         except SyntaxError as e:
-            where = offset + lead + _char_offset_lines(body.split("\n"), e.lineno or 1, (e.offset or 1) - 1, chars=True)
+            where = offset + lead + char_offset_lines(body.split("\n"), e.lineno or 1, (e.offset or 1) - 1, chars=True)
             hint = ("formulas use Python syntax: numbers, names, * / + - ** @ .T, calls like relu(x), and ; or "
                     "newlines between statements")
             if detect_notation(text) == "math":
@@ -415,7 +415,7 @@ class Parser:
                                hint=hint) from None
         except (RecursionError, MemoryError):
             raise LimitError(f"the formula is nested too deeply (limit {MAX_NESTING} levels)") from None
-        depth = _depth(tree.body)
+        depth = nesting_depth(tree.body)
         if depth > MAX_NESTING:
             raise LimitError(f"the formula is nested {depth} levels deep; the limit is {MAX_NESTING}",
                              source=source, offset=offset + lead, hint="name intermediate results to flatten it")
@@ -424,7 +424,7 @@ class Parser:
         return tree
 
     def _build(self, tree, source, offset, scope, visible) -> Node:
-        ctx = _Ctx(self, source, tree, scope, visible)
+        ctx = Walker(self, source, tree, scope, visible)
         old = sys.getrecursionlimit()
         sys.setrecursionlimit(max(old, 10 * MAX_NESTING + 2000))
         try:

@@ -33,15 +33,15 @@ from . import expr as E
 from . import rules_math as M
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .expr import Node, format_shape
-from .math_calls import _Calls, _Function
+from .math_calls import Calls, Function
 from .math_text import (  # noqa: F401  (re-exported: the notation's public names)
-    NOTATIONS, OBJECTIVE, read_derivative, Name, Token, Tree, _SUPERSCRIPTS, _bracket_depth, _depth, _primes, _sum_index, assignment, check_notation,
-    detect_notation, parse_tree, read_name, split_statements)
+    NOTATIONS, OBJECTIVE, SUPERSCRIPT_DIGITS, Name, Token, Tree, assignment, bracket_depth, check_notation,
+    detect_notation, parse_tree, primes_of, read_derivative, read_name, split_statements, sum_index, tree_depth)
 from .math_values import (  # noqa: F401
-    COL, FLEX, MAT, ROW, SCALAR, Val, _either, _eye, _Failure, _val, _words, choose, elementwise, ones_value, product,
-    transpose, unary, _merge)
+    COL, FLEX, MAT, ROW, SCALAR, Failure, Val, choose, either, elementwise, identity, merge, ones_value, product,
+    transpose, unary, val, words)
 from .program import MAX_EXPANSION, MAX_NESTING
-from .whitelist import _Ctx, _unencodable
+from .whitelist import Walker, unencodable
 
 
 # ----- the builder -----
@@ -55,7 +55,7 @@ class _Context:
     indexed: list = field(default_factory=list)
 
 
-class Builder(_Calls):
+class Builder(Calls):
     """Builds one math-notation expression (a Lark tree) into nodes, with a NumPy-notation parser's state
     (its shapes, variables, intermediates, declared and defined functions) and its visitor for names,
     numbers and calls."""
@@ -70,7 +70,7 @@ class Builder(_Calls):
             pos += len(line) + 1
         self._starts = starts
         self._tree_info = SimpleNamespace(src_lines=self._lines, src_shift=0)
-        self._Ctx = _Ctx
+        self._Ctx = Walker
         self.visible = dict(parser.definitions)
         self.dims = {d.name: d for s in parser.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
 
@@ -123,7 +123,7 @@ class Builder(_Calls):
                 self.fail(tree, f"`{self.text(tree)}` is not understood")
         try:
             return method(tree)
-        except _Failure as f:
+        except Failure as f:
             self.fail(tree, f.message, f.hint, f.cls)
         except SymbackpropError as e:
             off, length = self.span(tree)
@@ -132,7 +132,7 @@ class Builder(_Calls):
     def value(self, tree) -> Val:
         """Build `tree`; a bare function name there is an error."""
         v = self.build(tree)
-        if isinstance(v, _Function):
+        if isinstance(v, Function):
             self.fail(tree, f"`{self.text(tree)}` is a function; apply it, as in {v.shown}(x)")
         return v
 
@@ -145,29 +145,29 @@ class Builder(_Calls):
         if kind in ("NAME", "COMMAND", "WRAPPED", "GREEK", "NABLA"):
             return self.name(tok)
         if kind == "LOGDET":
-            return _Function(M.LOGDET, 0, tok, self.text(tok))
+            return Function(M.LOGDET, 0, tok, self.text(tok))
         if kind == "ONES":
             return ones_value()
         if kind == "SUM":
-            return _Function(M.SUM, 0, tok, "Σ", index=_sum_index(str(tok)))
+            return Function(M.SUM, 0, tok, "Σ", index=sum_index(str(tok)))
         if kind == "DERIV":
             return self.derivative(tok)
         if kind == "FRAC_DIGITS":
             a, b = re.findall(r"\d", str(tok)[-3:] if False else re.sub(r"^\\[dt]?frac", "", str(tok)))
-            return _val(E.div(E.const(int(a)), E.const(int(b)))) if int(b) else self.fail(tok, "division by 0")
+            return val(E.div(E.const(int(a)), E.const(int(b)))) if int(b) else self.fail(tok, "division by 0")
         self.fail(tok, f"unexpected `{tok}`")
 
     def number(self, tok) -> Val:
         node = ast.Constant(float(tok) if any(c in str(tok) for c in ".eE") else int(str(tok)))
-        return _val(self.ctx().visit(self._ast_pos(node, tok)))
+        return val(self.ctx().visit(self._ast_pos(node, tok)))
 
     def name(self, tok) -> Val:
         if tok.type == "NABLA":
-            return _Function(("∇" + re.search(r"max|min", str(tok)).group(0)), 0, tok, str(tok))
+            return Function(("∇" + re.search(r"max|min", str(tok)).group(0)), 0, tok, str(tok))
         nm = read_name(tok)
         resolved = self.resolve(nm, tok)
         if nm.transposed:                             # x^{(4)\top}
-            if isinstance(resolved, _Function):
+            if isinstance(resolved, Function):
                 self.fail(tok, f"`{self.text(tok)}`: a function cannot be transposed")
             return transpose(resolved)
         return resolved
@@ -186,7 +186,7 @@ class Builder(_Calls):
         fname = self._function_name(num.canonical) if num.base != OBJECTIVE else None
         if fname is not None and (M.is_elementwise(fname) or fname in self.p.elementwise):
             x = self.resolve(den, tok)
-            if isinstance(x, _Function):
+            if isinstance(x, Function):
                 self.fail(tok, f"`{self.text(tok)}`: {den.canonical} is a function")
             slope = self._call_name(fname, [(x, tok)], {}, tok, primes=1)
             return self._call_name(M.DIAG, [(slope, tok)], {}, tok) if slope.kind == COL else slope
@@ -197,7 +197,7 @@ class Builder(_Calls):
                       hint="a derivative inside an expression stands for an earlier line's result (the checker "
                            "binds ∂ℓ/∂x4 once a line defines it); otherwise write its expression")
         node, row = bound if isinstance(bound, tuple) else (bound, False)
-        return _val(node, row=row)
+        return val(node, row=row)
 
     def resolve(self, nm: Name, tok, new_ok: bool = True):
         """What a name means here: a value (variable, intermediate, let, size), a function, or names written
@@ -206,13 +206,13 @@ class Builder(_Calls):
         if p.index is not None and nm.subs and nm.subs[-1] == p.index:      # x_i inside \sum_i
             inner = Name(nm.base, nm.subs[:-1], nm.braced, nm.command)
             v = self.resolve(inner, tok)
-            if isinstance(v, _Function) or v.kind != COL:
+            if isinstance(v, Function) or v.kind != COL:
                 self.fail(tok, f"`{self.text(tok)}`: only a vector can be indexed by {p.index}")
             p.indexed.append(tok)
             return Val(COL, v.node, v.dims, entry=True)
         if nm.command and not nm.subs:
             if nm.base in M.LATEX_CONSTANTS and not self._known(nm.base):
-                return _val(E.const(M.LATEX_CONSTANTS[nm.base]))
+                return val(E.const(M.LATEX_CONSTANTS[nm.base]))
         if nm.command and nm.base not in M.GREEK_COMMANDS and tok.type == "COMMAND":
             fname = M.LATEX_FUNCTIONS.get(nm.base)
             if fname is None:
@@ -222,7 +222,7 @@ class Builder(_Calls):
                                "(docs/formula-language.md, Math notation)")
             if nm.subs:
                 self.fail(tok, f"`{self.text(tok)}`: a subscript on a function is not understood")
-            return _Function(fname, 0, tok, "\\" + nm.base)
+            return Function(fname, 0, tok, "\\" + nm.base)
         candidates = [nm.canonical] + ([nm.identifier] if nm.identifier != nm.canonical else [])
         for c in candidates:
             if self._known(c):
@@ -230,9 +230,9 @@ class Builder(_Calls):
         for c in candidates:
             fname = self._function_name(c)
             if fname is not None:
-                return _Function(fname, 0, tok, c)
+                return Function(fname, 0, tok, c)
         if nm.canonical == "I" and not nm.subs:
-            return Val(MAT, None, (None, None), _eye, "I", eye=E.const(1))
+            return Val(MAT, None, (None, None), identity, "I", eye=E.const(1))
         split = self._split(nm)
         if split is not None:
             parts = [self._value_name(part, tok) for part in split]
@@ -277,9 +277,9 @@ class Builder(_Calls):
 
     def _value_name(self, name: str, tok) -> Val:
         if name in self.dims and name not in self.cx.scope and name not in self.p.intermediates:
-            return _val(E.const(self.dims[name]))
+            return val(E.const(self.dims[name]))
         node = self.ctx().visit(self._ast_pos(ast.Name(id=name, ctx=ast.Load()), tok))
-        return _val(node)
+        return val(node)
 
     def _split(self, nm: Name):
         """A run of letters (and digits) that is several declared names written together: `Wx`, `W2x4`."""
@@ -324,7 +324,7 @@ class Builder(_Calls):
 
     def rule_product(self, tree):
         a = self.build(tree.children[0])
-        if isinstance(a, _Function) and str(tree.children[1]) == "\\,":        # \operatorname{tr}\, A: a space
+        if isinstance(a, Function) and str(tree.children[1]) == "\\,":        # \operatorname{tr}\, A: a space
             span = tree.children[2]
             return self.call(a, [(self.value(span), span)], {}, tree, primes=a.primes)
         a = self.value(tree.children[0])
@@ -354,15 +354,15 @@ class Builder(_Calls):
         out = None
         for i, item in enumerate(items):
             if isinstance(item, Tree) and item.data == "primed":
-                nm, primes = item.children[0], len(_primes(item.children[1]))
+                nm, primes = item.children[0], len(primes_of(item.children[1]))
                 v = self.build(nm)
-                f = v if isinstance(v, _Function) else None
+                f = v if isinstance(v, Function) else None
                 if f is None:
                     self.fail(item, f"`{self.text(item)}`: a prime marks the derivative of a function")
-                v = _Function(f.name, primes, f.tok, f.shown)
+                v = Function(f.name, primes, f.tok, f.shown)
             else:
                 v = self.build(item) if not (isinstance(item, Token) and item.type == "SUM") else self.token(item)
-            if isinstance(v, _Function):
+            if isinstance(v, Function):
                 rest = items[i + 1:]
                 if not rest:
                     self.fail(item, f"`{self.text(item)}` is a function; apply it, as in {v.shown}(x)")
@@ -379,7 +379,7 @@ class Builder(_Calls):
     def _times(self, a, b, first, last):
         try:
             return product(a, b)
-        except _Failure as f:
+        except Failure as f:
             self.fail(_Span(first, last), f.message, f.hint, f.cls)
 
     def _sum_body(self, f, rest, span) -> Val:
@@ -404,7 +404,7 @@ class Builder(_Calls):
         if isinstance(child, Tree) and child.data == "call":
             head = self.build(child.children[0])
             items = child.children[1].children
-            if not isinstance(head, _Function) and len(items) == 1 and not (
+            if not isinstance(head, Function) and len(items) == 1 and not (
                     isinstance(items[0], Tree) and items[0].data == "keyword"):
                 return self._times(head, op(self.value(items[0])), child.children[0], tree)
         return op(self.value(child))
@@ -417,31 +417,31 @@ class Builder(_Calls):
 
     def _inverse(self, v: Val) -> Val:
         if v.alts:
-            return _either(self._inverse, v)
+            return either(self._inverse, v)
         if v.kind == SCALAR:
-            return _val(E.power(v.node, E.const(-1)))
+            return val(E.power(v.node, E.const(-1)))
         if v.kind == MAT and not v.pending:
             if len(v.dims) == 2 and not E.shapes_equal((v.dims[0],), (v.dims[1],)):
-                raise _Failure(f"the inverse of a {format_shape(v.node.shape)} matrix: it is not square",
+                raise Failure(f"the inverse of a {format_shape(v.node.shape)} matrix: it is not square",
                                hint="⁻¹ is the matrix inverse; the entrywise reciprocal is 1/X or X^(−1)")
-            return _val(M.inverse(v.node))
+            return val(M.inverse(v.node))
         if v.pending and v.eye is not None:
             return Val(MAT, None, v.dims, lambda d: M.inverse(v.build(d)), "I", eye=E.power(v.eye, E.const(-1)))
-        raise _Failure(f"the inverse of {_words(v)}", hint="⁻¹ is the inverse of a square matrix; the reciprocal "
+        raise Failure(f"the inverse of {words(v)}", hint="⁻¹ is the inverse of a square matrix; the reciprocal "
                                                            "of each entry is 1/x or x^(−1)")
 
     def rule_inverse_t(self, tree):
         return self._postfix(tree, lambda v: transpose(self._inverse(v)))
 
     def rule_superscript(self, tree):
-        k = int(str(tree.children[1]).translate(_SUPERSCRIPTS))
+        k = int(str(tree.children[1]).translate(SUPERSCRIPT_DIGITS))
 
         def op(v):
             if k < 0 and v.kind != SCALAR:
-                raise _Failure(f"`{self.text(tree)}`: a negative power of an array is ambiguous (inverse or "
+                raise Failure(f"`{self.text(tree)}`: a negative power of an array is ambiguous (inverse or "
                                f"reciprocal?)", hint="write (X⁻¹)² for a power of the inverse, X^(−2) for the "
                                                     "entrywise power")
-            return self._power(v, _val(E.const(k)))
+            return self._power(v, val(E.const(k)))
         return self._postfix(tree, op)
 
     def rule_power(self, tree):
@@ -477,16 +477,16 @@ def math_expression(parser, text: str, source: str | None = None, offset: int = 
     `shape`, when given, is the shape the whole should have: it sizes a 𝟙 or I nothing else sizes
     (the printed `1/(m·n)·𝟙`) and turns a printed `0` into the zero array."""
     source = text if source is None else source
-    bad = _unencodable(text)
+    bad = unencodable(text)
     if bad is not None:
         raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
                            hint=f"character {bad} cannot be encoded; retype it")
-    depth = _bracket_depth(text)
+    depth = bracket_depth(text)
     if depth > MAX_NESTING:
         raise LimitError(f"the formula is nested {depth} levels deep; the limit is {MAX_NESTING}",
                          source=source, offset=offset, hint="name intermediate results to flatten it")
     tree = parse_tree(text, source, offset)
-    depth = _depth(tree)
+    depth = tree_depth(tree)
     if depth > MAX_NESTING + 60:
         raise LimitError(f"the formula is nested {depth} levels deep; the limit is {MAX_NESTING}",
                          source=source, offset=offset, hint="name intermediate results to flatten it")
@@ -495,7 +495,7 @@ def math_expression(parser, text: str, source: str | None = None, offset: int = 
     sys.setrecursionlimit(max(old, 20 * MAX_NESTING + 4000))
     try:
         v = builder.value(tree)
-    except _Failure as f:                             # pragma: no cover - build() locates every failure
+    except Failure as f:                             # pragma: no cover - build() locates every failure
         raise f.cls(f.message, source=source, offset=offset, length=len(text), hint=f.hint) from None
     except RecursionError:
         raise LimitError(f"the formula is nested too deeply (limit {MAX_NESTING} levels)") from None
@@ -515,11 +515,11 @@ def finish(v: Val, shape, source, offset, length) -> Node:
                                                    "(A + I, X W + 𝟙 bᵀ)")
         dims = tuple(shape) if v.kind != ROW else tuple(shape)[-1:]
         if len(dims) != len(v.dims):
-            raise ShapeError(f"{_words(v)} where shape {format_shape(tuple(shape))} is due", source=source,
+            raise ShapeError(f"{words(v)} where shape {format_shape(tuple(shape))} is due", source=source,
                              offset=offset, length=length)
         try:
-            return v.build(_merge(v.dims, dims))
-        except _Failure as f:
+            return v.build(merge(v.dims, dims))
+        except Failure as f:
             raise f.cls(f.message, source=source, offset=offset, length=length, hint=f.hint) from None
     node = v.node
     if shape is not None and tuple(shape) and node.shape == () and E.is_zero(node):

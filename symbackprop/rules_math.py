@@ -13,7 +13,6 @@ import sympy
 
 from . import expr as E
 from .expr import Node
-from .formatting import _GREEK
 
 #: Function names of the notation (as written, after `\\operatorname{…}`, `\\mathrm{…}` or a LaTeX
 #: command lost its wrapper) -> the formula language's built-in.
@@ -43,7 +42,6 @@ LATEX_FUNCTIONS = {"log": "log", "ln": "log", "exp": "exp", "tanh": "tanh", "sin
 LATEX_CONSTANTS = {"pi": sympy.pi}
 
 #: Greek letters, as LaTeX commands and as Unicode letters, and the names they read as.
-GREEK_COMMANDS = frozenset(_GREEK) | {"varphi", "vartheta", "varepsilon"}
 GREEK_LETTERS = {
     "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ϵ": "epsilon", "ζ": "zeta",
     "η": "eta", "θ": "theta", "ϑ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu",
@@ -52,6 +50,7 @@ GREEK_LETTERS = {
     "Π": "Pi", "Σ": "Sigma", "Υ": "Upsilon", "Φ": "Phi", "Ψ": "Psi", "Ω": "Omega",
 }
 VARIANT_GREEK = {"varphi": "phi", "vartheta": "theta", "varepsilon": "epsilon"}
+GREEK_COMMANDS = frozenset(GREEK_LETTERS.values()) | frozenset(VARIANT_GREEK)
 
 
 def _softmax_rows(x: Node) -> Node:
