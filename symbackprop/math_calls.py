@@ -11,7 +11,7 @@ import sympy
 
 from . import expr as E
 from . import rules_math as M
-from .errors import FormulaError, ShapeError
+from .errors import FormulaError, ShapeError, SymbackpropError
 from .expr import Node
 from .math_text import Token, Tree, primes_of, read_name
 from .math_values import MAT, ROW, Failure, Val, choose, either, elementwise, unary, val
@@ -169,9 +169,15 @@ class Calls:
             except ShapeError as e:
                 self.fail(tree, e.message, e.hint, ShapeError)
         elementwise_fn = (M.is_elementwise(name) or name in self.p.elementwise) and len(positional) == 1 and not keywords
-        if elementwise_fn and positional[0][0].alts:
-            (v, a), = positional
-            return either(lambda x: self._call_name(name, [(x, a)], keywords, tree, primes), v)
+        if len(positional) == 1 and positional[0][0].alts:
+            (v, a), = positional                      # f(𝟙/s): every reading of 𝟙 that f takes stays possible
+
+            def attempt(x):
+                try:
+                    return self._call_name(name, [(x, a)], keywords, tree, primes)
+                except SymbackpropError as e:
+                    raise Failure(e.message, e.hint, type(e)) from None
+            return either(attempt, v)
         positional = [(choose(v), a) for v, a in positional]
         if name in M.SQUARE_ARGUMENT and positional and positional[0][0].pending and positional[0][0].kind == MAT:
             v, a = positional[0]
@@ -180,11 +186,13 @@ class Calls:
                 positional[0] = (val(v.build((size, size))), a)
         if name in M.SIZED_BY_RESULT and len(positional) == 1 and positional[0][0].pending and not primes:
             (v, a), = positional
-            arg_kind, kind, arg_dims = M.SIZED_BY_RESULT[name]
-            if v.kind == arg_kind:
+            sized = M.SIZED_BY_RESULT[name].get(v.kind)
+            if sized is not None:
+                kind, dims, arg_dims = sized
+
                 def make(d, v=v, a=a):
                     return self._ast_call(name, 0, [(v.build(arg_dims(d)), a)], {}, tree)
-                return Val(kind, None, (v.dims[0], v.dims[0]), make, v.what)
+                return Val(kind, None, dims(v.dims), make, v.what)
         if elementwise_fn:
             (v, a), = positional
             if v.pending or v.kind in (ROW,) or v.entry:

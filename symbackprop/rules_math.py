@@ -25,9 +25,13 @@ FUNCTION_ALIASES = {
 #: Functions whose two-argument form is another built-in: the printed max(a, b) is NumPy's maximum.
 TWO_ARGUMENTS = {"max": "maximum", "min": "minimum"}
 
-#: Functions whose argument a 𝟙 of unknown size may be, sized by the result: name -> (kind of the argument,
-#: the result's kind, the argument's dims from the result's). diag(s·𝟙) is s·I.
-SIZED_BY_RESULT = {"diag": ("column", "matrix", lambda dims: (dims[0] if dims[0] is not None else dims[1],))}
+#: Functions whose argument a 𝟙 of unknown size may be, sized by the result: name -> {the argument's kind:
+#: (the result's kind, its dims from the argument's, the argument's dims from the result's)}. diag(s·𝟙) is s·I,
+#: diag(𝟙 𝟙ᵀ/s) the vector 𝟙/s.
+SIZED_BY_RESULT = {"diag": {
+    "column": ("matrix", lambda a: (a[0], a[0]), lambda r: (r[0] if r[0] is not None else r[1],)),
+    "matrix": ("column", lambda a: (a[0] if a[0] is not None else a[1],), lambda r: (r[0], r[0])),
+}}
 
 #: Functions of a square matrix: a 𝟙 in their argument whose size only one side fixes takes the other
 #: (diag(w 𝟙ᵀ) is diag of an n×n matrix).
