@@ -365,10 +365,11 @@ def parse_tree(text: str, source: str, offset: int):
 
 def _mixed(text: str) -> str:
     """`, and the text also has LaTeX (`\\frac`)`: what makes the text read as maths, for hints."""
-    m = _MATH_MARKERS.search(_COMMENT.sub("", text))
+    stripped = _COMMENT.sub("", text)
+    m = _MATH_MARKERS.search(stripped)
     if m is None:
         return ""
-    mark = re.match(r"\\[A-Za-z]+|.", text[m.start():]).group(0)
+    mark = re.match(r"\\[A-Za-z]+|.", stripped[m.start():], re.S).group(0).strip() or "\\"
     return f"; this formula is read in math notation (it has `{mark}`), so write it all in one notation"
 
 

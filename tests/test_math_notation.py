@@ -299,3 +299,10 @@ def test_derivatives_inside_expressions_are_bound_by_the_context():
     assert row is numpy("x4 @ W2", p=p) and is_row
     with pytest.raises(FormulaError, match="`∂ℓ/∂x3` is not defined here"):
         math(r"\frac{\partial \ell}{\partial x_3}")
+
+
+@pytest.mark.parametrize("text", ["**#\n^\\top", "@#\n^\\top"])
+def test_found_by_the_fuzzer(text):
+    """The hint that names the math mark read it from the text with comments left in (an AttributeError)."""
+    with pytest.raises(FormulaError, match="NumPy notation"):
+        parse_formula(text, {"W1": "h,d"}, notation="math")
