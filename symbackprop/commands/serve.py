@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 
 from ..errors import SymbackpropError, require_extra
@@ -29,6 +30,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes, each serving one request at a time (default: the number of CPUs, 2 to 8)")
+    p.add_argument("--spares", type=int, default=d.spares,
+                   help=f"warm workers kept aside to replace a stopped one at once (default {d.spares})")
     p.add_argument("--queue", type=int, default=d.queue,
                    help=f"requests that may wait for a worker; more get 429 (default {d.queue})")
     p.add_argument("--queue-timeout", type=float, default=d.queue_timeout,
@@ -77,7 +80,7 @@ def run(args) -> int:
     for ok, message in checks:
         if not ok:
             raise SymbackpropError(message)
-    limits = Limits(workers=workers, queue=args.queue, queue_timeout=args.queue_timeout, time_limit=args.time_limit,
+    limits = Limits(workers=workers, spares=max(0, args.spares), queue=args.queue, queue_timeout=args.queue_timeout, time_limit=args.time_limit,
                     relu_time_limit=args.relu_time_limit, max_body=args.max_body, relu_max_steps=args.relu_max_steps)
     if not _is_loopback(args.host):
         print(f"warning: serving on {args.host}, reachable from other machines. The page has no login; anyone who "
@@ -86,6 +89,9 @@ def run(args) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"symbackprop serve: http://{shown}:{args.port}{args.root_path}/ ({workers} workers, "
           f"{args.time_limit:g} s per request; warming up the workers first)", file=sys.stderr)
+    # uvicorn re-raises SIGTERM once it has shut down; exit cleanly then, so that atexit handlers run
+    # (multiprocessing removes its socket folder in TMPDIR: the server leaves no file behind).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=args.host, port=args.port, root_path=args.root_path, log_level=args.log_level,
                 server_header=False, date_header=True, timeout_keep_alive=5,
                 limit_concurrency=limits.queue + 4 * workers + 16, h11_max_incomplete_event_size=64 * 1024,

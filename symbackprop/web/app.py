@@ -155,7 +155,7 @@ def create_app(limits: Limits | None = None) -> Starlette:
     limits = limits or Limits()
     if limits.max_body > MAX_BODY_CEILING:
         raise ValueError(f"max_body may be at most {MAX_BODY_CEILING} bytes (uploads are kept in memory)")
-    pool = WorkerPool(limits.workers, limits.queue, limits.queue_timeout, warm=limits.warm)
+    pool = WorkerPool(limits.workers, limits.queue, limits.queue_timeout, warm=limits.warm, spares=limits.spares)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
@@ -304,7 +304,8 @@ def create_app(limits: Limits | None = None) -> Starlette:
                     share=("relu?" + q) if q else "relu")
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"ok": pool.alive > 0, "workers": pool.alive, "busy": pool.busy, "waiting": pool.waiting,
+        return JSONResponse({"ok": pool.alive > 0, "workers": pool.alive, "spares": pool.spare, "full": pool.full,
+                             "busy": pool.busy, "waiting": pool.waiting,
                              "stats": pool.stats, "limits": asdict(limits)}, headers={"Cache-Control": "no-store"})
 
     async def not_found(request: Request, exc) -> Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 class Limits:
     """The server's limits (`symbackprop serve --help` sets each; docs/web.md explains them)."""
     workers: int = 2
+    spares: int = 1                  # warm workers kept aside to replace a stopped one at once
     queue: int = 64                  # requests waiting for a worker before 429
     queue_timeout: float = 30.0      # seconds a request may wait for a worker before 503
     time_limit: float = 10.0         # seconds (CPU, and wall clock) per request

@@ -7,6 +7,8 @@
   limit, so the kernel stops a runaway computation (SIGXCPU); core dumps are off (no file written).
   The server also waits at most the limit in wall-clock time, then kills the worker. Either way the
   request gets a clear "time limit" answer and a fresh worker replaces the old one.
+- Spare workers (default 1) wait warm outside the rotation, so a killed worker is replaced at once
+  (the replacement's warm-up, seconds, is paid by the next spare, not by the requests behind it).
 - Requests wait for a free worker in a bounded queue: when `queue` requests already wait, the next
   gets Busy (HTTP 429); one that waits longer than `queue_timeout` gets Unavailable (HTTP 503).
 """
@@ -147,15 +149,19 @@ class WorkerPool:
     """`size` workers; `run(kind, payload, limit)` runs one task in a free one (see the module docstring)."""
 
     def __init__(self, size: int = 2, queue: int = 64, queue_timeout: float = 30.0, warm: bool = True,
-                 start_method: str = "forkserver"):
-        if size < 1:
+                 start_method: str = "forkserver", spares: int = 1):
+        if size < 1 or spares < 0:
             raise ValueError("a pool needs at least one worker")
         self.size, self.queue, self.queue_timeout, self.warm = size, queue, queue_timeout, warm
+        self.spares = spares
+        self._spare: list[Worker] = []
+        self._rotation = 0                           # workers idle or busy (not spares)
         self.start_method = start_method
         self._ctx = None
         self._idle: asyncio.Queue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._spawner: ThreadPoolExecutor | None = None
         self._workers: set[Worker] = set()
         self._lock = threading.Lock()
         self.waiting = 0
@@ -168,17 +174,26 @@ class WorkerPool:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=2 * self.size + 2, thread_name_prefix="symbackprop-pool")
+        self._executor = ThreadPoolExecutor(max_workers=self.size + 2, thread_name_prefix="symbackprop-call")
+        self._spawner = ThreadPoolExecutor(max_workers=max(2, self.size + self.spares),
+                                           thread_name_prefix="symbackprop-spawn")
         self._ctx = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(["symbackprop.web.tasks"])
-        started = await asyncio.gather(*(self._loop.run_in_executor(self._executor, self._spawn)
-                                         for _ in range(self.size)))
+        started = await asyncio.gather(*(self._loop.run_in_executor(self._spawner, self._spawn)
+                                         for _ in range(self.size + self.spares)))
         for w in started:
-            if w is not None:
+            if w is None:
+                continue
+            if self._rotation < self.size:
+                self._rotation += 1
                 self._idle.put_nowait(w)
-        if not any(started):
+            else:
+                self._spare.append(w)
+        if not self._rotation:
             raise RuntimeError("no worker process could be started")
+        for _ in range(self.size + self.spares - sum(w is not None for w in started)):
+            self._spawner.submit(self._refill)
 
     def _spawn(self) -> Worker | None:
         """Start one worker and wait until it is warm (runs in an executor thread)."""
@@ -201,40 +216,65 @@ class WorkerPool:
         return w
 
     def _replace(self, old: Worker) -> None:
-        """Kill `old` and start a fresh worker in its place (in the background)."""
+        """Kill `old`; a warm spare takes its place at once, and a new worker is started to refill."""
         old.kill()
         with self._lock:
             self._workers.discard(old)
+            self._rotation -= 1
+            spare = self._spare.pop() if self._spare and not self.closed else None
+            if spare is not None:
+                self._rotation += 1
         if self.closed:
             return
         self.stats["replaced"] += 1
+        if spare is not None:
+            self._idle.put_nowait(spare)             # _replace runs on the event loop (a done-callback)
+        self._spawner.submit(self._refill)
 
-        def spawn_and_add():
-            for attempt in range(5):
-                w = self._spawn()
-                if w is not None:
+    def _refill(self) -> None:
+        """Start a worker (in an executor thread): into the rotation if it is short, else a spare."""
+        for attempt in range(5):
+            w = self._spawn()
+            if w is not None:
+                with self._lock:
+                    to_rotation = self._rotation < self.size
+                    if to_rotation:
+                        self._rotation += 1
+                    else:
+                        self._spare.append(w)
+                if to_rotation:
                     self._loop.call_soon_threadsafe(self._idle.put_nowait, w)
-                    return
-                if self.closed:
-                    return
-                time.sleep(min(30, 2 ** attempt))
-            log.error("could not replace a worker; the pool runs with one fewer")
-
-        self._executor.submit(spawn_and_add)
+                return
+            if self.closed:
+                return
+            time.sleep(min(30, 2 ** attempt))
+        log.error("could not start a worker; the pool runs with one fewer")
 
     async def close(self) -> None:
         self.closed = True
         with self._lock:
             workers = list(self._workers)
             self._workers.clear()
+            self._spare.clear()
         for w in workers:
             w.stop()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        for ex in (self._executor, self._spawner):
+            if ex is not None:
+                ex.shutdown(wait=False, cancel_futures=True)
 
     @property
     def alive(self) -> int:
-        return len(self._workers)
+        """Workers in the rotation (idle or busy), spares not counted."""
+        return self._rotation
+
+    @property
+    def spare(self) -> int:
+        return len(self._spare)
+
+    @property
+    def full(self) -> bool:
+        """Every worker and spare is up."""
+        return self._rotation == self.size and len(self._spare) == self.spares
 
     # ----- requests -----
 
