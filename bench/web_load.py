@@ -8,7 +8,7 @@ pathological (slow) formulas mixed in.
 It measures, in order:
 1. warm first derive: the first /api/derive of the handout's example on a freshly started (warm) server,
    then the median of the next 20, and the first full page (gradients, steps, both graphs, module);
-2. control: simple requests only, from the same clients (the latency without slow formulas);
+2. control: as many simple requests only, from the same clients (the latency without slow formulas);
 3. load: REQUESTS derive requests from CLIENTS clients, every SLOW_EVERY-th one a formula that runs past
    the time limit; simple ones must all answer 200, slow ones 200 or 422 (time limit);
 4. burst: more requests at once than workers plus queue hold, while every worker is busy; the
@@ -56,10 +56,12 @@ def pct(values, p):
     return v[min(len(v) - 1, max(0, int(round(p / 100 * (len(v) - 1)))))]
 
 
-async def _post(client, payload):
+async def _post(client, payload, info=None):
     t = time.perf_counter()
     try:
         r = await client.post("api/derive", json=payload)
+        if info is not None:
+            info["start"], info["server_s"] = t, (r.json().get("seconds") if r.status_code == 200 else None)
         return r.status_code, time.perf_counter() - t, r.headers.get("retry-after")
     except Exception as e:                      # a refused or dropped connection: an error
         return f"{type(e).__name__}", time.perf_counter() - t, None
@@ -68,6 +70,7 @@ async def _post(client, payload):
 async def _clients(url, jobs, clients, timeout):
     import httpx
     results = [None] * len(jobs)
+    details = _clients.details = [None] * len(jobs)
     queue = list(enumerate(jobs))
     queue.reverse()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -75,8 +78,10 @@ async def _clients(url, jobs, clients, timeout):
         async def one_client():
             while queue:
                 i, (kind, payload) = queue.pop()
-                status, took, _ = await _post(client, payload)
+                info = {}
+                status, took, _ = await _post(client, payload, info)
                 results[i] = (kind, status, took)
+                details[i] = info
         await asyncio.gather(*(one_client() for _ in range(clients)))
     return results
 
@@ -87,7 +92,11 @@ async def _burst(url, n_slow, n_simple, timeout):
     limits = httpx.Limits(max_connections=n_slow + n_simple + 4)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
         slow = [asyncio.create_task(_post(client, {"formula": slow_formula()})) for _ in range(n_slow)]
-        await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:           # until every worker is busy with a slow one
+            await asyncio.sleep(0.1)
+            if (await client.get("healthz")).json()["busy"] >= n_slow:
+                break
         simple = await asyncio.gather(*(_post(client, SIMPLE[i % len(SIMPLE)]) for i in range(n_simple)))
         return await asyncio.gather(*slow), simple
 
@@ -116,7 +125,7 @@ def run(url: str, args) -> dict:
     report["workers"], report["time_limit"], report["queue"] = limits["workers"], limits["time_limit"], limits["queue"]
     timeout = limits["time_limit"] + limits["queue_timeout"] + 30
     # 2. control: simple only
-    n_control = max(args.clients, min(200, args.requests // 5))
+    n_control = max(args.clients, args.requests)         # as many as the load, so both see the same hiccups
     control = asyncio.run(_clients(url, [("simple", SIMPLE[i % len(SIMPLE)]) for i in range(n_control)],
                                    args.clients, timeout))
     ctimes = [took for _, status, took in control if status == 200]
@@ -143,6 +152,12 @@ def run(url: str, args) -> dict:
     all_t = [took for _, status, took in results if status in (200, 422)]
     report["all_p50_s"], report["all_p99_s"] = pct(all_t, 50), pct(all_t, 99)
     report["bound_ok"] = report["simple_max_s"] <= report["baseline_max_s"] + report["time_limit"]
+    t0 = min(d["start"] for d in _clients.details if d)
+    slowest = sorted((took, i) for i, (kind, status, took) in enumerate(results) if kind == "simple")[-5:]
+    report["slowest_simple"] = [{"at_s": round(_clients.details[i]["start"] - t0, 2), "took_s": round(took, 3),
+                                 "server_s": _clients.details[i]["server_s"]} for took, i in reversed(slowest)]
+    report["slow_at_s"] = [round(_clients.details[i]["start"] - t0, 2) for i, (kind, _) in enumerate(jobs)
+                           if kind == "slow"]
     # 4. burst: deliberate 429s
     if args.burst:
         n_simple = report["queue"] + report["workers"] + 10
@@ -153,7 +168,9 @@ def run(url: str, args) -> dict:
         report["burst_errors"] = sum(s not in (200, 429, 503) for s in statuses) + \
             sum(s not in (200, 422) for s, _, _ in slow_r)
         report["burst_503"] = statuses.count(503)
-        report["errors"] += report["burst_errors"]
+        report["burst_statuses"] = {str(k): v for k, v in sorted(
+            __import__("collections").Counter(str(s) for s in statuses + [s for s, _, _ in slow_r]).items())}
+        report["errors_total"] = report["errors"] + report["burst_errors"]
     return report
 
 
@@ -198,7 +215,7 @@ def main(argv=None) -> dict:
               f"{'ok' if report['bound_ok'] else 'VIOLATED'}")
         if "burst_429" in report:
             print(f"burst: {report['burst_429']} deliberate 429s (Retry-After on each: {report['burst_retry_after']}), "
-                  f"{report['burst_503']} 503s, {report['burst_errors']} errors")
+                  f"{report['burst_503']} 503s, {report['burst_errors']} errors; statuses {report['burst_statuses']}")
         if "loadavg" in report:
             print("load average: " + " ".join(f"{x:.2f}" for x in report["loadavg"]))
     return report
@@ -206,4 +223,4 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     r = main()
-    sys.exit(0 if r["errors"] == 0 and r["bound_ok"] else 1)
+    sys.exit(0 if r.get("errors_total", r["errors"]) == 0 and r["bound_ok"] else 1)

@@ -370,7 +370,8 @@ def test_small_load():
     spec.loader.exec_module(web_load)
     report = web_load.main(["--requests", "60", "--clients", "6", "--slow-every", "30", "--workers", "2",
                             "--time-limit", str(TIME_LIMIT), "--json"])
-    assert report["errors"] == 0, report
+    assert report["errors"] == 0 and report["burst_errors"] == 0, report
+    assert report["burst_429"] > 0 and report["burst_retry_after"]
     assert report["ok"] + report["time_limited"] + report["busy"] == 60
     assert report["slow_sent"] == 2 and report["time_limited"] >= 1
     assert report["simple_max_s"] < TIME_LIMIT + report["baseline_max_s"] + 1.0, report

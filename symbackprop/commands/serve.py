@@ -46,7 +46,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-body", type=int, default=d.max_body,
                    help=f"bytes per request body; larger ones get 413 (default {d.max_body:,}; at most "
                         f"{MAX_BODY_CEILING:,})")
-    p.add_argument("--root-path", default="", help="the path prefix a reverse proxy serves the page under, e.g. /sbp")
     p.add_argument("--forwarded-allow-ips", default=None,
                    help="proxies whose X-Forwarded-For/-Proto headers are trusted (uvicorn's option; default: none)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
@@ -87,12 +86,12 @@ def run(args) -> int:
               "can reach it can use its workers. See docs/web.md (reverse proxy, firewall).", file=sys.stderr)
     app = create_app(limits)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"symbackprop serve: http://{shown}:{args.port}{args.root_path}/ ({workers} workers, "
+    print(f"symbackprop serve: http://{shown}:{args.port}/ ({workers} workers, "
           f"{args.time_limit:g} s per request; warming up the workers first)", file=sys.stderr)
     # uvicorn re-raises SIGTERM once it has shut down; exit cleanly then, so that atexit handlers run
     # (multiprocessing removes its socket folder in TMPDIR: the server leaves no file behind).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=args.host, port=args.port, root_path=args.root_path, log_level=args.log_level,
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 server_header=False, date_header=True, timeout_keep_alive=5,
                 limit_concurrency=limits.queue + 4 * workers + 16, h11_max_incomplete_event_size=64 * 1024,
                 proxy_headers=args.forwarded_allow_ips is not None,

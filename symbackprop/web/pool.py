@@ -1,8 +1,10 @@
 """A pool of worker processes that can be killed: each request runs in one, under a time limit.
 
-- Each worker is a process (forked from a forkserver that has imported symbackprop, so a replacement
-  starts in well under a second plus its warm-up). It warms up once (the embedded Graphviz's
-  WebAssembly compile, the handout's example), then serves one request at a time.
+- Each worker is a process forked from a forkserver that has imported symbackprop and derived the
+  handout's example (web/preload.py), so a replacement starts warm in a fraction of a second. The
+  embedded Graphviz (WebAssembly) is compiled once by the server and handed to each worker as a
+  compiled module, which loads in milliseconds (tasks.compile_graphviz, install_graphviz). A worker
+  then serves one request at a time.
 - Before each request the worker lowers its own RLIMIT_CPU to the CPU time used so far plus the
   limit, so the kernel stops a runaway computation (SIGXCPU); core dumps are off (no file written).
   The server also waits at most the limit in wall-clock time, then kills the worker. Either way the
@@ -28,6 +30,9 @@ log = logging.getLogger("symbackprop.web")
 
 #: Seconds a new worker may take to start and warm up before it is given up on.
 STARTUP_TIMEOUT = 180.0
+#: A request still running after this many seconds has its worker's CPU priority lowered (nice 10), so that
+#: simple requests in other workers keep their speed; such a worker is replaced once it answers.
+SLOW_AFTER = 0.5
 #: Extra wall-clock seconds granted after the time limit before a worker is killed (the answer's transfer).
 GRACE = 0.25
 
@@ -63,14 +68,14 @@ class WorkerDied(PoolError):
 
 # ----- the worker process -----
 
-def _worker_main(conn, warm: bool) -> None:
+def _worker_main(conn, warm: bool, graphviz: bytes | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C in the terminal: the server stops its workers
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # a SIGXCPU kill leaves no core file behind
     import sys
     sys.dont_write_bytecode = True
     from . import tasks
     if warm:
-        tasks.warm()
+        tasks.warm(graphviz)
     conn.send(("ready", os.getpid()))
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     while True:
@@ -93,12 +98,14 @@ def _worker_main(conn, warm: bool) -> None:
 
 
 class Worker:
-    def __init__(self, ctx, warm: bool):
+    def __init__(self, ctx, warm: bool, graphviz: bytes | None = None):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, warm), daemon=True, name="symbackprop-worker")
+        self.process = ctx.Process(target=_worker_main, args=(child, warm, graphviz), daemon=True,
+                                   name="symbackprop-worker")
         self.process.start()
         child.close()
         self.pid = self.process.pid
+        self.niced = False
 
     def wait_ready(self, timeout: float) -> bool:
         try:
@@ -112,7 +119,11 @@ class Worker:
         """Send one request and wait for the answer; TimeLimit or WorkerDied if there is none."""
         try:
             self.conn.send((kind, payload, limit))
-            if self.conn.poll(limit + GRACE):
+            first = min(SLOW_AFTER, limit + GRACE)
+            if self.conn.poll(first):
+                return self.conn.recv()
+            self._lower_priority()
+            if self.conn.poll(limit + GRACE - first):
                 return self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             self.process.join(1.0)
@@ -123,6 +134,13 @@ class Worker:
             raise WorkerDied(f"the worker stopped unexpectedly (exit code {code}); please report the input") from None
         self.kill()
         raise TimeLimit(f"the computation took longer than its time limit of {limit:g} s and was stopped")
+
+    def _lower_priority(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.pid, 10)
+            self.niced = True
+        except OSError:
+            pass
 
     def kill(self) -> None:
         try:
@@ -155,6 +173,7 @@ class WorkerPool:
         self.size, self.queue, self.queue_timeout, self.warm = size, queue, queue_timeout, warm
         self.spares = spares
         self._spare: list[Worker] = []
+        self._graphviz: bytes | None = None
         self._rotation = 0                           # workers idle or busy (not spares)
         self.start_method = start_method
         self._ctx = None
@@ -167,7 +186,8 @@ class WorkerPool:
         self.waiting = 0
         self.busy = 0
         self.closed = False
-        self.stats = {"served": 0, "time_limit": 0, "died": 0, "busy": 0, "unavailable": 0, "replaced": 0}
+        self.stats = {"served": 0, "time_limit": 0, "died": 0, "busy": 0, "unavailable": 0, "replaced": 0,
+                      "recycled": 0}
 
     # ----- lifecycle -----
 
@@ -179,7 +199,10 @@ class WorkerPool:
                                            thread_name_prefix="symbackprop-spawn")
         self._ctx = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["symbackprop.web.tasks"])
+            self._ctx.set_forkserver_preload(["symbackprop.web.preload" if self.warm else "symbackprop.web.tasks"])
+        if self.warm:                                # the embedded Graphviz, compiled once for every worker
+            from .tasks import compile_graphviz
+            self._graphviz = await self._loop.run_in_executor(self._spawner, compile_graphviz)
         started = await asyncio.gather(*(self._loop.run_in_executor(self._spawner, self._spawn)
                                          for _ in range(self.size + self.spares)))
         for w in started:
@@ -200,7 +223,7 @@ class WorkerPool:
         if self.closed:
             return None
         try:
-            w = Worker(self._ctx, self.warm)
+            w = Worker(self._ctx, self.warm, self._graphviz)
         except OSError as e:
             log.error("could not start a worker: %s", e)
             return None
@@ -215,9 +238,10 @@ class WorkerPool:
             self._workers.add(w)
         return w
 
-    def _replace(self, old: Worker) -> None:
-        """Kill `old`; a warm spare takes its place at once, and a new worker is started to refill."""
-        old.kill()
+    def _replace(self, old: Worker, count: bool = True) -> None:
+        """Kill `old` (off the event loop); a warm spare takes its place at once, and a new worker is started
+        to refill."""
+        self._spawner.submit(old.kill)
         with self._lock:
             self._workers.discard(old)
             self._rotation -= 1
@@ -226,7 +250,7 @@ class WorkerPool:
                 self._rotation += 1
         if self.closed:
             return
-        self.stats["replaced"] += 1
+        self.stats["replaced"] += count
         if spare is not None:
             self._idle.put_nowait(spare)             # _replace runs on the event loop (a done-callback)
         self._spawner.submit(self._refill)
@@ -308,6 +332,9 @@ class WorkerPool:
             self.stats["served"] += 1
             if self.closed:
                 worker.stop()
+            elif worker.niced:                       # it ran long at a lower priority: a fresh one replaces it
+                self.stats["recycled"] += 1
+                self._replace(worker, count=False)
             else:
                 self._idle.put_nowait(worker)
             return

