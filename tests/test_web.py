@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,7 +21,9 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("latex2mathml")
 pytest.importorskip("multipart")
 httpx = pytest.importorskip("httpx")
-from starlette.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():                 # "use httpx2": starlette's notice, not ours
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient  # noqa: E402
 
 from symbackprop.web.app import create_app  # noqa: E402
 from symbackprop.web.limits import Limits  # noqa: E402
@@ -150,7 +153,7 @@ def test_api_graph(client):
     r = client.post("/api/graph", json={**HANDOUT, "backward": True})
     assert r.status_code == 200
     body = r.json()
-    assert body["svg"].startswith("<svg") and "digraph" in body["dot"] and body["nodes"] >= 10
+    assert body["svg"].startswith("<svg") and "digraph" in body["dot_source"] and body["nodes"] >= 10
 
 
 def _central_differences(f, inputs, name, eps=1e-6):

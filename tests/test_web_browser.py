@@ -96,7 +96,8 @@ def test_type_part_d_and_see_steps_graphs_module(page, server, shots, tmp_path):
         assert svg.count() == 1 and svg.bounding_box()["width"] > 100
     assert "relu'(x1)" in page.text_content("#graph-backward svg")
     assert "formula=0.5" in page.url                                  # the address is the shareable URL
-    page.set_viewport_size({"width": 1200, "height": 900})
+    page.set_viewport_size({"width": 1000, "height": 860})             # README's docs/img/web.png
+    page.evaluate("document.activeElement.blur()")
     page.screenshot(path=str(shots / "web-derive.png"))
     page.screenshot(path=str(shots / "web-derive-full.png"), full_page=True)
 

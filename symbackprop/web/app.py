@@ -11,11 +11,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import jinja2
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from .limits import MAX_BODY_CEILING, Limits
 from .pool import PoolError, WorkerPool
@@ -29,7 +24,7 @@ TEXT_FIELDS = ("formula", "shapes", "elementwise", "functions", "wrt", "layout",
                "dtype", "seed", "lets", "claim", "width", "steps", "mode", "solution", "filename")
 FLAG_FIELDS = ("hessian", "hvp", "backward", "check")
 API_KINDS = {"derive": "derive", "graph": "graph", "codegen": "codegen", "check": "check",
-             "check-solution": "solution", "relu": "relu"}
+             "check-solution": "solution", "train": "train"}
 
 
 # ----- middleware -----
@@ -75,7 +70,8 @@ class BodyLimit:
                 await _too_large(self.max_body)(scope, receive, send)
 
 
-def _too_large(limit: int) -> Response:
+def _too_large(limit: int):
+    from starlette.responses import JSONResponse
     return JSONResponse({"error": {"kind": "body-too-large",
                                    "message": f"the request body is larger than the limit of {limit:,} bytes"}},
                         status_code=413, headers={"Connection": "close"})
@@ -151,7 +147,14 @@ RELU_KEYS = ("width", "steps", "mode", "seed")
 
 # ----- the application -----
 
-def create_app(limits: Limits | None = None) -> Starlette:
+def create_app(limits: Limits | None = None):
+    """The Starlette application (starlette is imported here, so that this module imports without it)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
     limits = limits or Limits()
     if limits.max_body > MAX_BODY_CEILING:
         raise ValueError(f"max_body may be at most {MAX_BODY_CEILING} bytes (uploads are kept in memory)")
@@ -161,8 +164,8 @@ def create_app(limits: Limits | None = None) -> Starlette:
 
     async def compute(kind: str, payload: dict) -> tuple[int, dict]:
         """(status, body): the task's result or a uniform {"error": {...}}."""
-        limit = limits.relu_time_limit if kind == "relu" else limits.time_limit
-        if kind == "relu":
+        limit = limits.relu_time_limit if kind == "train" else limits.time_limit
+        if kind == "train":
             payload = {**payload, "max_steps": limits.relu_max_steps, "max_width": limits.relu_max_width}
         try:
             answer = await pool.run(kind, payload, limit)
@@ -297,11 +300,11 @@ def create_app(limits: Limits | None = None) -> Starlette:
         if error is not None:
             status, error = 400, {"kind": "bad-request", "message": error, "formatted": f"error: {error}"}
         elif submitted:
-            status, body = await compute("relu", form)
+            status, body = await compute("train", form)
             result, error = (body, None) if status == 200 else (None, body["error"])
         q = share_query(form, RELU_KEYS)
-        return page(request, "relu", status, panel="relu", form=form, result=result, error=error,
-                    share=("relu?" + q) if q else "relu")
+        return page(request, "train", status, panel="train", form=form, result=result, error=error,
+                    share=("relu?" + q) if q else "relu?")
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": pool.alive > 0, "workers": pool.alive, "spares": pool.spare, "full": pool.full,

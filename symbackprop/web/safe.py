@@ -67,8 +67,9 @@ def _serialize(root: ET.Element, ns: str) -> str:
     return ET.tostring(root, encoding="unicode", short_empty_elements=True)
 
 
-def mathml(latex: str, display: str = "inline") -> str:
-    """LaTeX -> MathML (latex2mathml), checked against the allow-list; raises Unsafe or ValueError."""
+def mathml(latex: str, display: str = "inline", displaystyle: bool = False) -> str:
+    """LaTeX -> MathML (latex2mathml), checked against the allow-list; raises Unsafe or ValueError.
+    `displaystyle`: fractions at full size, as in a displayed equation, while the math stays inline."""
     import latex2mathml.converter
     raw = latex2mathml.converter.convert(latex, display=display)
     try:
@@ -76,6 +77,8 @@ def mathml(latex: str, display: str = "inline") -> str:
     except ET.ParseError:
         raise Unsafe("latex2mathml produced markup that is not well formed") from None
     _clean(root, MATHML_NS, MATHML_TAGS, MATHML_ATTRS, "MathML")
+    if displaystyle:
+        root.set("displaystyle", "true")
     return _serialize(root, MATHML_NS)
 
 
@@ -83,8 +86,8 @@ def mathml_row(row: str) -> tuple[str, str]:
     """One row `lhs &= rhs` of an aligned block as (lhs MathML, rhs MathML)."""
     lhs, sep, rhs = row.partition("&=")
     if not sep:
-        return mathml(row.strip()), ""
-    return mathml(lhs.strip()), mathml(rhs.strip())
+        return mathml(row.strip(), displaystyle=True), ""
+    return mathml(lhs.strip(), displaystyle=True), mathml(rhs.strip(), displaystyle=True)
 
 
 _ROW_SPLIT = re.compile(r"\s*\\\\\s*\n")

@@ -167,7 +167,7 @@ def _second_order(d: Derivation, payload: dict, html: bool) -> dict:
     out["hvp_text"] = so.hvp_text()
     out["hessian_text"] = so.hessian_text()
     if html:
-        out["rows"] = safe.aligned_rows(so.latex())
+        out["typeset"] = safe.aligned_rows(so.latex())
     return out
 
 
@@ -196,7 +196,7 @@ def graph_task(payload: dict) -> dict:
     g = build_graph(d, backward=_flag(payload, "backward"), rankdir=rankdir)
     source = g.dot()
     data, _ = render_bytes(source, "svg", "embedded")
-    return {"dot": source, "svg": safe.svg(data), "nodes": len(g.nodes), "edges": len(g.edges)}
+    return {"dot_source": source, "svg": safe.svg(data), "nodes": len(g.nodes), "edges": len(g.edges)}
 
 
 def _module(d: Derivation, payload: dict) -> dict:
@@ -276,13 +276,17 @@ def solution_task(payload: dict) -> dict:
 
 def relu_task(payload: dict) -> dict:
     """A small ReLU-net run (bounded width and steps) with its fit and elbow pictures as PNG."""
-    from ..errors import require_extra
+    from ..errors import MissingExtra
     max_steps = int(payload.get("max_steps", 20_000))
     width = _int(payload, "width", 10, 1, int(payload.get("max_width", 40)))
     steps = _int(payload, "steps", 5000, 100, max_steps)
     mode = _choice(payload, "mode", RELU_MODES, "all")
     seed = _int(payload, "seed", 0, 0, 10_000)
-    require_extra("relu", ["matplotlib"], "the ReLU pictures")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MissingExtra("the ReLU panel needs matplotlib, which is not installed (the optional `relu` extra)",
+                           hint="pip install 'symbackprop[relu]'") from None
     from ..relu import experiment, plots
     _relu_modules_in_memory()
     ex = experiment(widths=[width], modes=[mode], steps=steps, every=max(1, steps // 100), seed=seed,
@@ -308,7 +312,7 @@ def _relu_modules_in_memory() -> None:
 
 
 TASKS = {"derive": derive_task, "graph": graph_task, "codegen": codegen_task, "check": check_task,
-         "solution": solution_task, "relu": relu_task}
+         "solution": solution_task, "train": relu_task}
 
 
 def run(kind: str, payload: dict) -> dict:
