@@ -140,8 +140,8 @@ def share_query(payload: dict, keys) -> str:
     return urllib.parse.urlencode(pairs)
 
 
-DERIVE_KEYS = ("formula", "shapes", "elementwise", "functions", "wrt", "layout", "hessian", "hvp")
-CHECK_KEYS = ("formula", "shapes", "elementwise", "functions", "lets", "wrt", "claim")
+DERIVE_KEYS = ("formula", "shapes", "notation", "elementwise", "functions", "wrt", "layout", "hessian", "hvp")
+CHECK_KEYS = ("formula", "shapes", "notation", "elementwise", "functions", "lets", "wrt", "claim")
 RELU_KEYS = ("width", "steps", "mode", "seed")
 
 

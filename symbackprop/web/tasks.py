@@ -17,7 +17,7 @@ from . import safe
 #: The handout's part (d): what the page shows first, and the example each worker derives to warm up.
 EXAMPLE = {"formula": "0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2",
            "shapes": ["W1=h,d", "W2=k,h", "x=d", "b=h", "y=k"]}
-NOTATIONS = ("numpy",)                             # "math" and "auto" come with the LaTeX-input parser
+NOTATIONS = ("auto", "numpy", "math")             # the formula parser's notation= (docs/formula-language.md)
 RELU_MODES = ("all", "output", "ridge")
 DTYPES = ("float64", "float32")
 
@@ -97,10 +97,9 @@ def _choice(payload: dict, key: str, choices, default: str) -> str:
 # ----- the one place formula input is parsed -----
 
 def input_options(payload: dict) -> dict:
-    """Keyword options of the formula parser that a request chooses. The notation selector (NumPy or
-    math/LaTeX input) becomes `{"notation": ...}` here once the parser takes it."""
-    _choice(payload, "notation", NOTATIONS, "numpy")
-    return {}
+    """Keyword options of the formula parser that a request chooses: the notation (NumPy, math/LaTeX, or
+    auto: detected per formula)."""
+    return {"notation": _choice(payload, "notation", NOTATIONS, "auto")}
 
 
 def program(payload: dict):
@@ -264,8 +263,7 @@ def solution_task(payload: dict) -> dict:
     if not text.strip():
         raise RequestError("the worked-solution file is empty", hint="see docs/checker.md for the format")
     name = _text(payload, "filename", "solution.yaml")[:200] or "solution.yaml"
-    report = check_solution(name, text=text, seed=payload.get("seed") if isinstance(payload.get("seed"), int) else None,
-                            **input_options(payload))
+    report = check_solution(name, text=text, seed=payload.get("seed") if isinstance(payload.get("seed"), int) else None)
     out = report.to_dict()
     out["text"] = report.text()
     out["summary_line"] = report.summary()
