@@ -32,7 +32,7 @@ log = logging.getLogger("symbackprop.web")
 STARTUP_TIMEOUT = 180.0
 #: A request still running after this many seconds has its worker's CPU priority lowered (nice 10), so that
 #: simple requests in other workers keep their speed; such a worker is replaced once it answers.
-SLOW_AFTER = 0.5
+SLOW_AFTER = 1.0
 #: Extra wall-clock seconds granted after the time limit before a worker is killed (the answer's transfer).
 GRACE = 0.25
 
