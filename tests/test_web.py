@@ -377,6 +377,23 @@ def test_serve_command_line():
     assert main(["serve", "--max-body", "99999999"]) == 2
 
 
+def test_serve_without_the_web_extra_names_it():
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in {'starlette', 'uvicorn'}:\n"
+            "            raise ModuleNotFoundError(name, name=name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            f"sys.path.insert(0, {str(ROOT)!r})\n"
+            "from symbackprop.cli import main\n"
+            "sys.exit(main(['serve']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "the optional `web` extra" in r.stderr and "pip install 'symbackprop[web]'" in r.stderr
+
+
 # ----- a small bounded load test (bench/web_load.py runs the full one) -----
 
 def test_small_load():
