@@ -125,10 +125,20 @@ class Name:
     subs: tuple[str, ...]
     braced: bool                  # a subscript was written in braces (x_{12}: never split)
     command: bool = False         # written as a LaTeX command (\alpha, \log, \operatorname{tr})
+    index: str = ""               # a superscript in parentheses: W^{(2)} (the handout's layer index)
+    transposed: bool = False      # x^{(4)\top}: the index and a transpose in one superscript
 
     @property
     def canonical(self) -> str:
-        """W_1 -> W1, x_{4} -> x4, W_{1,a} -> W1_a, x_hat -> x_hat (the usual subscript naming, inverted)."""
+        """W_1 -> W1, x_{4} -> x4, W_{1,a} -> W1_a, x_hat -> x_hat (the usual subscript naming, inverted);
+        W^{(2)} -> W2."""
+        out = self._subscripted
+        if self.index:
+            out += self.index if self.index.isdigit() else "_" + self.index
+        return out
+
+    @property
+    def _subscripted(self) -> str:
         out = self.base
         for sub in self.subs:
             digits, _, rest = sub.partition(",")
@@ -143,7 +153,8 @@ class Name:
     @property
     def identifier(self) -> str:
         """The name as the formula language spells it with underscores kept (x_1 stays x_1)."""
-        return self.base + "".join("_" + s.replace(",", "_") for s in self.subs)
+        return self.base + "".join("_" + s.replace(",", "_") for s in self.subs) + (
+            "_" + self.index if self.index else "")
 
 
 def _clean_sub(s: str) -> str:
@@ -168,15 +179,48 @@ def read_name(tok: "Token") -> Name:
         m = re.match(r"[A-Za-z][A-Za-z0-9]*", text)
         base, rest, command = m.group(0), text[m.end():], False
     del subs_at
+    index, transposed = "", False
+    m = _INDEX_RE.search(rest)
+    if m is not None:
+        index, transposed, rest = m.group(1), m.group(2) is not None, rest[:m.start()]
     subs, braced = [], False
     for m in _SUB_RE.finditer(rest):
         braced = braced or m.group(2) is not None
         subs.append(_clean_sub(m.group(2) if m.group(2) is not None else m.group(1)))
-    return Name(base, tuple(s for s in subs if s), braced, command)
+    return Name(base, tuple(s for s in subs if s), braced, command, index, transposed)
+
+
+_INDEX_RE = re.compile(r"\^\s*\{\s*\(\s*([A-Za-z0-9]+)\s*\)\s*(\\top|\\intercal|T|\\mathsf\s*\{\s*T\s*\}|"
+                       r"\\mathrm\s*\{\s*T\s*\})?\s*\}\s*\Z")
+_ONE_NAME = re.compile(r"\s*(?:(?P<WRAPPED>\\(?:mathbf|mathrm|mathit|mathsf|boldsymbol|bm|operatorname)\s*\{[^{}]*\})"
+                       r"|(?P<COMMAND>\\[A-Za-z]+)|(?P<GREEK>[α-ωΑ-Ωϕϑϵℓ])|(?P<NAME>[A-Za-z][A-Za-z0-9]*))"
+                       r"(?P<rest>(?:_\s*(?:\{(?:[^{}]|\{[^{}]*\})*\}|[A-Za-z0-9]+)|\^\s*\{[^{}]*\})*)\s*\Z")
+OBJECTIVE = "ℓ"
+
+
+def read_derivative(text: str):
+    """The names in ∂ℓ/∂x4 or \\frac{\\partial \\ell}{\\partial \\mathbf{x}^{(4)}}: (numerator, denominator), each a
+    Name (the objective ℓ, \\ell, as Name("ℓ")), or None where either is not one name."""
+    m = re.match(r"\\[dt]?frac\s*\{\s*\\partial\s*(.*)\}\s*\{\s*\\partial\s*(.*)\}\s*\Z", text, re.S)
+    if m is None:
+        m = re.match(r"∂(.*)/∂(.*)\Z", text)
+    num, den = (_one_name(m.group(1)), _one_name(m.group(2))) if m else (None, None)
+    return num, den
+
+
+def _one_name(text: str):
+    if text.strip() in ("ℓ", "\\ell", "L"):
+        return Name(OBJECTIVE, (), False)
+    m = _ONE_NAME.match(text)
+    if m is None:
+        return None
+    kind = next(k for k in ("WRAPPED", "COMMAND", "GREEK", "NAME") if m.group(k))
+    return read_name(Token(kind, m.group(kind) + m.group("rest")))
 
 
 _LHS_RE = re.compile(r"\s*(?P<name>(?:[A-Za-z][A-Za-z0-9]*|\\[A-Za-z]+|\\(?:mathrm|mathbf|boldsymbol|bm|mathit)\s*\{[^{}]*\}"
-                     r"|[α-ωΑ-Ωϕϑϵ])(?:_\s*(?:\{(?:[^{}]|\{[^{}]*\})*\}|[A-Za-z0-9]+))*|ℓ)\s*(?::=|=)(?!=)")
+                     r"|[α-ωΑ-Ωϕϑϵ])(?:_\s*(?:\{(?:[^{}]|\{[^{}]*\})*\}|[A-Za-z0-9]+))*"
+                     r"(?:\^\s*\{\s*\(\s*[A-Za-z0-9]+\s*\)\s*\})?|ℓ)(?P<args>\s*\([^()]*\))?\s*(?::=|=)(?!=)")
 
 
 def assignment(text: str):
@@ -187,8 +231,10 @@ def assignment(text: str):
     if m is None:
         return None
     raw = m.group("name")
-    if raw in ("ℓ", "\\ell", "L") and raw != "L":
+    if raw in ("ℓ", "\\ell"):
         return None, m.start("name"), m.end()
+    if m.group("args"):                           # f(x) = ...: a definition, not an assignment (ℓ(x) = ... is)
+        return None
     if raw.startswith("\\") and not raw.startswith(("\\mathrm", "\\mathbf", "\\boldsymbol", "\\bm", "\\mathit")):
         command = re.match(r"\\([A-Za-z]+)", raw).group(1)
         if command == "ell":

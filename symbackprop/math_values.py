@@ -176,7 +176,7 @@ def product(a: Val, b: Val) -> Val:
     except _Failure:
         raise _Failure(f"the product of {_words(a)} and {_words(b)} is not defined: inner sizes "
                        f"{ia} and {ib} differ", hint="check the shapes, or transpose a factor") from None
-    if (ia is not None or ib is not None) and inner is None:
+    if (a.kind, b.kind) != (COL, ROW) and inner is None:     # 𝟙ᵀ𝟙, 𝟙 𝟙ᵀ 𝟙: nothing sizes the inner 𝟙
         raise _Failure(f"the size of {a.what or b.what} in this product is not fixed by anything",
                        hint="write the sum or size it takes explicitly", cls=FormulaError)
 

@@ -382,12 +382,14 @@ class Parser:
             known, visits = set(self.variables), self.visits
             try:
                 return self.expression(text, source, offset, scope, notation="math", shape=shape)
-            except SymbackpropError:
+            except SymbackpropError as m:
                 for name in [n for n in self.variables if n not in known]:
                     del self.variables[name]
                     self.unshaped_uses.pop(name, None)
                 self.visits = visits
-                raise e from None
+                if isinstance(m, ShapeError):
+                    raise                             # maths reads it (`u v`) and says what does not fit
+                raise e from None                     # neither notation reads it: NumPy's error
         return self._build(tree, source, offset, scope or {}, dict(self.definitions))
 
     def parse_ast(self, text, source, offset):

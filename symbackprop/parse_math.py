@@ -35,7 +35,7 @@ from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .expr import Node, format_shape
 from .math_calls import _Calls, _Function
 from .math_text import (  # noqa: F401  (re-exported: the notation's public names)
-    NOTATIONS, Name, Token, Tree, _SUPERSCRIPTS, _bracket_depth, _depth, _primes, _sum_index, assignment, check_notation,
+    NOTATIONS, OBJECTIVE, read_derivative, Name, Token, Tree, _SUPERSCRIPTS, _bracket_depth, _depth, _primes, _sum_index, assignment, check_notation,
     detect_notation, parse_tree, read_name, split_statements)
 from .math_values import (  # noqa: F401
     COL, FLEX, MAT, ROW, SCALAR, Val, _either, _eye, _Failure, _val, _words, choose, elementwise, ones_value, product,
@@ -116,10 +116,11 @@ class Builder(_Calls):
         if self.p.visits > MAX_EXPANSION:
             raise LimitError(f"the formula expands to more than {MAX_EXPANSION} operations")
         if isinstance(tree, Token):
-            return self.token(tree)
-        method = getattr(self, "rule_" + tree.data, None)
-        if method is None:                            # pragma: no cover - every rule has a method
-            self.fail(tree, f"`{self.text(tree)}` is not understood")
+            method = self.token
+        else:
+            method = getattr(self, "rule_" + tree.data, None)
+            if method is None:                        # pragma: no cover - every rule has a method
+                self.fail(tree, f"`{self.text(tree)}` is not understood")
         try:
             return method(tree)
         except _Failure as f:
@@ -149,6 +150,8 @@ class Builder(_Calls):
             return ones_value()
         if kind == "SUM":
             return _Function(M.SUM, 0, tok, "Σ", index=_sum_index(str(tok)))
+        if kind == "DERIV":
+            return self.derivative(tok)
         if kind == "FRAC_DIGITS":
             a, b = re.findall(r"\d", str(tok)[-3:] if False else re.sub(r"^\\[dt]?frac", "", str(tok)))
             return _val(E.div(E.const(int(a)), E.const(int(b)))) if int(b) else self.fail(tok, "division by 0")
@@ -163,7 +166,38 @@ class Builder(_Calls):
             return _Function(("∇" + re.search(r"max|min", str(tok)).group(0)), 0, tok, str(tok))
         nm = read_name(tok)
         resolved = self.resolve(nm, tok)
+        if nm.transposed:                             # x^{(4)\top}
+            if isinstance(resolved, _Function):
+                self.fail(tok, f"`{self.text(tok)}`: a function cannot be transposed")
+            return transpose(resolved)
         return resolved
+
+    def rule_derivative(self, tree):
+        return self.derivative(tree.children[0])
+
+    def derivative(self, tok) -> Val:
+        """∂ℓ/∂x4 (bound by the context, as the checker binds earlier lines) or ∂Φ/∂x1 = diag(Φ'(x1)), the
+        Jacobian of an elementwise function."""
+        num, den = read_derivative(str(tok))
+        if num is None or den is None:
+            self.fail(tok, f"`{self.text(tok)}`: a derivative of one name by one name is understood here",
+                      hint="write ∂ℓ/∂x4 for a derivative the context defines, ∂Φ/∂x1 for the Jacobian of an "
+                           "elementwise Φ")
+        fname = self._function_name(num.canonical) if num.base != OBJECTIVE else None
+        if fname is not None and (M.is_elementwise(fname) or fname in self.p.elementwise):
+            x = self.resolve(den, tok)
+            if isinstance(x, _Function):
+                self.fail(tok, f"`{self.text(tok)}`: {den.canonical} is a function")
+            slope = self._call_name(fname, [(x, tok)], {}, tok, primes=1)
+            return self._call_name(M.DIAG, [(slope, tok)], {}, tok) if slope.kind == COL else slope
+        key = f"∂{num.canonical}/∂{den.canonical}"
+        bound = self.cx.scope.get(key)
+        if bound is None:
+            self.fail(tok, f"`{key}` is not defined here",
+                      hint="a derivative inside an expression stands for an earlier line's result (the checker "
+                           "binds ∂ℓ/∂x4 once a line defines it); otherwise write its expression")
+        node, row = bound if isinstance(bound, tuple) else (bound, False)
+        return _val(node, row=row)
 
     def resolve(self, nm: Name, tok, new_ok: bool = True):
         """What a name means here: a value (variable, intermediate, let, size), a function, or names written
@@ -461,6 +495,8 @@ def math_expression(parser, text: str, source: str | None = None, offset: int = 
     sys.setrecursionlimit(max(old, 20 * MAX_NESTING + 4000))
     try:
         v = builder.value(tree)
+    except _Failure as f:                             # pragma: no cover - build() locates every failure
+        raise f.cls(f.message, source=source, offset=offset, length=len(text), hint=f.hint) from None
     except RecursionError:
         raise LimitError(f"the formula is nested too deeply (limit {MAX_NESTING} levels)") from None
     finally:

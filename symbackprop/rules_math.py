@@ -31,7 +31,7 @@ TWO_ARGUMENTS = {"max": "maximum", "min": "minimum"}
 SIZED_BY_RESULT = {"diag": ("column", "matrix", lambda dims: (dims[0] if dims[0] is not None else dims[1],))}
 
 #: Constructs of the notation -> the built-in they call.
-NORM, ABS, SQRT, SUM, LOGDET, INVERSE = "norm", "abs", "sqrt", "sum", "logdet", "inv"
+NORM, ABS, SQRT, SUM, LOGDET, INVERSE, DIAG = "norm", "abs", "sqrt", "sum", "logdet", "inv", "diag"
 
 #: LaTeX commands that stand for functions (\\log x, \\det(A), \\operatorname{tr} ...); the key is the
 #: command without its backslash.
