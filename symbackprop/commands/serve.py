@@ -43,6 +43,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help=f"seconds per ReLU run (default {d.relu_time_limit:g})")
     p.add_argument("--relu-max-steps", type=int, default=d.relu_max_steps,
                    help=f"most SGD steps a ReLU run may ask for (default {d.relu_max_steps:,})")
+    p.add_argument("--per-client", type=int, default=d.per_client,
+                   help="requests one client address may have running or waiting; more get 429 (default 0: no "
+                        "limit; behind a reverse proxy, use with --forwarded-allow-ips)")
     p.add_argument("--max-body", type=int, default=d.max_body,
                    help=f"bytes per request body; larger ones get 413 (default {d.max_body:,}; at most "
                         f"{MAX_BODY_CEILING:,})")
@@ -80,7 +83,7 @@ def run(args) -> int:
         if not ok:
             raise SymbackpropError(message)
     limits = Limits(workers=workers, spares=max(0, args.spares), queue=args.queue, queue_timeout=args.queue_timeout, time_limit=args.time_limit,
-                    relu_time_limit=args.relu_time_limit, max_body=args.max_body, relu_max_steps=args.relu_max_steps)
+                    relu_time_limit=args.relu_time_limit, max_body=args.max_body, relu_max_steps=args.relu_max_steps, per_client=max(0, args.per_client))
     if not _is_loopback(args.host):
         print(f"warning: serving on {args.host}, reachable from other machines. The page has no login; anyone who "
               "can reach it can use its workers. See docs/web.md (reverse proxy, firewall).", file=sys.stderr)

@@ -162,8 +162,22 @@ def create_app(limits: Limits | None = None):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
-    async def compute(kind: str, payload: dict) -> tuple[int, dict]:
-        """(status, body): the task's result or a uniform {"error": {...}}."""
+    inflight: dict[str, int] = {}
+
+    async def compute(kind: str, payload: dict, client: str | None = None) -> tuple[int, dict]:
+        """(status, body): the task's result or a uniform {"error": {...}}. With `limits.per_client`, one
+        client address may have at most that many requests running or waiting (429 beyond)."""
+        if limits.per_client and client is not None:
+            if inflight.get(client, 0) >= limits.per_client:
+                return 429, {"error": {"kind": "busy", "retry_after": 1, "message":
+                                       f"you already have {limits.per_client} requests running; wait for them"}}
+            inflight[client] = inflight.get(client, 0) + 1
+            try:
+                return await compute(kind, payload)
+            finally:
+                inflight[client] -= 1
+                if not inflight[client]:
+                    del inflight[client]
         limit = limits.relu_time_limit if kind == "train" else limits.time_limit
         if kind == "train":
             payload = {**payload, "max_steps": limits.relu_max_steps, "max_width": limits.relu_max_width}
@@ -176,6 +190,9 @@ def create_app(limits: Limits | None = None):
         if answer["status"] == 200:
             return 200, {**answer["result"], "seconds": round(answer.get("seconds", 0.0), 4)}
         return answer["status"], {"error": answer["error"]}
+
+    def client_of(request) -> str | None:
+        return request.client.host if request.client else None
 
     def headers_for(status: int, body: dict) -> dict:
         ra = body.get("error", {}).get("retry_after") if isinstance(body.get("error"), dict) else None
@@ -193,7 +210,7 @@ def create_app(limits: Limits | None = None):
             payload = await _read_payload(request, kind)
         except ValueError as e:
             return JSONResponse({"error": {"kind": "bad-request", "message": str(e)}}, status_code=400)
-        status, body = await compute(kind, payload)
+        status, body = await compute(kind, payload, client_of(request))
         headers = {"Cache-Control": "no-store", **headers_for(status, body)}
         if kind == "codegen" and status == 200 and request.query_params.get("download") in ("1", "true"):
             return Response(body["module"], media_type="text/x-python; charset=utf-8",
@@ -267,7 +284,8 @@ def create_app(limits: Limits | None = None):
         form.setdefault("layout", "gradient")
         status, result, error = 200, None, form.pop("_form_error", None)
         if error is None and form.get("formula", "").strip():
-            status, body = await compute("derive", {**form, "html": True, "graphs": True, "module": True})
+            status, body = await compute("derive", {**form, "html": True, "graphs": True, "module": True},
+                                         client_of(request))
             result, error = (body, None) if status == 200 else (None, body["error"])
         elif error is not None:
             status, error = 400, {"kind": "bad-request", "message": error, "formatted": f"error: {error}"}
@@ -284,10 +302,10 @@ def create_app(limits: Limits | None = None):
         if error is not None:
             status, error = 400, {"kind": "bad-request", "message": error, "formatted": f"error: {error}"}
         elif form.get("solution", "").strip():
-            status, body = await compute("solution", form)
+            status, body = await compute("solution", form, client_of(request))
             report, error = (body, None) if status == 200 else (None, body["error"])
         elif submitted and (form.get("claim", "").strip() or request.method == "POST"):
-            status, body = await compute("check", form)
+            status, body = await compute("check", form, client_of(request))
             result, error = (body, None) if status == 200 else (None, body["error"])
         q = share_query(form, CHECK_KEYS)
         return page(request, "check", status, panel="check", form=form, result=result, report=report, error=error,
@@ -300,7 +318,7 @@ def create_app(limits: Limits | None = None):
         if error is not None:
             status, error = 400, {"kind": "bad-request", "message": error, "formatted": f"error: {error}"}
         elif submitted:
-            status, body = await compute("train", form)
+            status, body = await compute("train", form, client_of(request))
             result, error = (body, None) if status == 200 else (None, body["error"])
         q = share_query(form, RELU_KEYS)
         return page(request, "train", status, panel="train", form=form, result=result, error=error,

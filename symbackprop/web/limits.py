@@ -16,6 +16,7 @@ class Limits:
     max_body: int = 256 * 1024       # bytes per request body (413 beyond); at most 1 MiB (uploads stay in memory)
     relu_max_steps: int = 20_000
     relu_max_width: int = 40
+    per_client: int = 0              # requests one client address may have running or waiting (0: no limit)
     warm: bool = True                # warm each worker up (Graphviz compile, the handout's example) before use
 
 
