@@ -293,7 +293,8 @@ def test_five_thousand_nested_parentheses(client):
                                       (b"[1, 2]", "JSON object"), (b"\xff\xfe", "not valid JSON"),
                                       (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
                                       (b'{"formula": 5}', "must be a string"),
-                                      (b'{"formula": "x", "shapes": 7}', "shapes")])
+                                      (b'{"formula": "x", "shapes": 7}', "shapes"),
+                                      (b'{"formula": "x", "shapes": ' + b"[" * 900 + b"]" * 900 + b"}", "shapes")])
 def test_malformed_json(client, body, why):
     r = client.post("/api/derive", content=body, headers={"content-type": "application/json"})
     assert r.status_code in (400, 413)

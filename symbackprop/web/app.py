@@ -125,9 +125,26 @@ def payload_from_params(params) -> dict:
 
 
 def payload_from_json(data) -> dict:
+    """The known fields of a JSON object, each a scalar, a list of scalars, or an object of those."""
     if not isinstance(data, dict):
         raise ValueError("the request body must be a JSON object")
-    return {k: v for k, v in data.items() if k in TEXT_FIELDS or k in FLAG_FIELDS or k == "lets"}
+    out = {k: v for k, v in data.items() if k in TEXT_FIELDS or k in FLAG_FIELDS}
+    for k, v in out.items():
+        if not _shallow(v, 2):
+            raise ValueError(f"`{k}` must be a string, number, list of strings or object of strings")
+    return out
+
+
+def _shallow(v, depth: int) -> bool:
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return True
+    if depth == 0:
+        return False
+    if isinstance(v, list):
+        return all(_shallow(x, depth - 1) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _shallow(x, depth - 1) for k, x in v.items())
+    return False
 
 
 def share_query(payload: dict, keys) -> str:
