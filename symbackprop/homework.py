@@ -18,6 +18,7 @@ import difflib
 import html
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 from . import latexdoc as L
@@ -320,11 +321,16 @@ class HomeworkReport:
     def markdown(self) -> str:
         out = [f"### {_md(self.title or self.filename)}", "", f"`{self.objective} = {_code(self.formula)}`"
                + (f" · the course's layout: **{self.layout}**" if self.layout else ""), "",
-               "| line | claim | grade | feedback |", "|---:|---|---|---|"]
+               "| line | claim | grade |", "|---:|---|---|"]
         for ln in self.lines:
-            fb = "; ".join(b.strip() for b in self._body(ln) if ln.grade != "correct")
             out.append(f"| {ln.verdict.line} | `{_code(self._claim(ln))}` | {'✅' if ln.credit else '❌'} "
-                       f"**{_md(self._headline(ln))}** | {_md(fb)} |")
+                       f"**{_md(self._headline(ln))}** |")
+        details = [ln for ln in self.lines if ln.grade != "correct" and self._body(ln)]
+        for ln in details:
+            body = self._body(ln)
+            fence = "`" * max([3] + [len(r) + 1 for b in body for r in re.findall(r"`+", b)])
+            out += ["", f"**Line {ln.verdict.line}**, `{_code(self._claim(ln))}`: {_md(self._headline(ln))}", "",
+                    fence + "text", *body, fence]
         if self.notes:
             out += ["", "Not graded:", ""] + [f"- line {n}: {_md(t)}" for n, t in self.notes]
         out += [""] + [s + "  " for s in self.summary().split("\n")]
@@ -510,7 +516,7 @@ def _fresh(problem: Problem) -> Problem:
     derivatives already derived are kept (a let does not change ∂ℓ/∂x for a variable x)."""
     p = copy.copy(problem)
     p.lets = dict(problem.lets)
-    p._truths = dict(problem._truths)
+    p._truths = problem._truths                     # shared until the file defines a let (_maybe_define)
     p.claim_text = {}
     return p
 
@@ -528,8 +534,8 @@ def _maybe_define(problem: Problem, segs, row, notation, notes):
     if not text:
         return
     try:
+        problem._truths = {}                        # the file's own lets: its own derivations from here on
         define(problem, name.name, text, notation)
-        problem._truths.clear()                     # (define does this too) the lets name nodes in the steps
     except SymbackpropError as e:
         notes.append((row.line, f"the definition of {name.name} was not used: {e.message}"))
 
@@ -548,7 +554,6 @@ def _substitute_answers(text: str, answers, obj) -> tuple[str, list]:
     if not L.has_derivative(text):
         return text, []
     used = []
-    import re
     pattern = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{(?:[^{}]|\{[^{}]*\})*\}|∂\S+?/∂[A-Za-z0-9_{}()^\\]+")
     def repl(m):
         sides = L.derivative_sides(m.group())
