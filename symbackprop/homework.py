@@ -30,6 +30,8 @@ LAYOUTS = ("gradient", "numerator", "denominator")
 SPEC_KEYS = {"title", "formula", "shapes", "elementwise", "functions", "lets", "wrt", "layout", "seed", "notation"}
 NOTATIONS = ("auto", "numpy", "math")
 MAX_DOCUMENT_CHARS = 1_000_000
+#: Verdicts kept per problem for identical lines of other files (grading a class).
+VERDICT_CACHE = 5000
 HOMEWORK_SUFFIXES = (".md", ".markdown", ".tex", ".latex", ".txt")
 
 
@@ -178,8 +180,27 @@ def build_problem(spec: ProblemSpec) -> Problem:
 # ----- the one place claims and definitions are parsed -----
 
 def check_claim(problem: Problem, wrt: str, text: str, notation: str = "auto", line: int | None = None) -> Verdict:
-    """Check one claimed derivative; malformed claims raise SymbackpropError (exit code 2)."""
-    return problem.check(wrt, text, line=line)
+    """Check one claimed derivative; malformed claims raise SymbackpropError (exit code 2).
+
+    Verdicts are deterministic (the points are seeded), so a claim already checked against the same problem
+    and lets (another student's identical line) is answered from the problem's cache."""
+    cache = problem.__dict__.setdefault("_verdict_cache", {})
+    key = (wrt, text, notation)
+    if key not in cache:
+        if len(cache) >= VERDICT_CACHE:
+            cache.clear()
+        try:
+            cache[key] = problem.check(wrt, text, line=line)
+        except SymbackpropError as e:
+            if e.exit_code != 2:
+                raise
+            cache[key] = e
+    got = cache[key]
+    if isinstance(got, SymbackpropError):
+        raise copy.copy(got)
+    v = copy.deepcopy(got)
+    v.line = line
+    return v
 
 
 def define(problem: Problem, name: str, text: str, notation: str = "auto"):
@@ -516,6 +537,7 @@ def _fresh(problem: Problem) -> Problem:
     derivatives already derived are kept (a let does not change ∂ℓ/∂x for a variable x)."""
     p = copy.copy(problem)
     p.lets = dict(problem.lets)
+    problem.__dict__.setdefault("_verdict_cache", {})
     p._truths = problem._truths                     # shared until the file defines a let (_maybe_define)
     p.claim_text = {}
     return p
@@ -535,6 +557,7 @@ def _maybe_define(problem: Problem, segs, row, notation, notes):
         return
     try:
         problem._truths = {}                        # the file's own lets: its own derivations from here on
+        problem._verdict_cache = {}
         define(problem, name.name, text, notation)
     except SymbackpropError as e:
         notes.append((row.line, f"the definition of {name.name} was not used: {e.message}"))

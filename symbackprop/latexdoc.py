@@ -126,7 +126,7 @@ def math_blocks(text: str, tex: bool = False) -> list[tuple[int, str, bool]]:
                 continue
             raise DocumentError(f"the math opened with {opener} is never closed", line=line_of(text, m.start()),
                                 hint="close it, or escape a literal dollar sign as \\$")
-        out.append((m.end(), text[m.end():c.start()], inline))
+        out.append((m.end(), scan[m.end():c.start()], inline))    # comments blanked out
         pos = c.end()
 
 
