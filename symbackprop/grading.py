@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from .errors import SymbackpropError
+from . import homework
 from .homework import HOMEWORK_SUFFIXES, HomeworkError, ProblemSpec, build_problem, grade_file, read_problem_file
 
 GRADEBOOK_FORMATS = ("csv", "json")
@@ -183,9 +184,11 @@ def _swap_into_place(tmp: str, out: str) -> None:
 _WORKER: dict = {}
 
 
-def _init_worker(spec: ProblemSpec, layout, notation, feedback="md") -> None:
+def _init_worker(spec: ProblemSpec, layout, notation, feedback="md", cache=True) -> None:
     """Parse the problem and derive the asked derivatives once per worker."""
     _WORKER.clear()
+    if not cache:
+        homework.VERDICT_CACHE = 0
     try:
         problem = build_problem(spec)
         for w in spec.wrt:
@@ -263,8 +266,10 @@ def default_jobs() -> int:
 
 
 def grade_folder(problem, folder: str, *, layout: str | None = None, notation: str | None = None,
-                 jobs: int | None = None, feedback: str = "md") -> Gradebook:
-    """Grade every submission in `folder` against `problem` (a PROBLEM.yaml path or a ProblemSpec)."""
+                 jobs: int | None = None, feedback: str = "md", cache: bool = True) -> Gradebook:
+    """Grade every submission in `folder` against `problem` (a PROBLEM.yaml path or a ProblemSpec).
+
+    cache=False checks every line afresh, also lines identical to one already checked (for measurements)."""
     spec = read_problem_file(problem) if isinstance(problem, str) else problem
     build_problem(spec)                              # a bad problem stops here, before any worker starts
     files = submission_files(folder)
@@ -273,11 +278,15 @@ def grade_folder(problem, folder: str, *, layout: str | None = None, notation: s
     jobs = max(1, min(jobs or default_jobs(), len(files)))
     start = time.perf_counter()
     if jobs == 1:
-        _init_worker(spec, layout, notation, feedback)
-        results = [_grade_one(f) for f in files]
+        saved = homework.VERDICT_CACHE
+        try:
+            _init_worker(spec, layout, notation, feedback, cache)
+            results = [_grade_one(f) for f in files]
+        finally:
+            homework.VERDICT_CACHE = saved
     else:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                 initargs=(spec, layout, notation, feedback)) as pool:
+                                 initargs=(spec, layout, notation, feedback, cache)) as pool:
             results = list(pool.map(_grade_one, files, chunksize=max(1, len(files) // (4 * jobs))))
     seconds = time.perf_counter() - start
     return Gradebook(spec, layout, results, seconds, jobs, feedback)

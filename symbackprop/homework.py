@@ -30,7 +30,7 @@ LAYOUTS = ("gradient", "numerator", "denominator")
 SPEC_KEYS = {"title", "formula", "shapes", "elementwise", "functions", "lets", "wrt", "layout", "seed", "notation"}
 NOTATIONS = ("auto", "numpy", "math")
 MAX_DOCUMENT_CHARS = 1_000_000
-#: Verdicts kept per problem for identical lines of other files (grading a class).
+#: Verdicts kept per problem for identical lines of other files (grading a class); 0 turns the cache off.
 VERDICT_CACHE = 5000
 HOMEWORK_SUFFIXES = (".md", ".markdown", ".tex", ".latex", ".txt")
 
@@ -184,6 +184,8 @@ def check_claim(problem: Problem, wrt: str, text: str, notation: str = "auto", l
 
     Verdicts are deterministic (the points are seeded), so a claim already checked against the same problem
     and lets (another student's identical line) is answered from the problem's cache."""
+    if not VERDICT_CACHE:
+        return problem.check(wrt, text, line=line)
     cache = problem.__dict__.setdefault("_verdict_cache", {})
     key = (wrt, text, notation)
     if key not in cache:
@@ -506,7 +508,7 @@ def grade_text(text: str, path: str = "<text>", *, spec: ProblemSpec | None = No
         wrt = name.name if name is not None else den.strip()
         if name is not None and not known_name(problem, wrt) and known_name(problem, name.base):
             wrt = name.base
-        claim, used = _right_side(segs[1:], answers, obj)
+        claim, used = _right_side(segs[1:], answers, problem, notation)
         if claim is None:
             graded.append(_malformed(problem, wrt, segs[-1].text.strip(), row,
                                      "the right-hand side is written with derivatives only",
@@ -563,32 +565,51 @@ def _maybe_define(problem: Problem, segs, row, notation, notes):
         notes.append((row.line, f"the definition of {name.name} was not used: {e.message}"))
 
 
-def _right_side(segs, answers, obj) -> tuple[str | None, list]:
+def _right_side(segs, answers, problem, notation) -> tuple[str | None, list]:
     """The claim of a derivative line: the last side written in closed form. A derivative of the objective on it
-    (∂ℓ/∂x1) stands for the student's own earlier answer for it."""
+    (∂ℓ/∂x1) stands for the student's own earlier answer for it, and the Jacobian ∂Φ/∂x1 of an elementwise
+    function for diag(Φ'(x1))."""
     for seg in reversed(segs):
-        text, used = _substitute_answers(L.clean_claim(seg.text), answers, obj)
+        text, used = _substitute(L.clean_claim(seg.text), answers, problem, notation)
         if text and not L.has_derivative(text):
             return text, used
     return None, []
 
 
-def _substitute_answers(text: str, answers, obj) -> tuple[str, list]:
+_FRAC_OR_SLASH = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{(?:[^{}]|\{[^{}]*\})*\}|∂\S+?/∂[A-Za-z0-9_{}()^\\]+")
+
+
+def _elementwise_name(problem, name) -> bool:
+    from .rules import ELEMENTWISE
+    return name in problem.program.elementwise or name in ELEMENTWISE or name in ("sigma", "phi", "Phi")
+
+
+def _substitute(text: str, answers, problem, notation) -> tuple[str, list]:
     if not L.has_derivative(text):
         return text, []
     used = []
-    pattern = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{(?:[^{}]|\{[^{}]*\})*\}|∂\S+?/∂[A-Za-z0-9_{}()^\\]+")
+    obj = problem.objective_name
+
     def repl(m):
         sides = L.derivative_sides(m.group())
-        if sides is None or not L.is_objective(sides[0], obj):
+        if sides is None:
             return m.group()
         name = L.latex_name(sides[1])
-        if name is None or name.name not in answers:
+        if name is None:
             return m.group()
-        claim, line = answers[name.name]
-        used.append((name.name, line))
-        return f"({claim})"
-    return pattern.sub(repl, text), used
+        if L.is_objective(sides[0], obj):
+            if name.name not in answers:
+                return m.group()
+            claim, line = answers[name.name]
+            used.append((name.name, line))
+            return f"({claim})"
+        f = L.latex_name(sides[0])
+        if f is not None and not f.index and _elementwise_name(problem, f.base):
+            if notation == "numpy":
+                return f"diag({f.base}'({name.name}))"
+            return f"\\operatorname{{diag}}({sides[0].strip()}'({sides[1].strip()}))"
+        return m.group()
+    return _FRAC_OR_SLASH.sub(repl, text), used
 
 
 def _malformed(problem, wrt, claim, row, message, details, layout) -> Line:

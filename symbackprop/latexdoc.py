@@ -318,7 +318,8 @@ def has_derivative(text: str) -> bool:
 def clean_claim(text: str) -> str:
     """A right-hand side without what only typesets: trailing punctuation, equation numbers, labels, tags,
     spacing and \\text{...} remarks at the end."""
-    s = re.sub(r"\\(?:label|tag\*?|eqref)\s*\{[^{}]*\}|\\(?:nonumber|notag)(?![A-Za-z])", " ", text)
+    s = re.sub(r"\\(?:left|right)\s*\.|\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])", " ", text)
+    s = re.sub(r"\\(?:label|tag\*?|eqref)\s*\{[^{}]*\}|\\(?:nonumber|notag)(?![A-Za-z])", " ", s)
     s = re.sub(r"\\q?quad(?![A-Za-z])\s*(?:\\text\s*\{[^{}]*\}|\([^()]*\))?\s*$", " ", s.rstrip())
     s = re.sub(r"(?:\\q?quad|\\,|\\;|\\:|\\!|~|\s)*$", "", s)
     s = re.sub(r"(?:\\q?quad\s*)?\\text\s*\{[^{}]*\}\s*[.,;]?\s*$", "", s).rstrip()
