@@ -581,7 +581,7 @@ _FRAC_OR_SLASH = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{(?:[^{}]|\{[^{}]*\})*
 
 def _elementwise_name(problem, name) -> bool:
     from .rules import ELEMENTWISE
-    return name in problem.program.elementwise or name in ELEMENTWISE or name in ("sigma", "phi", "Phi")
+    return name in problem.program.elementwise or name in ELEMENTWISE
 
 
 def _substitute(text: str, answers, problem, notation) -> tuple[str, list]:

@@ -240,8 +240,16 @@ def derivative_sides(lhs: str) -> tuple[str, str] | None:
 
 _WRAPPERS = re.compile(r"\\(?:mathbf|boldsymbol|bm|mathrm|mathit|mathsf|mathbb|vec|bar|hat|tilde|operatorname|"
                        r"mathcal|mathscr|mathnormal|text|textbf|textit|pmb)\s*(?![A-Za-z])")
-_GREEK_UNICODE = {"ℓ": "ell", "θ": "theta", "ϕ": "phi", "φ": "phi", "σ": "sigma", "β": "beta", "α": "alpha",
-                  "λ": "lambda", "μ": "mu", "ω": "omega", "γ": "gamma", "δ": "delta", "η": "eta", "τ": "tau"}
+def _greek_word(ch: str) -> str | None:
+    """θ -> theta, Φ -> Phi, ℓ -> ell (the LaTeX command's name)."""
+    if ch == "ℓ":
+        return "ell"
+    import unicodedata
+    words = unicodedata.name(ch, "").split()
+    if len(words) < 4 or words[0] != "GREEK" or words[2] != "LETTER":
+        return None
+    word = words[-1].lower()
+    return word.capitalize() if words[1] == "CAPITAL" else word
 _SUBSCRIPT_DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 _SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
 
@@ -266,8 +274,7 @@ def latex_name(text: str) -> LatexName | None:
     for _ in range(4):
         s = _WRAPPERS.sub("", s)
     s = re.sub(r"\\([A-Za-z]+)", r"\1", s)
-    for k, v in _GREEK_UNICODE.items():
-        s = s.replace(k, v)
+    s = "".join((_greek_word(ch) or ch) if not ch.isascii() else ch for ch in s)
     s = s.replace(" ", "")
     # base, then any of _{...} / ^{(...)} in any order
     m = re.fullmatch(r"\{?([A-Za-z][A-Za-z0-9]*)\}?((?:[_^](?:\{[^{}]*\}|[A-Za-z0-9]))*)", s)

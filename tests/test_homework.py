@@ -316,3 +316,27 @@ def test_csv_cells_never_start_a_spreadsheet_formula(tmp_path):
     book.write(str(tmp_path / "o"))
     text = (tmp_path / "o" / "gradebook.csv").read_text(encoding="utf-8")
     assert "\n'=HYPERLINK(1)," in text
+
+
+# ----- hostile documents: a clean message or a report, never a traceback -----
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import hypothesis_profiles  # noqa: E402,F401
+
+PIECES = ["$", "$$", "\\[", "\\]", "\\begin{aligned}", "\\end{aligned}", "\\\\", "&", "=", "\\frac", "{", "}",
+          "\\partial", "\\ell", "W_1", "x_4", "^\\top", "\\nabla_", "∂ℓ/∂", "b", "x4 @ W2", "(", ")", "\n", " ",
+          "---", "%", "`", "```", "\\left(", "\\big", "'", "Phi'(x1)", "\x00", "\ud800", "é", "1e999", "@", "*"]
+
+
+@settings(max_examples=hypothesis_profiles.examples(), deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(PIECES), max_size=40))
+def test_hostile_documents_get_a_report_or_one_clean_error(pieces):
+    body = "".join(pieces)
+    try:
+        r = grade_text(FRONT + body, "hw.md")
+    except SymbackpropError as e:
+        assert e.exit_code == 2 and e.format().startswith("error: ")
+        return
+    assert r.lines and r.exit_code in (0, 1, 2)
+    r.text(), r.markdown(), r.html(), json.loads(r.to_json())
