@@ -1,0 +1,100 @@
+"""The handout's part (d), typed as a LaTeX Markdown homework file in the handout's own (transposed) notation,
+graded line by line; and a copy with six planted mistakes, each diagnosed."""
+import os
+
+import pytest
+
+from symbackprop import expr as E
+from symbackprop.check import Problem
+from symbackprop.homework import grade_file
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+PART_D = os.path.join(ROOT, "docs", "solutions", "part_d.md")
+MISTAKES = os.path.join(ROOT, "docs", "solutions", "part_d_mistakes.md")
+
+HANDOUT = [("x4", "correct"), ("x3", "correct"), ("x2", "correct"), ("W2", "correct up to transpose"),
+           ("x1", "correct"), ("x", "correct"), ("b", "correct"), ("W1", "correct up to transpose"),
+           ("W1", "correct")]
+
+
+def test_the_handouts_solution_grades_line_by_line():
+    r = grade_file(PART_D)
+    assert [(ln.verdict.wrt, ln.grade) for ln in r.lines] == HANDOUT
+    assert all(ln.credit for ln in r.lines) and r.exit_code == 0 and (r.points, r.max_points) == (4, 4)
+    for ln in r.lines:                               # the transposed lines name their layout
+        if ln.grade == "correct up to transpose":
+            assert ln.remark == "the numerator layout" and ln.verdict.layout == "numerator"
+    # ∂ℓ/∂b = ∂ℓ/∂x1 is read with the line before it; ∂Φ/∂x1 as diag(Φ'(x1))
+    b = r.lines[6].verdict
+    assert "diag" in b.claim and any("∂ℓ/∂x1 as on line" in d for d in b.details)
+    assert r.notes and "one entry" in r.notes[0][1]
+
+
+def test_the_course_layout_names_which_lines_count():
+    num = grade_file(PART_D, layout="numerator")
+    assert [ln.credit for ln in num.lines] == [True] * 8 + [False]
+    assert num.lines[3].grade == "correct" and num.lines[3].remark == "the numerator layout, the course's convention"
+    assert num.lines[8].grade == "correct up to transpose" and "the course uses the numerator layout" in num.lines[8].remark
+    grad = grade_file(PART_D, layout="gradient")
+    assert [ln.credit for ln in grad.lines] == [True, True, True, False, True, True, True, False, True]
+    assert "the course uses the gradient layout" in grad.lines[3].remark
+    assert (grad.points, num.points) == (3, 3) and grad.exit_code == num.exit_code == 1
+
+
+MISTAKE_DIAGNOSES = [
+    ("x4", "sign", "wrong sign"),
+    ("x3", "factor", "off by a constant factor: 1/2 times the derivative"),
+    ("x2", "symmetric-only", "right only when W2 is symmetric"),
+    ("W2", "inner-for-outer", "this is x2·x4ᵀ written as a NumPy inner product: use outer(x2, x4) or x2 x4ᵀ"),
+    ("x1", "missing-factor", "the factor Phi'(x1) is missing"),
+    ("x", None, "correct"),
+    ("b", "size-factor", "off by a factor that depends on the sizes: 1/d times the derivative"),
+    ("W1", None, "correct up to transpose"),
+]
+
+
+def test_six_planted_mistakes_each_get_their_diagnosis():
+    r = grade_file(MISTAKES)
+    got = [(ln.verdict.wrt, ln.verdict.diagnosis, ln.verdict.summary if ln.verdict.status == "wrong" else ln.grade)
+           for ln in r.lines]
+    assert got == MISTAKE_DIAGNOSES
+    assert sum(ln.verdict.status == "wrong" for ln in r.lines) == 6
+    assert r.lines[3].verdict.details[0].endswith("right up to transpose (numerator layout)")
+    assert r.lines[6].verdict.factor == "1/d"
+
+
+# ----- the two new diagnoses, on their own -----
+
+MLP = "0.5 * norm(W2 @ Phi(W1 @ x + b) - y)**2"
+LETS = {"x1": "W1 @ x + b", "x2": "Phi(x1)", "x4": "W2 @ Phi(x1) - y"}
+
+
+@pytest.mark.parametrize("shapes", [{"W1": "h,d", "W2": "k,h", "x": "d", "b": "h", "y": "k"},
+                                    {"W1": "d,d", "W2": "d,d", "x": "d", "b": "d", "y": "d"}],
+                         ids=["rectangular", "square"])
+def test_an_outer_product_written_with_at(shapes):
+    """r @ x.T for r xᵀ: ill-formed with rectangular shapes, a scalar with square ones; either way the
+    verdict names the mistake and the fix (before: 'its dimensions do not fit together' or 'right only when
+    every dimension is 1')."""
+    p = Problem(MLP, shapes, ["Phi"], lets=LETS)
+    v = p.check("W1", "(W2.T @ x4 * Phi'(x1)) @ x.T")
+    assert v.status == "wrong" and v.diagnosis == "inner-for-outer"
+    assert v.summary == ("this is (W2ᵀ x4 ⊙ Phi'(x1))·xᵀ written as a NumPy inner product: use "
+                         "outer(W2.T @ x4 * Phi'(x1), x) or (W2ᵀ x4 ⊙ Phi'(x1)) xᵀ")
+    assert p.check("W2", "x4 @ x2").diagnosis == "inner-for-outer"
+    # an inner product that is not the mistake: no such diagnosis
+    assert p.check("W2", "x2 @ x2.T").diagnosis != "inner-for-outer"
+
+
+def test_a_size_dependent_factor():
+    """claim = (1/d)·gradient: the ratio changes with the random sizes, so no constant factor fits (before:
+    'right only when every dimension is 1')."""
+    p = Problem(MLP, {"W1": "h,d", "W2": "k,h", "x": "d", "b": "h", "y": "k"}, ["Phi"], lets=LETS)
+    truth = p.truth("W1")[0]
+    d = next(s for s in p.program.dims if str(s) == "d")
+    v = p.check("W1", E.mul(E.div(E.const(1), E.const(d)), truth))
+    assert (v.diagnosis, v.factor) == ("size-factor", "1/d")
+    h = next(s for s in p.program.dims if str(s) == "h")
+    v = p.check("W1", E.mul(E.const(2 * h), truth))
+    assert (v.diagnosis, v.factor) == ("size-factor", "2·h")
+    assert p.check("W1", E.mul(E.const(3), truth)).diagnosis == "factor"      # a constant stays a constant
