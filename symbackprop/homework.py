@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from . import latexdoc as L
 from .check import Problem, Verdict
-from .errors import FormulaError, SymbackpropError
+from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .expr import format_shape
 
 #: The course conventions --layout names. gradient and denominator agree for a scalar objective.
 LAYOUTS = ("gradient", "numerator", "denominator")
@@ -179,20 +180,76 @@ def build_problem(spec: ProblemSpec) -> Problem:
 
 # ----- the one place claims and definitions are parsed -----
 
+def notation_of(text: str, notation: str = "auto") -> str:
+    """numpy or math: as given, or detected from the text (a backslash or a superscript ᵀ means math)."""
+    from .parse_math import detect_notation
+    return detect_notation(text) if notation in (None, "auto") else notation
+
+
+def parse_claim(problem: Problem, text: str, notation: str = "auto", what: str = "the claim"):
+    """(node, orientation): a claim (or let) read as the checker reads it. NumPy text goes through the checker's
+    own parser; math notation (LaTeX, Wᵀ x) through parse_math, with the same rule that a claim adds no
+    variables. In auto mode, text without a mark of either (`W_1 x + b`) that the NumPy notation cannot read is
+    read in math notation. The orientation of a vector is "row" (xᵀ, uᵀA) or "column" in math notation, None in
+    NumPy notation, where vectors are 1-D."""
+    used = notation_of(text, notation)
+    if used == "numpy":
+        try:
+            return problem.parse(text, what=what), None
+        except (ShapeError, LimitError):
+            raise
+        except SymbackpropError as e:
+            if notation not in (None, "auto") or _NUMPY_MARKS.search(text):
+                raise
+            try:
+                return _parse_math(problem, text, what)
+            except SymbackpropError:
+                raise e from None
+    return _parse_math(problem, text, what)
+
+
+_NUMPY_MARKS = re.compile(r"@|\*\*|\.T(?![A-Za-z0-9_])|\bnp\.")
+
+
+def _parse_math(problem: Problem, text: str, what: str):
+    from .parse import MAX_FORMULA_CHARS
+    from .parse_math import math_expression
+    if len(text) > MAX_FORMULA_CHARS:
+        raise LimitError(f"{what} is {len(text)} characters long; the limit is {MAX_FORMULA_CHARS}")
+    known = set(problem.parser.variables)
+    error = None
+    try:
+        node, row = math_expression(problem.parser, text, scope=dict(problem.lets))
+    except SymbackpropError as e:
+        error = e
+    new = [n for n in problem.parser.variables if n not in known]
+    for n in new:
+        del problem.parser.variables[n]
+    if new:
+        names = _known(problem)
+        near = difflib.get_close_matches(new[0], names, 1)
+        raise FormulaError(f"{what} uses `{new[0]}`, which is not a variable of the formula, a named intermediate "
+                           f"or a let", source=text,
+                           hint=(f"did you mean `{near[0]}`? " if near else "") + "known names: " + ", ".join(names))
+    if error is not None:
+        raise error
+    return node, ("row" if row else "column") if node.ndim == 1 else None
+
+
 def check_claim(problem: Problem, wrt: str, text: str, notation: str = "auto", line: int | None = None) -> Verdict:
     """Check one claimed derivative; malformed claims raise SymbackpropError (exit code 2).
 
     Verdicts are deterministic (the points are seeded), so a claim already checked against the same problem
     and lets (another student's identical line) is answered from the problem's cache."""
     if not VERDICT_CACHE:
-        return problem.check(wrt, text, line=line)
+        return _check(problem, wrt, text, notation, line)
     cache = problem.__dict__.setdefault("_verdict_cache", {})
     key = (wrt, text, notation)
     if key not in cache:
         if len(cache) >= VERDICT_CACHE:
             cache.clear()
         try:
-            cache[key] = problem.check(wrt, text, line=line)
+            cache[key] = _check(problem, wrt, text, notation, line)
         except SymbackpropError as e:
             if e.exit_code != 2:
                 raise
@@ -205,8 +262,47 @@ def check_claim(problem: Problem, wrt: str, text: str, notation: str = "auto", l
     return v
 
 
+def _check(problem, wrt, text, notation, line) -> Verdict:
+    try:
+        claim, orientation = parse_claim(problem, text, notation)
+    except ShapeError as e:
+        if notation_of(text, notation) == "numpy":    # the checker's own verdict (ill-formed, or r @ x.T)
+            return problem.check(wrt, text, line=line)
+        truth = problem.truth(wrt)[0]
+        return Verdict(wrt=wrt, claim=text.strip(), status="wrong", diagnosis="ill-formed",
+                       summary="its dimensions do not fit together", objective=problem.objective_name,
+                       details=e.format().replace("error: ", "", 1).split("\n"), line=line,
+                       due_shape=format_shape(truth.shape))
+    problem.claim_text[claim] = text               # for the notes that quote the claim as written
+    v = problem.check(wrt, claim, line=line)
+    v.claim = text.strip()
+    if orientation and v.ok and v.layout == "vector":    # a row or a column, as written: name its layout
+        v.layout = "numerator" if orientation == "row" else "denominator"
+        v.details = [f"Written as a {orientation}: the {v.layout} layout."] + [
+            d for d in v.details if not d.startswith("Vectors are 1-D")]
+    return v
+
+
 def define(problem: Problem, name: str, text: str, notation: str = "auto"):
-    return problem.define(name, text)
+    if notation_of(text, notation) == "numpy" and notation != "auto":
+        return problem.define(name, text)
+    _check_let_name(problem, name)
+    node, _ = parse_claim(problem, text, notation, what=f"the definition of {name}")
+    problem.lets[name] = node
+    problem._truths.clear()
+    return node
+
+
+def _check_let_name(problem: Problem, name: str):
+    """Problem.define's checks of a let's name (Problem.define reads NumPy text only)."""
+    from .parse import NAME_RE
+    if not NAME_RE.match(name):
+        raise FormulaError(f"bad name {name!r} for a let", hint="names are letters, digits and _, e.g. x1")
+    if name in problem.lets:
+        raise FormulaError(f"`{name}` is defined twice", hint="each let name is defined once")
+    problem.parser.check_new_name(name, "intermediate", None, None)
+    if name in {d.name for d in problem.program.dims}:
+        raise FormulaError(f"`{name}` is a dimension and cannot name an intermediate", hint="pick another name")
 
 
 def _known(problem: Problem) -> list[str]:
@@ -418,7 +514,12 @@ def credit(v: Verdict, layout: str | None) -> tuple[bool, str, str]:
         if layout == "numerator" and v.layout == "denominator":
             return False, "correct up to transpose", ("shaped like the variable: the denominator layout; the course "
                                                      "uses the numerator layout")
-        return True, "correct", ("the numerator layout" if v.layout == "numerator" else "")
+        if v.layout == "numerator":                  # a vector written as a row (math notation)
+            if layout in ("gradient", "denominator"):
+                return False, "correct up to transpose", (f"a row: the numerator layout; the course uses the {layout} "
+                                                         f"layout, in which ∂{v.objective}/∂{v.wrt} is a column")
+            return True, "correct", "a row: the numerator layout" + (", the course's convention" * (layout == "numerator"))
+        return True, "correct", ""
     if v.status == "transposed":
         if layout in ("gradient", "denominator"):
             return False, "correct up to transpose", (f"the numerator layout; the course uses the {layout} layout, "
@@ -506,8 +607,6 @@ def grade_text(text: str, path: str = "<text>", *, spec: ProblemSpec | None = No
                                     f"derivatives are graded"))
             continue
         wrt = name.name if name is not None else den.strip()
-        if name is not None and not known_name(problem, wrt) and known_name(problem, name.base):
-            wrt = name.base
         claim, used = _right_side(segs[1:], answers, problem, notation)
         if claim is None:
             graded.append(_malformed(problem, wrt, segs[-1].text.strip(), row,

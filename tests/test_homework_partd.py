@@ -21,9 +21,10 @@ def test_the_handouts_solution_grades_line_by_line():
     r = grade_file(PART_D)
     assert [(ln.verdict.wrt, ln.grade) for ln in r.lines] == HANDOUT
     assert all(ln.credit for ln in r.lines) and r.exit_code == 0 and (r.points, r.max_points) == (4, 4)
-    for ln in r.lines:                               # the transposed lines name their layout
-        if ln.grade == "correct up to transpose":
-            assert ln.remark == "the numerator layout" and ln.verdict.layout == "numerator"
+    # every line in the handout's layout names it: rows (∂ℓ/∂v = x4ᵀ W2 …) and transposed matrices
+    assert [ln.remark for ln in r.lines] == ["a row: the numerator layout"] * 3 + ["the numerator layout"] \
+        + ["a row: the numerator layout"] * 3 + ["the numerator layout", ""]
+    assert [ln.verdict.layout for ln in r.lines] == ["numerator"] * 8 + ["denominator"]
     # ∂ℓ/∂b = ∂ℓ/∂x1 is read with the line before it; ∂Φ/∂x1 as diag(Φ'(x1))
     b = r.lines[6].verdict
     assert "diag" in b.claim and any("∂ℓ/∂x1 as on line" in d for d in b.details)
@@ -34,11 +35,14 @@ def test_the_course_layout_names_which_lines_count():
     num = grade_file(PART_D, layout="numerator")
     assert [ln.credit for ln in num.lines] == [True] * 8 + [False]
     assert num.lines[3].grade == "correct" and num.lines[3].remark == "the numerator layout, the course's convention"
+    assert num.lines[0].remark == "a row: the numerator layout, the course's convention"
     assert num.lines[8].grade == "correct up to transpose" and "the course uses the numerator layout" in num.lines[8].remark
     grad = grade_file(PART_D, layout="gradient")
-    assert [ln.credit for ln in grad.lines] == [True, True, True, False, True, True, True, False, True]
+    assert [ln.credit for ln in grad.lines] == [False] * 8 + [True]
+    assert grad.lines[0].remark == ("a row: the numerator layout; the course uses the gradient layout, in which "
+                                    "∂ℓ/∂x4 is a column")
     assert "the course uses the gradient layout" in grad.lines[3].remark
-    assert (grad.points, num.points) == (3, 3) and grad.exit_code == num.exit_code == 1
+    assert (grad.points, num.points) == (1, 3) and grad.exit_code == num.exit_code == 1
 
 
 MISTAKE_DIAGNOSES = [
