@@ -35,17 +35,21 @@ wrt: [x, W1, W2, b]
 layout: numerator
 """
 
-#: For each derivative of part (d): right answers and typical mistakes (the claims, as a student writes them).
+#: For each derivative of part (d): right answers in both layouts and typical mistakes, as students write them
+#: (LaTeX in the handout's notation, and some NumPy).
 LINES = {
-    "x_4": ["x4", "-x4", "2 * x4"],
-    "x_3": ["x4", "x4.T", "-x4"],
-    "x_2": ["x4 @ W2", "W2.T @ x4", "W2 @ x4"],
-    "W_2": ["outer(x2, x4)", "outer(x4, x2)", "x4 @ x2.T", "outer(x1, x4)"],
-    "x_1": ["x4 @ W2 @ diag(Phi'(x1))", "W2.T @ x4 * Phi'(x1)", "x4 @ W2", "x4 @ W2 @ diag(Phi(x1))"],
-    "x": ["x4 @ W2 @ diag(Phi'(x1)) @ W1", "W1.T @ (W2.T @ x4 * Phi'(x1))", "W1 @ (W2.T @ x4 * Phi'(x1))"],
-    "b": ["x4 @ W2 @ diag(Phi'(x1))", "W2.T @ x4 * Phi'(x1)", "0.5 * W2.T @ x4 * Phi'(x1)"],
-    "W_1": ["outer(x, x4) @ W2 @ diag(Phi'(x1))", "outer(W2.T @ x4 * Phi'(x1), x)", "outer(W2.T @ x4, x)",
-            "(W2.T @ x4 * Phi'(x1)) @ x.T"],
+    "x_4": [r"x_4^\top", r"-x_4^\top", r"2 x_4^\top"],
+    "x_3": [r"\frac{\partial \ell}{\partial x_4}", r"x_4", r"-x_4"],
+    "x_2": [r"x_4^\top W_2", r"W_2^\top x_4", r"W_2 x_4", "x4 @ W2"],
+    "W_2": [r"x_2 x_4^\top", r"x_4 x_2^\top", "x2 @ x4.T", r"x_1 x_4^\top"],
+    "x_1": [r"x_4^\top W_2 \frac{\partial \Phi}{\partial x_1}", r"W_2^\top x_4 \odot \Phi'(x_1)", r"x_4^\top W_2",
+            r"x_4^\top W_2 \operatorname{diag}(\Phi(x_1))"],
+    "x": [r"x_4^\top W_2 \frac{\partial \Phi}{\partial x_1} W_1", r"W_1^\top (W_2^\top x_4 \odot \Phi'(x_1))",
+          r"W_1 (W_2^\top x_4 \odot \Phi'(x_1))"],
+    "b": [r"\frac{\partial \ell}{\partial x_1}", r"W_2^\top x_4 \odot \Phi'(x_1)",
+          r"\frac{1}{2} W_2^\top x_4 \odot \Phi'(x_1)", r"\frac{1}{d} W_2^\top x_4 \odot \Phi'(x_1)"],
+    "W_1": [r"x\, x_4^\top W_2 \frac{\partial \Phi}{\partial x_1}", r"\big(W_2^\top x_4 \odot \Phi'(x_1)\big) x^\top",
+            r"W_2^\top x_4 x^\top", "(W2.T @ x4 * Phi'(x1)) @ x.T"],
 }
 
 
