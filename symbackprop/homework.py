@@ -428,7 +428,7 @@ class HomeworkReport:
         for ln in self.lines:
             out += ["", f"line {ln.verdict.line}: {self._claim(ln)}", f"  {'✓' if ln.credit else '✗'} "
                     + self._headline(ln)]
-            out += ["    " + b for b in self._body(ln) if ln.grade != "correct" or b.startswith("Vectors")]
+            out += ["    " + b for b in self._body(ln) if ln.grade != "correct" or b.startswith(("Vectors", "read as"))]
         if self.notes:
             out += ["", "Not graded:"] + [f"  line {n}: {t}" for n, t in self.notes]
         out += ["", self.summary()]
@@ -607,7 +607,8 @@ def grade_text(text: str, path: str = "<text>", *, spec: ProblemSpec | None = No
                                     f"derivatives are graded"))
             continue
         wrt = name.name if name is not None else den.strip()
-        claim, used = _right_side(segs[1:], answers, problem, notation)
+        claim, used, written = _right_side(segs[1:], answers, problem, notation)
+        reading = [f"read as {claim}, with {', '.join(used)}"] if used else []
         if claim is None:
             graded.append(_malformed(problem, wrt, segs[-1].text.strip(), row,
                                      "the right-hand side is written with derivatives only",
@@ -619,10 +620,11 @@ def grade_text(text: str, path: str = "<text>", *, spec: ProblemSpec | None = No
         except SymbackpropError as e:
             if e.exit_code != 2:
                 raise
-            graded.append(_malformed(problem, wrt, claim, row, e.message, e.format().split("\n")[1:], layout))
+            graded.append(_malformed(problem, wrt, written, row, e.message, reading + e.format().split("\n")[1:],
+                                     layout))
             continue
-        if used:
-            v.details = [f"read with {', '.join(f'∂{obj}/∂{w} as on line {n}' for w, n in used)}"] + list(v.details)
+        v.claim = written
+        v.details = reading + list(v.details)
         ok, grade, remark = credit(v, layout)
         graded.append(Line(v, ok, grade, remark, row.text))
         answers[wrt] = (claim, row.line)
@@ -664,15 +666,16 @@ def _maybe_define(problem: Problem, segs, row, notation, notes):
         notes.append((row.line, f"the definition of {name.name} was not used: {e.message}"))
 
 
-def _right_side(segs, answers, problem, notation) -> tuple[str | None, list]:
+def _right_side(segs, answers, problem, notation) -> tuple[str | None, list, str | None]:
     """The claim of a derivative line: the last side written in closed form. A derivative of the objective on it
     (∂ℓ/∂x1) stands for the student's own earlier answer for it, and the Jacobian ∂Φ/∂x1 of an elementwise
     function for diag(Φ'(x1))."""
     for seg in reversed(segs):
-        text, used = _substitute(L.clean_claim(seg.text), answers, problem, notation)
+        written = L.clean_claim(seg.text)
+        text, used = _substitute(written, answers, problem, notation)
         if text and not L.has_derivative(text):
-            return text, used
-    return None, []
+            return text, used, written
+    return None, [], None
 
 
 _FRAC_OR_SLASH = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{(?:[^{}]|\{[^{}]*\})*\}|∂\S+?/∂[A-Za-z0-9_{}()^\\]+")
@@ -700,10 +703,11 @@ def _substitute(text: str, answers, problem, notation) -> tuple[str, list]:
             if name.name not in answers:
                 return m.group()
             claim, line = answers[name.name]
-            used.append((name.name, line))
+            used.append(f"∂{obj}/∂{name.name} as on line {line}")
             return f"({claim})"
         f = L.latex_name(sides[0])
         if f is not None and not f.index and _elementwise_name(problem, f.base):
+            used.append(f"∂{f.base}/∂{name.name} as diag({f.base}'({name.name}))")
             if notation == "numpy":
                 return f"diag({f.base}'({name.name}))"
             return f"\\operatorname{{diag}}({sides[0].strip()}'({sides[1].strip()}))"

@@ -120,7 +120,8 @@ def test_lines_graded_with_definitions_and_references_to_earlier_lines():
         """))
     assert [(ln.verdict.wrt, ln.grade) for ln in r.lines] == [("x4", "correct"), ("x3", "correct"),
                                                               ("b", "correct"), ("W1", "correct")]
-    assert r.lines[1].verdict.claim == "(x4)" and "∂ℓ/∂x4 as on line 13" in r.lines[1].verdict.details[0]
+    assert r.lines[1].verdict.claim == r"\frac{\partial \ell}{\partial x_4}"
+    assert r.lines[1].verdict.details[0] == "read as (x4), with ∂ℓ/∂x4 as on line 13"
     assert (r.points, r.max_points, r.unanswered) == (2, 4, ["x", "W2"])
     assert r.exit_code == 1                        # two asked derivatives not answered
 

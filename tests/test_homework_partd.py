@@ -27,7 +27,9 @@ def test_the_handouts_solution_grades_line_by_line():
     assert [ln.verdict.layout for ln in r.lines] == ["numerator"] * 8 + ["denominator"]
     # ∂ℓ/∂b = ∂ℓ/∂x1 is read with the line before it; ∂Φ/∂x1 as diag(Φ'(x1))
     b = r.lines[6].verdict
-    assert "diag" in b.claim and any("∂ℓ/∂x1 as on line" in d for d in b.details)
+    assert b.claim == r"\frac{\partial \ell}{\partial x_1}"
+    assert b.details[0] == (r"read as (x_4^\top W_2 \operatorname{diag}(\Phi'(x_1))), with ∂ℓ/∂x1 as on line 33")
+    assert r.lines[4].verdict.details[0].endswith("with ∂Phi/∂x1 as diag(Phi'(x1))")
     assert r.notes and "one entry" in r.notes[0][1]
 
 
@@ -102,3 +104,12 @@ def test_a_size_dependent_factor():
     v = p.check("W1", E.mul(E.const(2 * h), truth))
     assert (v.diagnosis, v.factor) == ("size-factor", "2·h")
     assert p.check("W1", E.mul(E.const(3), truth)).diagnosis == "factor"      # a constant stays a constant
+
+
+def test_the_docs_show_the_mistakes_file_as_it_is():
+    """docs/checker.md quotes docs/solutions/part_d_mistakes.md; its console example (rerun by
+    test_docs_examples.py) grades that file."""
+    with open(os.path.join(ROOT, "docs", "checker.md"), encoding="utf-8") as f:
+        doc = f.read()
+    with open(MISTAKES, encoding="utf-8") as f:
+        assert "```markdown\n" + f.read() + "```" in doc

@@ -24,7 +24,8 @@ Two forms:
 Verdicts: correct; correct up to transpose (the claim follows the numerator layout); wrong,
 with a diagnosis (wrong shape, a constant factor, the sign, a forgotten derivative factor,
 a missing or extra term, undefined (NaN) where the derivative is defined, right only for
-symmetric matrices or scalars) or a counterexample.
+symmetric matrices or scalars, an outer product written as a NumPy inner product, a factor
+that depends on the sizes) or a counterexample.
 Exit status: 0 when every claim is correct (either kind), 1 when one is wrong, 2 for malformed
 input (a claim that does not parse or names something unknown, a bad file)."""
 
