@@ -341,3 +341,26 @@ def test_hostile_documents_get_a_report_or_one_clean_error(pieces):
         return
     assert r.lines and r.exit_code in (0, 1, 2)
     r.text(), r.markdown(), r.html(), json.loads(r.to_json())
+
+
+def test_a_latex_file(tmp_path):
+    f = tmp_path / "hw.tex"
+    f.write_text(textwrap.dedent(r"""
+        % ---
+        % formula: 0.5 * norm(A @ x - b)**2
+        % shapes: {A: "m,n", x: n, b: m}
+        % wrt: [x]
+        % ---
+        \documentclass{article}
+        \begin{document}
+        With $r = A x - b$ % the residual
+        \begin{align}
+          \nabla_x \ell &= A^\top r \label{eq:grad} \\
+          \frac{\partial \ell}{\partial b} &= r  % wrong sign
+        \end{align}
+        \end{document}
+        """), encoding="utf-8")
+    code, out, _ = cli("check", str(f))
+    assert code == 1
+    assert "line 11: ∂ℓ/∂x = A^\\top r\n  ✓ correct" in out
+    assert "line 12: ∂ℓ/∂b = r\n  ✗ wrong: wrong sign" in out and "Score: 1/1" in out

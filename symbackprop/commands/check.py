@@ -50,8 +50,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="the course's convention for --solution files: numerator, or gradient/denominator (shaped "
                         "like the variable); a transposed answer then counts only in that layout (default: the "
                         "file's `layout:`, else either counts)")
-    p.add_argument("--notation", choices=NOTATIONS, default=None,
-                   help="how claims are written: numpy, math (LaTeX, Wᵀ x) or auto (default: detected)")
+    if "--notation" not in p._option_string_actions:    # (the formula options may have it already)
+        p.add_argument("--notation", choices=NOTATIONS, default=None,
+                       help="how claims are written: numpy, math (LaTeX, Wᵀ x) or auto (default: detected)")
     p.add_argument("--let", action="append", default=[], metavar="NAME=EXPR",
                    help="name an intermediate for use in claims and --wrt, e.g. --let x1='W1 @ x + b' (repeatable)")
     p.add_argument("--wrt", metavar="NAME", help="the variable, named intermediate or let the claim differentiates by")
