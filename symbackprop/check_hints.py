@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .check_support import _close, _orient
+from .check_support import close, orient_value
 from .errors import SymbackpropError
 from .parse import PRIME
 from .printing import to_text
@@ -144,12 +144,12 @@ def size_factor(judge, samples, orients) -> tuple | None:
     for o in orients:
         ks = []
         for s in samples:
-            c, t = _orient(o, s.vals[1]), np.asarray(s.vals[0], dtype=float)
+            c, t = orient_value(o, s.vals[1]), np.asarray(s.vals[0], dtype=float)
             tt = float(np.vdot(t, t))
             if tt < 1e-20:
                 continue
             k = float(np.vdot(np.broadcast_to(c, t.shape), t)) / tt
-            if not _close(c, k * t):
+            if not close(c, k * t):
                 break
             ks.append((s.point.dims, k))
         else:

@@ -22,7 +22,6 @@ from .errors import FormulaError
 from .expr import Node
 from .rules import ATOM, MUL, NEG, POSTFIX, RULES
 
-
 # ----- shapes of nodes the printers treat specially -----
 
 def _is_diag_vec(n: Node) -> bool:
@@ -181,7 +180,7 @@ def _rows(p, n):                                     # 𝟙 vᵀ on its own: a r
     return f"np.tile({p.ref(v)[0]}, ({m}, 1))", ATOM
 
 
-def _diag(p, n):
+def build_diag(p, n):
     a = n.args
     if _diag_of_outer(n):                            # diag(u vᵀ) = u ⊙ v: no n×n matrix
         return p.ref(E.mul(*a[0].args))
@@ -211,7 +210,7 @@ NUMPY = {
     "dot": _dot,
     "outer": _outer,
     "rows": _rows,
-    "diag": _diag,
+    "diag": build_diag,
     "phi": _abstract,
     "fn": _abstract,
 }
@@ -252,7 +251,7 @@ def _b_mask(sign: str):
         if not p.batched[x]:
             return None
         arg = p.ref(x)[0] if not sign else "-" + p.paren(x, POSTFIX)
-        return f"_max_mask({arg}, axis={_axis(x)})", ATOM
+        return f"max_mask({arg}, axis={_axis(x)})", ATOM
     return form
 
 
@@ -456,7 +455,7 @@ HELPERS = {
     """log(sum(exp(z))) along the last axis, shifted by the max so exp never overflows."""
     m = np.max(z, axis=-1, keepdims=True)
     return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]''',
-    "_max_mask": '''def _max_mask(x, axis=None):
+    "max_mask": '''def max_mask(x, axis=None):
     """The subgradient of max: 1 where x is largest (over axis), split evenly between ties."""
     m = x == np.max(x, axis=axis, keepdims=True)
     return m / np.sum(m, axis=axis, keepdims=True)''',
