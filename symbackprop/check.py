@@ -62,7 +62,7 @@ from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .evaluate import evaluate, random_dims, random_point
 from .expr import Node, format_shape, shapes_equal, walk
 from .judge import Judge, split_gradient  # noqa: F401
-from .parse import MAX_FORMULA_CHARS, NAME_RE, Parser
+from .parse import MAX_FORMULA_CHARS, NAME_RE, Parser, check_notation
 from .printing import to_text
 from .verdict import Counterexample, Verdict  # noqa: F401
 
@@ -76,10 +76,14 @@ class Problem:
     'correct'
     """
 
-    def __init__(self, formula: str, shapes=None, elementwise=(), functions=(), lets=None, seed: int = 0):
-        self.parser = Parser(shape_specs(shapes), elementwise, functions, allow_primes=True)
+    def __init__(self, formula: str, shapes=None, elementwise=(), functions=(), lets=None, seed: int = 0,
+                 notation: str = "auto", claim_notation: str | None = None):
+        self.parser = Parser(shape_specs(shapes), elementwise, functions, allow_primes=True, notation=notation)
         self.program = self.parser.parse_program(formula)
         self.seed = seed
+        #: how lets and claims are read: numpy, math, or auto (each claim detected on its own)
+        self.claim_notation = check_notation(claim_notation or notation)
+        self.claim_row: dict[Node, bool] = {}        # claims written as rows (xᵀ, uᵀA) in the math notation
         self.lets: dict[str, Node] = {}
         self._graph = set(walk(self.program.objective))
         self._truths: dict[str, tuple] = {}
@@ -105,8 +109,9 @@ class Problem:
         self._truths.clear()
         return node
 
-    def parse(self, text: str, what: str = "the claim") -> Node:
-        """Parse a claim (or let) in the formula's context; unknown names are errors."""
+    def parse(self, text: str, what: str = "the claim", shape=None) -> Node:
+        """Parse a claim (or let) in the formula's context; unknown names are errors. `shape` (the true
+        derivative's) sizes a math-notation 𝟙 or I nothing else in the claim sizes."""
         if not isinstance(text, str):
             if isinstance(text, (int, float)) and not isinstance(text, bool):
                 text = repr(text)
@@ -119,7 +124,8 @@ class Problem:
         known = set(self.parser.variables)
         error = None
         try:
-            node = self.parser.expression(text, scope=dict(self.lets))
+            node = self.parser.expression(text, scope=dict(self.lets), notation=self.claim_notation, shape=shape)
+            self.claim_row[node] = self.parser.row
         except SymbackpropError as e:
             error = e
         new = [n for n in self.parser.variables if n not in known]
@@ -235,7 +241,7 @@ class Problem:
         base = dict(wrt=wrt, claim=shown, objective=obj, due_shape=format_shape(truth.shape),
                     label=label, line=line, expect=expect, where=where)
         try:
-            node = claim if isinstance(claim, Node) else self.parse(claim)
+            node = claim if isinstance(claim, Node) else self.parse(claim, shape=truth.shape)
             if not isinstance(claim, Node):
                 self.claim_text[node] = str(claim)
         except ShapeError as e:
@@ -251,8 +257,9 @@ class Problem:
 
 
 def check(formula: str, shapes=None, *, wrt: str, claim: str, elementwise=(), functions=(), lets=None,
-          seed: int = 0) -> Verdict:
-    """Check a claimed derivative ∂objective/∂wrt of `formula`.
+          seed: int = 0, notation: str = "auto") -> Verdict:
+    """Check a claimed derivative ∂objective/∂wrt of `formula`. `notation` (numpy, math or auto) says how the
+    formula is read; with auto, the default, the claim and each let are detected on their own.
 
     >>> v = check("0.5 * norm(W @ x - y)**2", {"W": "m,n", "x": "n", "y": "m"},
     ...           wrt="W", claim="outer(x, W @ x - y)")
@@ -263,7 +270,7 @@ def check(formula: str, shapes=None, *, wrt: str, claim: str, elementwise=(), fu
         elementwise = [n.strip() for n in elementwise.split(",") if n.strip()]
     if isinstance(functions, str):
         functions = [n.strip() for n in functions.split(",") if n.strip()]
-    problem = Problem(formula, shapes, elementwise, functions, lets, seed=seed)
+    problem = Problem(formula, shapes, elementwise, functions, lets, seed=seed, notation=notation)
     return problem.check(wrt, claim)
 
 

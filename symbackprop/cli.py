@@ -30,13 +30,18 @@ class _Parser(argparse.ArgumentParser):
 
 def add_formula_arguments(p: argparse.ArgumentParser) -> None:
     """The options every formula-taking command shares."""
-    p.add_argument("formula", help="the formula, e.g. '0.5 * norm(A @ x - b)**2'; statements separated by ; or newlines")
+    p.add_argument("formula", help="the formula, e.g. '0.5 * norm(A @ x - b)**2' or '\\frac{1}{2}\\|A x - b\\|^2'; "
+                                   "statements separated by ; or newlines")
     p.add_argument("--shape", "-s", action="append", default=[], metavar="NAME=DIMS",
                    help="shape of a variable, e.g. W1=h,d or x=3 (repeatable; undeclared names are scalars)")
     p.add_argument("--elementwise", "-e", action="append", default=[], metavar="NAME[,NAME]",
                    help="declare unspecified elementwise functions, e.g. Phi (their derivative prints as Phi')")
     p.add_argument("--function", "-f", action="append", default=[], metavar="NAME[,NAME]",
                    help="declare unspecified scalar functions of scalar arguments, e.g. f,g1,g2")
+    p.add_argument("--notation", choices=("numpy", "math", "auto"), default="auto",
+                   help="how the formula is written: numpy (Python syntax: @, .T, **), math (LaTeX, or the text "
+                        "symbackprop prints: W x, xᵀ, ⊙, ‖x‖²), or auto (default): math when the text has a mark only "
+                        "maths has (a backslash, ᵀ, ⊙, ^, ...) or names written together (W x)")
 
 
 def split_names(values) -> list[str]:

@@ -468,7 +468,7 @@ def latex_ident(name: str) -> str:
 
 
 def derive(formula: str, shapes=None, *, wrt=None, elementwise=(), functions=(), check: bool = True,
-           seed: int = 0) -> Derivation:
+           seed: int = 0, notation: str = "auto") -> Derivation:
     """Derive every partial of `formula`'s objective in closed matrix form.
 
     >>> d = derive("x @ B @ x", shapes={"B": "n,n", "x": "n"})
@@ -476,5 +476,5 @@ def derive(formula: str, shapes=None, *, wrt=None, elementwise=(), functions=(),
     ∂ℓ/∂x = Bᵀ x + B x    [n]
     ∂ℓ/∂B = x xᵀ    [n×n]
     """
-    program = parse_formula(formula, shapes, elementwise, functions)
+    program = parse_formula(formula, shapes, elementwise, functions, notation=notation)
     return Derivation(program, wrt=wrt, check=check, seed=seed)

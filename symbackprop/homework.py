@@ -14,14 +14,13 @@ line its credit.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import re
 
 from . import latexdoc as L
 from .check import Problem, Verdict
-from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
-from .expr import format_shape
+from .errors import SymbackpropError
+from .math_text import check_notation, detect_notation
 from .homework_report import HomeworkReport, Line, credit, from_solution_report  # noqa: F401
 from .homework_spec import (HOMEWORK_SUFFIXES, LAYOUTS, MAX_DOCUMENT_CHARS, NOTATIONS, SPEC_KEYS,  # noqa: F401
                             HomeworkError, ProblemSpec, front_matter, read_problem_file, read_text, spec_from_yaml)
@@ -57,58 +56,7 @@ def build_problem(spec: ProblemSpec) -> Problem:
 
 def notation_of(text: str, notation: str = "auto") -> str:
     """numpy or math: as given, or detected from the text (a backslash or a superscript ᵀ means math)."""
-    from .parse_math import detect_notation
     return detect_notation(text) if notation in (None, "auto") else notation
-
-
-def parse_claim(problem: Problem, text: str, notation: str = "auto", what: str = "the claim"):
-    """(node, orientation): a claim (or let) read as the checker reads it. NumPy text goes through the checker's
-    own parser; math notation (LaTeX, Wᵀ x) through parse_math, with the same rule that a claim adds no
-    variables. In auto mode, text without a mark of either (`W_1 x + b`) that the NumPy notation cannot read is
-    read in math notation. The orientation of a vector is "row" (xᵀ, uᵀA) or "column" in math notation, None in
-    NumPy notation, where vectors are 1-D."""
-    used = notation_of(text, notation)
-    if used == "numpy":
-        try:
-            return problem.parse(text, what=what), None
-        except (ShapeError, LimitError):
-            raise
-        except SymbackpropError as e:
-            if notation not in (None, "auto") or _NUMPY_MARKS.search(text):
-                raise
-            try:
-                return _parse_math(problem, text, what)
-            except SymbackpropError:
-                raise e from None
-    return _parse_math(problem, text, what)
-
-
-_NUMPY_MARKS = re.compile(r"@|\*\*|\.T(?![A-Za-z0-9_])|\bnp\.")
-
-
-def _parse_math(problem: Problem, text: str, what: str):
-    from .parse import MAX_FORMULA_CHARS
-    from .parse_math import math_expression
-    if len(text) > MAX_FORMULA_CHARS:
-        raise LimitError(f"{what} is {len(text)} characters long; the limit is {MAX_FORMULA_CHARS}")
-    known = set(problem.parser.variables)
-    error = None
-    try:
-        node, row = math_expression(problem.parser, text, scope=dict(problem.lets))
-    except SymbackpropError as e:
-        error = e
-    new = [n for n in problem.parser.variables if n not in known]
-    for n in new:
-        del problem.parser.variables[n]
-    if new:
-        names = _known(problem)
-        near = difflib.get_close_matches(new[0], names, 1)
-        raise FormulaError(f"{what} uses `{new[0]}`, which is not a variable of the formula, a named intermediate "
-                           f"or a let", source=text,
-                           hint=(f"did you mean `{near[0]}`? " if near else "") + "known names: " + ", ".join(names))
-    if error is not None:
-        raise error
-    return node, ("row" if row else "column") if node.ndim == 1 else None
 
 
 def check_claim(problem: Problem, wrt: str, text: str, notation: str = "auto", line: int | None = None) -> Verdict:
@@ -138,46 +86,44 @@ def check_claim(problem: Problem, wrt: str, text: str, notation: str = "auto", l
 
 
 def _check(problem, wrt, text, notation, line) -> Verdict:
-    try:
-        claim, orientation = parse_claim(problem, text, notation)
-    except ShapeError as e:
-        if notation_of(text, notation) == "numpy":    # the checker's own verdict (ill-formed, or r @ x.T)
-            return problem.check(wrt, text, line=line)
-        truth = problem.truth(wrt)[0]
-        return Verdict(wrt=wrt, claim=text.strip(), status="wrong", diagnosis="ill-formed",
-                       summary="its dimensions do not fit together", objective=problem.objective_name,
-                       details=e.format().replace("error: ", "", 1).split("\n"), line=line,
-                       due_shape=format_shape(truth.shape))
-    problem.claim_text[claim] = text               # for the notes that quote the claim as written
-    v = problem.check(wrt, claim, line=line)
-    v.claim = text.strip()
-    if orientation and v.ok and v.layout == "vector":    # a row or a column, as written: name its layout
-        v.layout = "numerator" if orientation == "row" else "denominator"
-        v.details = [f"Written as a {orientation}: the {v.layout} layout."] + [
+    """The checker's verdict on one line. A vector written as a row or a column in math notation names its
+    layout."""
+    v, used = _read(problem, text, notation, lambda: problem.check(wrt, text, line=line))
+    node = next((n for n, t in reversed(problem.claim_text.items()) if t == text), None)
+    if node is not None and node.ndim == 1 and v.ok and v.layout == "vector" and used == "math":
+        row = problem.claim_row.get(node, False)
+        v.layout = "numerator" if row else "denominator"
+        v.details = [f"Written as a {'row' if row else 'column'}: the {v.layout} layout."] + [
             d for d in v.details if not d.startswith("Vectors are 1-D")]
     return v
 
 
 def define(problem: Problem, name: str, text: str, notation: str = "auto"):
-    if notation_of(text, notation) == "numpy" and notation != "auto":
-        return problem.define(name, text)
-    _check_let_name(problem, name)
-    node, _ = parse_claim(problem, text, notation, what=f"the definition of {name}")
-    problem.lets[name] = node
-    problem._truths.clear()
-    return node
+    return _read(problem, text, notation, lambda: problem.define(name, text))[0]
 
 
-def _check_let_name(problem: Problem, name: str):
-    """Problem.define's checks of a let's name (Problem.define reads NumPy text only)."""
-    from .parse import NAME_RE
-    if not NAME_RE.match(name):
-        raise FormulaError(f"bad name {name!r} for a let", hint="names are letters, digits and _, e.g. x1")
-    if name in problem.lets:
-        raise FormulaError(f"`{name}` is defined twice", hint="each let name is defined once")
-    problem.parser.check_new_name(name, "intermediate", None, None)
-    if name in {d.name for d in problem.program.dims}:
-        raise FormulaError(f"`{name}` is a dimension and cannot name an intermediate", hint="pick another name")
+#: Marks of the NumPy notation: text with one of them is not retried in math notation.
+_NUMPY_MARKS = re.compile(r"@|\*\*|\.T(?![A-Za-z0-9_])|\bnp\.")
+
+
+def _read(problem: Problem, text: str, notation, action):
+    """(action(), the notation it read the text in). In auto mode, text with no mark of either notation that the
+    NumPy notation cannot read (`x_3 - y`: x_3 is no name of the problem; `W_1 x + b`) is read as maths."""
+    notation = check_notation(notation or "auto")
+    used = notation_of(text, notation)
+    problem.claim_notation = notation
+    try:
+        return action(), used
+    except SymbackpropError as e:
+        if notation != "auto" or used == "math" or e.exit_code != 2 or _NUMPY_MARKS.search(text):
+            raise
+        problem.claim_notation = "math"
+        try:
+            return action(), "math"
+        except SymbackpropError:
+            raise e from None
+    finally:
+        problem.claim_notation = notation
 
 
 def _known(problem: Problem) -> list[str]:
@@ -272,6 +218,7 @@ def _fresh(problem: Problem) -> Problem:
     derivatives already derived are kept (a let does not change ∂ℓ/∂x for a variable x)."""
     p = copy.copy(problem)
     p.lets = dict(problem.lets)
+    p.claim_row = {}
     problem.__dict__.setdefault("_verdict_cache", {})
     p._truths = problem._truths                     # shared until the file defines a let (_maybe_define)
     p.claim_text = {}

@@ -5,6 +5,11 @@ builds a syntax tree, and every tree node is checked against the whitelist
 (whitelist.py) before anything is built from it. This module holds the
 program-level parser: statements, definitions, `let` names and the reading of
 juxtaposed names; program.py holds what every notation shares.
+
+Two notations build the same nodes: NumPy notation (Python syntax, this module and whitelist.py) and the
+math notation (LaTeX and symbackprop's printed text: parse_math.py). `notation="auto"` reads a text as
+math when it has a mark only maths has (math_text.detect_notation), and also when NumPy notation finds
+a syntax error the math notation does not (`W x + b`).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import sys
 import sympy
 
 from . import expr as E
-from .errors import FormulaError, LimitError, ShapeError
+from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .expr import Node
 from .program import (  # noqa: F401  (re-exported: the parser's public names)
     MAX_EXPANSION,
@@ -31,6 +36,8 @@ from .program import (  # noqa: F401  (re-exported: the parser's public names)
     builtin_names,
     parse_shapes,
 )
+from .math_text import assignment as _math_assignment, check_notation, detect_notation
+from .math_text import split_statements as _math_statements
 from .rules import RULES, numpy_matmul
 from .whitelist import (  # noqa: F401
     ASSIGN_RE,
@@ -47,7 +54,10 @@ from .whitelist import (  # noqa: F401
 class Parser:
     """Builds expression nodes from formula text. One instance per formula."""
 
-    def __init__(self, shapes=None, elementwise=(), functions=(), allow_primes=False):
+    def __init__(self, shapes=None, elementwise=(), functions=(), allow_primes=False, notation="numpy"):
+        self.notation = check_notation(notation)      # numpy | math | auto (detected for each text)
+        self._program_notation = None                 # while a program is parsed: its statements' notation
+        self.row = False                              # the last math-notation expression was a row (xᵀ)
         self.shapes = parse_shapes(shapes)
         self.elementwise = tuple(elementwise)
         self.functions = tuple(functions)
@@ -71,10 +81,14 @@ class Parser:
 
     def parse_program(self, source: str) -> Program:
         self.visits, self._in_program = 0, True
+        self._program_notation = self.notation if self.notation != "auto" else (
+            detect_notation(source) if isinstance(source, str) else "numpy")
+        if self._program_notation == "numpy" and self.notation == "auto":
+            self._program_notation = "auto"           # each statement may still read as maths (`W x + b`)
         try:
             return self._parse_program(source)
         finally:
-            self._in_program = False
+            self._in_program, self._program_notation = False, None
 
     def _parse_program(self, source: str) -> Program:
         if not isinstance(source, str):
@@ -88,8 +102,11 @@ class Parser:
         if bad is not None:
             raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
                                hint=f"character {bad} cannot be encoded; retype it")
-        refuse_latex(source, source, 0)
-        statements = list(split_statements(source))
+        if self._program_notation == "math":
+            statements = list(_math_statements(source))
+        else:
+            refuse_latex(source, source, 0)
+            statements = list(split_statements(source))
         if not statements:
             raise FormulaError("the formula is empty", hint="e.g. symbackprop derive '0.5 * norm(A @ x - b)**2' --shape A=m,n --shape x=n --shape b=m")
         try:
@@ -116,9 +133,30 @@ class Parser:
     def _statements(self, statements, source):
         """Build every statement; return the objective node and its name (if the last statement names it)."""
         objective = objective_name = None
+        math = self._program_notation == "math"
         for i, (text, offset) in enumerate(statements):
             last = i == len(statements) - 1
-            m = DEF_RE.match(text)
+            m = DEF_RE.match(text) if not math else None
+            if math and DEF_RE.match(text) and _math_assignment(text) is None:
+                raise FormulaError("function definitions are written in NumPy notation", source=source,
+                                   offset=offset, length=len(text),
+                                   hint="define f(t) = ... in NumPy notation (--notation numpy), or write the "
+                                        "expression out")
+            if math:
+                a = _math_assignment(text)
+                if a is not None:
+                    name, at, end = a
+                    if name is None and not last:
+                        raise FormulaError("ℓ names the objective: only the last statement may define it",
+                                           source=source, offset=offset + at, length=end - at)
+                    if name is not None:
+                        self.check_new_name(name, "intermediate", source, offset + at)
+                    node = self.expression(text[end:], source, offset + end)
+                    if name is not None:
+                        self.intermediates[name] = node
+                    if last:
+                        objective, objective_name = node, name
+                    continue
             if m:
                 if last:
                     raise FormulaError("the last statement defines a function; it must be the objective",
@@ -311,12 +349,47 @@ class Parser:
 
     # ----- expressions -----
 
-    def expression(self, text: str, source: str | None = None, offset: int = 0, scope=None) -> Node:
-        """Parse one expression (`text` sits at `offset` of `source`, for error carets)."""
+    def expression(self, text: str, source: str | None = None, offset: int = 0, scope=None, notation=None,
+                   shape=None) -> Node:
+        """Parse one expression (`text` sits at `offset` of `source`, for error carets).
+
+        `notation` (numpy, math or auto; default: the program's, else the parser's) says how to read it;
+        `shape`, the shape the whole should have, sizes a math-notation 𝟙 or I nothing else sizes. After a
+        math-notation expression, `self.row` says whether it was a row (xᵀ, uᵀA)."""
         source = text if source is None else source
         if not self._in_program:
             self.visits = 0
+        notation = check_notation(notation or self._program_notation or self.notation)
+        self.row = False
+        if notation == "auto":
+            notation = detect_notation(text)
+            if notation == "numpy":
+                return self._numpy_or_math(text, source, offset, scope, shape)
+        if notation == "math":
+            from .parse_math import math_expression
+            node, self.row = math_expression(self, text, source, offset, scope or {}, shape)
+            return node
         tree = self.parse_ast(text, source, offset)
+        return self._build(tree, source, offset, scope or {}, dict(self.definitions))
+
+    def _numpy_or_math(self, text, source, offset, scope, shape) -> Node:
+        """NumPy notation; if it finds a syntax error and the math notation reads the text, maths (`W x + b`)."""
+        try:
+            tree = self.parse_ast(text, source, offset)
+        except FormulaError as e:
+            if not e.message.startswith("syntax error"):
+                raise
+            known, visits = set(self.variables), self.visits
+            try:
+                return self.expression(text, source, offset, scope, notation="math", shape=shape)
+            except SymbackpropError as m:
+                for name in [n for n in self.variables if n not in known]:
+                    del self.variables[name]
+                    self.unshaped_uses.pop(name, None)
+                self.visits = visits
+                if isinstance(m, ShapeError):
+                    raise                             # maths reads it (`u v`) and says what does not fit
+                raise e from None                     # neither notation reads it: NumPy's error
         return self._build(tree, source, offset, scope or {}, dict(self.definitions))
 
     def parse_ast(self, text, source, offset):
@@ -333,9 +406,13 @@ class Parser:
             tree = ast.parse(body, mode="eval")
         except SyntaxError as e:
             where = offset + lead + char_offset_lines(body.split("\n"), e.lineno or 1, (e.offset or 1) - 1, chars=True)
+            hint = ("formulas use Python syntax: numbers, names, * / + - ** @ .T, calls like relu(x), and ; or "
+                    "newlines between statements")
+            if detect_notation(text) == "math":
+                hint = ("this looks like math notation (ᵀ, ⊙, ‖x‖, ^, …), and the formula is read in NumPy "
+                        "notation: switch with --notation math (or --notation auto, the default); " + hint)
             raise FormulaError(f"syntax error: {e.msg}", source=source, offset=min(where, offset + len(text)),
-                               hint="formulas use Python syntax: numbers, names, * / + - ** @ .T, calls like "
-                                    "relu(x), and ; or newlines between statements") from None
+                               hint=hint) from None
         except (RecursionError, MemoryError):
             raise LimitError(f"the formula is nested too deeply (limit {MAX_NESTING} levels)") from None
         depth = nesting_depth(tree.body)
@@ -356,11 +433,18 @@ class Parser:
             sys.setrecursionlimit(old)
 
 
-def parse_formula(source: str, shapes=None, elementwise=(), functions=()) -> Program:
+def parse_formula(source: str, shapes=None, elementwise=(), functions=(), notation="auto") -> Program:
     """Parse a formula (statements separated by ';' or newlines; the last is the objective).
+
+    `notation` is "numpy" (Python syntax), "math" (LaTeX, or the text symbackprop prints) or "auto": math
+    when the text has a mark only maths has (a backslash, ᵀ, ⊙, 𝟙, ‖, ^, …), or when NumPy notation finds
+    a syntax error that maths does not (names written together: `W x + b`); else NumPy.
 
     >>> p = parse_formula("0.5 * norm(A @ x - b)**2", shapes={"A": "m,n", "x": "n", "b": "m"})
     >>> sorted(p.variables), p.objective.shape
     (['A', 'b', 'x'], ())
+    >>> q = parse_formula(r"\\frac{1}{2}\\|A x - b\\|^2", shapes={"A": "m,n", "x": "n", "b": "m"})
+    >>> q.objective is p.objective
+    True
     """
-    return Parser(shapes, elementwise, functions).parse_program(source)
+    return Parser(shapes, elementwise, functions, notation=notation).parse_program(source)

@@ -373,8 +373,22 @@ def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
     }
 
 
+def _elementwise_constructor(name: str, f: Elementwise):
+    """f(x), with f of a zero array folded to f(0)·𝟙 where f(0) is finite: sign(0) of a vector would print
+    as a scalar (issue 14: every printed result reads back)."""
+    def build(x: Node) -> Node:
+        if x.shape != () and E.is_zero(x):
+            with np.errstate(all="ignore"):
+                v = float(np.asarray(f.fn(np.float64(0.0))))
+            if np.isfinite(v):
+                return E.mul(const(v), E.ones(x.shape))
+        return Node(name, (x,))
+    return build
+
+
 for _name, _f in ELEMENTWISE.items():
     RULES.update(_elementwise_rules(_name, _f))
+    E.CONSTRUCTORS[_name] = _elementwise_constructor(_name, _f)
 
 
 def vjp_of_expansion(node: Node, g: Node) -> Node:

@@ -72,7 +72,8 @@ def behaviour(table: dict, op: str, what: str):
 
 
 def apply_fn(name: str, x: Node) -> Node:
-    return Node(name, (x,))
+    """f(x) for an elementwise function, through its constructor (f of a zero array folds: f(0)·𝟙)."""
+    return E.apply(name, x)
 
 
 # ----- shape rules -----
@@ -267,7 +268,18 @@ def build_diag(x: Node) -> Node:
     s = E._fill_value(x)
     if s is not None:                                # diag(s·𝟙) = s·I, diag(s·𝟙 𝟙ᵀ) = s·𝟙
         return s * (E.eye(x.shape[0]) if x.ndim == 1 else E.ones((x.shape[0],)))
+    s, rest = (x.args[0], x.args[1]) if x.op == "mul" and x.args[0].shape == () else (const(1), x)
+    if rest.op == "eye":                             # diag(s·I) = s·𝟙: no I of unprinted size (diag(I))
+        return s * E.ones((x.shape[0],))
     return Node("diag", (x,))
+
+
+def _extreme(op: str):
+    """max(X) or min(X); of an array whose entries are all equal (0, s·𝟙) it is that value (no max(0))."""
+    def build(x: Node) -> Node:
+        s = _uniform(x) if x.shape != () else None
+        return s if s is not None else Node(op, (x,))
+    return build
 
 
 def _trace(x: Node) -> Node:
@@ -280,7 +292,16 @@ def _trace(x: Node) -> Node:
     return Node("trace", (x,))
 
 
-E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=build_diag, trace=_trace)   # folded on rebuilds too
+def _of_identity(op: str, value):
+    """det(X) or logdet(X); of I it is 1 (0): no I of unprinted size (det(I))."""
+    def build(x: Node) -> Node:
+        return const(value) if x.op == "eye" else Node(op, (x,))
+    return build
+
+
+E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=build_diag, trace=_trace,
+                      max=_extreme("max"), min=_extreme("min"), det=_of_identity("det", 1),
+                      logdet=_of_identity("logdet", 0))   # folded on rebuilds too
 
 
 def _row_axis(x, axis, what: str, verb: str, gerund: str):

@@ -13,7 +13,6 @@ import sympy
 
 from . import expr as E
 from .expr import Node
-from .formatting import _GREEK
 
 #: Function names of the notation (as written, after `\\operatorname{…}`, `\\mathrm{…}` or a LaTeX
 #: command lost its wrapper) -> the formula language's built-in.
@@ -26,8 +25,12 @@ FUNCTION_ALIASES = {
 #: Functions whose two-argument form is another built-in: the printed max(a, b) is NumPy's maximum.
 TWO_ARGUMENTS = {"max": "maximum", "min": "minimum"}
 
+#: Functions whose argument a 𝟙 of unknown size may be, sized by the result: name -> (kind of the argument,
+#: the result's kind, the argument's dims from the result's). diag(s·𝟙) is s·I.
+SIZED_BY_RESULT = {"diag": ("column", "matrix", lambda dims: (dims[0] if dims[0] is not None else dims[1],))}
+
 #: Constructs of the notation -> the built-in they call.
-NORM, ABS, SQRT, SUM, LOGDET, INVERSE = "norm", "abs", "sqrt", "sum", "logdet", "inv"
+NORM, ABS, SQRT, SUM, LOGDET, INVERSE, DIAG = "norm", "abs", "sqrt", "sum", "logdet", "inv", "diag"
 
 #: LaTeX commands that stand for functions (\\log x, \\det(A), \\operatorname{tr} ...); the key is the
 #: command without its backslash.
@@ -39,7 +42,6 @@ LATEX_FUNCTIONS = {"log": "log", "ln": "log", "exp": "exp", "tanh": "tanh", "sin
 LATEX_CONSTANTS = {"pi": sympy.pi}
 
 #: Greek letters, as LaTeX commands and as Unicode letters, and the names they read as.
-GREEK_COMMANDS = frozenset(_GREEK) | {"varphi", "vartheta", "varepsilon"}
 GREEK_LETTERS = {
     "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ϵ": "epsilon", "ζ": "zeta",
     "η": "eta", "θ": "theta", "ϑ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu",
@@ -48,6 +50,7 @@ GREEK_LETTERS = {
     "Π": "Pi", "Σ": "Sigma", "Υ": "Upsilon", "Φ": "Phi", "Ψ": "Psi", "Ω": "Omega",
 }
 VARIANT_GREEK = {"varphi": "phi", "vartheta": "theta", "varepsilon": "epsilon"}
+GREEK_COMMANDS = frozenset(GREEK_LETTERS.values()) | frozenset(VARIANT_GREEK)
 
 
 def _softmax_rows(x: Node) -> Node:

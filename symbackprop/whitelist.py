@@ -91,9 +91,9 @@ class Walker:
         if name in RESERVED or name.startswith("_") or not NAME_RE.match(name):
             self.fail(node, f"`{name}` is reserved and cannot be used as a variable", hint="rename it")
         if name not in self.p.variables:
-            dims = {d.name for s in self.p.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
-            if name in dims:
-                self.fail(node, f"`{name}` is a dimension, not a variable", hint="dims only appear in --shape")
+            dims = {d.name: d for s in self.p.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
+            if name in dims:                         # a size is a number: 2 * x / n
+                return E.const(dims[name])
             self.p.variables[name] = E.var(name, self.p.shapes.get(name, ()))
         if name not in self.p.shapes:
             uses = self.p.unshaped_uses.setdefault(name, [])
@@ -284,11 +284,13 @@ def refuse_latex(text: str, source: str, offset: int):
     if m is None:
         return
     command = m.group(0) if m.group(1).isalpha() else ""
-    raise FormulaError("LaTeX input is not supported yet (a math notation is planned)"
-                       + (f": `{command}` is a LaTeX command" if command else ": formulas contain no backslashes"),
+    raise FormulaError("this looks like LaTeX, and the formula is read in NumPy notation"
+                       + (f": `{command}` is a LaTeX command" if command else ": NumPy notation has no backslashes"),
                        source=source, offset=offset + m.start(), length=len(command) or 1,
-                       hint="write the formula in the formula language (docs/formula-language.md): a / b for "
-                            "\\frac{a}{b}, * for \\cdot, x.T for x^\\top, norm(v)**2 for \\|v\\|^2, @ for matrix products")
+                       hint="to read LaTeX, switch to the math notation: --notation math (or --notation auto, the "
+                            "default, which detects it; in Python notation=\"math\"). In NumPy notation write a / b "
+                            "for \\frac{a}{b}, * for \\cdot, x.T for x^\\top, norm(v)**2 for \\|v\\|^2, @ for "
+                            "matrix products")
 
 
 def char_offset_lines(lines, lineno, col, chars=False):

@@ -17,8 +17,10 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 #: Examples per property. "default" is every property without its own entry (the fuzz suite).
 COUNTS = {
-    "ci": {"default": 60, "differential": 60, "batch": 150, "claims": 150, "roundtrip": 200},
-    "long": {"default": 2000, "differential": 5000, "batch": 5000, "claims": 4000, "roundtrip": 6000},
+    "ci": {"default": 60, "differential": 60, "batch": 150, "claims": 150, "roundtrip": 200,
+           "math_roundtrip": 250, "math_fuzz": 200},
+    "long": {"default": 2000, "differential": 5000, "batch": 5000, "claims": 4000, "roundtrip": 6000,
+             "math_roundtrip": 3000, "math_fuzz": 4000},
     "dev": {"default": 10},
 }
 

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
-DOCS = ["docs/handout.md", "docs/checker.md", "README.md"]
+DOCS = ["docs/handout.md", "docs/checker.md", "README.md", "docs/formula-language.md"]
 #: An example may end with this line: the exit status the command must return (checked too).
 STATUS = re.compile(r"# exit status (\d+)\n\Z")
 BLOCK = re.compile(r"```console\n\$ (symbackprop [^\n]*(?:\\\n[^\n]*)*)\n(.*?)```", re.S)

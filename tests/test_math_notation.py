@@ -158,3 +158,144 @@ def test_limits_hold():
         math("(" * 300 + "u" + ")" * 300)
     with pytest.raises(LimitError):
         math(" + ".join(["u"] * 3000))
+
+
+# ----- fuzzing: only a result or one clean error -----
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import hypothesis_profiles  # noqa: E402,F401  (registers and loads the profile)
+from hypothesis_profiles import examples  # noqa: E402
+from symbackprop.check import Problem  # noqa: E402
+from symbackprop.errors import SymbackpropError  # noqa: E402
+
+PIECES = ["W1", "W2", "x", "x1", "x4", "b", "y", "u", "v", "S", "A", "n", "d", "_1", "_{2}", "_", "^\\top", "ᵀ", "⁻¹", "⁻ᵀ",
+          "²", "^", "^{-1}", "(", ")", "{", "}", "[", "]", "\\left(", "\\right)", "\\big(", "‖", "\\|", "|", "||",
+          "\\lVert", "\\rVert", "_2", "_F", "⊙", "\\odot", "⊘", "·", "\\cdot", "\\,", "*", "+", "−", "-", "/",
+          "\\frac", "\\tfrac12", "\\sqrt", "\\sqrt[3]", "𝟙", "\\mathbf{1}", "I", "relu", "'", "\\sigma", "σ", "\\log",
+          "\\det", "log det", "tr", "\\operatorname{tr}", "\\mathrm{relu}", "\\sum_i", "x_i", "u_i", "2", "0.5", "1e-3",
+          ",", "=", ";", "\\\\", "\n", "∂1", "f", "Phi", "\\Phi", "∇max", "axis=1", "\\foo", "$", "%", "#", " ", "  ",
+          "\\alpha", "α", "\\pi", "max", "diag", "softmax", "\x00", "\ud800", "@", "**", ".T", "Wx", "W1x", "xy"]
+
+
+@settings(max_examples=examples("math_fuzz"))
+@given(st.lists(st.sampled_from(PIECES), max_size=40), st.sampled_from(["math", "auto"]))
+def test_math_notation_fuzz(pieces, notation):
+    text = "".join(pieces)
+    shapes = {"W1": "h,d", "W2": "k,h", "x": "d", "b": "h", "y": "k"}
+    try:
+        parse_formula(text, shapes, elementwise=["Phi"], functions=["f"], notation=notation)
+    except SymbackpropError as e:
+        assert e.format().startswith("error:") and "bug in symbackprop" not in e.format()
+
+
+_PROBLEM = []
+
+
+@settings(max_examples=examples("math_fuzz"))
+@given(st.lists(st.sampled_from(PIECES), max_size=30))
+def test_math_claims_fuzz(pieces):
+    if not _PROBLEM:
+        _PROBLEM.append(Problem("0.5 * norm(W2 @ Phi(W1 @ x + b) - y)**2", {"W1": "h,d", "W2": "k,h", "x": "d", "b": "h",
+                                                                              "y": "k"}, ["Phi"],
+                                lets={"x1": "W1 @ x + b", "x4": "W2 @ Phi(x1) - y"}))
+    try:
+        _PROBLEM[0].check("W1", "".join(pieces))
+    except SymbackpropError as e:
+        assert e.format().startswith("error:") and "bug in symbackprop" not in e.format()
+
+
+# ----- the command line: --notation, --claim-notation, hints -----
+
+from symbackprop.cli import main  # noqa: E402
+
+
+def test_cli_notation_option(capsys):
+    args = ["-s", "A=m,n", "-s", "x=n", "-s", "b=m"]
+    assert main(["derive", r"\frac{1}{2}\|A x - b\|^2", *args]) == 0
+    auto = capsys.readouterr().out
+    assert main(["derive", r"\frac{1}{2}\|A x - b\|^2", *args, "--notation", "math"]) == 0
+    assert capsys.readouterr().out == auto and "∂ℓ/∂x = Aᵀ x2    [n]" in auto
+    assert main(["derive", "0.5 * norm(A @ x - b)**2", *args, "--notation", "numpy"]) == 0
+    assert capsys.readouterr().out == auto
+    assert main(["derive", r"\frac{1}{2}\|A x - b\|^2", *args, "--notation", "numpy"]) == 2
+    err = capsys.readouterr().err
+    assert "--notation math" in err and "Traceback" not in err
+    assert main(["derive", "0.5 * norm(A @ x - b)**2", *args, "--notation", "math"]) == 2
+    err = capsys.readouterr().err
+    assert "`@` is NumPy notation" in err and "--notation numpy" in err
+
+
+def test_cli_claims_are_detected_on_their_own(capsys):
+    base = ["check", "0.5 * norm(A @ x - b)**2", "-s", "A=m,n", "-s", "x=n", "-s", "b=m", "--let", "r=A @ x - b",
+            "--wrt", "A"]
+    for claim in ["outer(r, x)", "r xᵀ", r"r x^\top", "(A x − b) xᵀ"]:
+        assert main(base + ["--claim", claim]) == 0, claim
+        assert "verdict: correct" in capsys.readouterr().out
+    assert main(base + ["--claim", "r @ x.T"]) == 1                   # NumPy: an inner product, not r xᵀ
+    capsys.readouterr()
+    assert main(base + ["--claim", "r xᵀ", "--claim-notation", "numpy"]) == 2
+    assert "--notation math" in capsys.readouterr().err
+
+
+def test_cli_hint_for_names_written_together_in_numpy_notation(capsys):
+    assert main(["derive", "0.5*norm(Wx-y)**2", "-s", "W=m,n"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean `W @ x`?" in err and "did you mean `Wx`" not in err
+
+
+def test_sizes_are_numbers_in_numpy_claims(capsys):
+    assert main(["check", "mean(x**2)", "-s", "x=n", "--wrt", "x", "--claim", "2*x/n"]) == 0
+    assert "verdict: correct" in capsys.readouterr().out
+    assert main(["check", "mean(x**2)", "-s", "x=n", "--wrt", "x", "--claim", "2x/n"]) == 0
+    assert main(["check", "mean(x**2)", "-s", "x=n", "--wrt", "x", "--claim", "x/n"]) == 1
+
+
+def test_the_claim_row_is_recorded():
+    p = Problem("0.5 * norm(A @ x - b)**2", {"A": "m,n", "x": "n", "b": "m"})
+    node = p.parse("(A x - b)^\\top A")
+    assert p.claim_row[node] is True
+    assert p.claim_row[p.parse("A^\\top (A x - b)")] is False
+
+
+# ----- the handout's own notation (part (d)): W^{(2)}, x^{(4)\top}, ∂Φ/∂x^{(1)} -----
+
+HANDOUT_D = (r"\ell(\mathbf{x}) = \frac{1}{2} \|\mathbf{W}^{(2)} \Phi(\mathbf{W}^{(1)} \mathbf{x} + \mathbf{b}) "
+             r"- \mathbf{y}\|_2^2")
+HANDOUT_LETS = {"x1": r"\mathbf{W}^{(1)} \mathbf{x} + \mathbf{b}", "x2": r"\Phi(\mathbf{x}^{(1)})",
+                "x3": r"\mathbf{W}^{(2)} \mathbf{x}^{(2)}", "x4": r"\mathbf{x}^{(3)} - \mathbf{y}"}
+
+
+@pytest.mark.parametrize("wrt,claim,verdict,row", [
+    ("x4", r"\mathbf{x}^{(4)\top}", "correct", True),
+    ("x2", r"\mathbf{x}^{(4)\top} \mathbf{W}^{(2)}", "correct", True),
+    ("W2", r"\mathbf{x}^{(2)} \mathbf{x}^{(4)\top}", "correct up to transpose", False),
+    ("x1", r"\mathbf{x}^{(4)\top} \mathbf{W}^{(2)} \frac{\partial \Phi}{\partial \mathbf{x}^{(1)}}", "correct", True),
+    ("x", r"\mathbf{x}^{(4)\top} \mathbf{W}^{(2)} \frac{\partial \Phi}{\partial \mathbf{x}^{(1)}} \mathbf{W}^{(1)}",
+     "correct", True),
+    ("W1", r"\mathbf{x} \mathbf{x}^{(4)\top} \mathbf{W}^{(2)} \frac{\partial \Phi}{\partial \mathbf{x}^{(1)}}",
+     "correct up to transpose", False),
+    ("W1", r"\mathbf{x} \mathbf{x}^{(4)\top} \mathbf{W}^{(2)}", "wrong", False),
+])
+def test_the_handouts_part_d_in_its_own_notation(wrt, claim, verdict, row):
+    """The handout's solution (docs/handout.md, part (d)), typed as the handout types it: W^{(2)} is W2 (a
+    superscript in parentheses is an index), x^{(4)\\top} is x4ᵀ, ∂Φ/∂x^{(1)} the Jacobian diag(Φ'(x1))."""
+    p = Problem(HANDOUT_D, {"W1": "d,d", "W2": "d,d", "x": "d", "b": "d", "y": "d"}, ["Phi"], lets=HANDOUT_LETS)
+    assert p.program.objective is parse_formula("0.5 * norm(W2 @ Phi(W1 @ x + b) - y)**2", {
+        "W1": "d,d", "W2": "d,d", "x": "d", "b": "d", "y": "d"}, ["Phi"]).objective
+    v = p.check(wrt, claim)
+    assert v.verdict == verdict, v.text()
+    assert p.claim_row[p.parse(claim)] is row
+
+
+def test_derivatives_inside_expressions_are_bound_by_the_context():
+    p = parser()
+    x4 = p.variables.setdefault("x4", E.var("x4", p.shapes["x4"]))
+    got = math_expression(p, r"W_2^\top \frac{\partial \ell}{\partial x_4}", scope={"∂ℓ/∂x4": x4})[0]
+    assert got is numpy("W2.T @ x4", p=p)
+    assert math_expression(p, "W2ᵀ ∂ℓ/∂x4", scope={"∂ℓ/∂x4": x4})[0] is got
+    row, is_row = math_expression(p, r"\frac{\partial \ell}{\partial x_4} W_2", scope={"∂ℓ/∂x4": (x4, True)})
+    assert row is numpy("x4 @ W2", p=p) and is_row
+    with pytest.raises(FormulaError, match="`∂ℓ/∂x3` is not defined here"):
+        math(r"\frac{\partial \ell}{\partial x_3}")

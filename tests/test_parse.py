@@ -255,22 +255,33 @@ def test_cli_names_written_together_exit_2_with_a_caret(capsys):
     ("z = x @ x\n" r"\sqrt{z}", r"\sqrt"),
     ("x @ x \\\\ 2", "\\"),
 ])
-def test_latex_input_is_refused_as_latex(formula, caret):
-    err = error_of(formula, {"x": "n", "A": "m,n", "b": "m"})
+def test_latex_in_numpy_notation_says_how_to_switch(formula, caret):
+    """Issue 14: LaTeX where NumPy notation is forced is refused as LaTeX, with the way to switch (before
+    the math notation existed, the message said it was not supported yet)."""
+    err = error_of(formula, {"x": "n", "A": "m,n", "b": "m"}, notation="numpy")
     text = err.format()
-    assert "LaTeX input is not supported yet (a math notation is planned)" in text, text
+    assert "this looks like LaTeX, and the formula is read in NumPy notation" in text, text
+    assert "--notation math" in text, text
     assert "line continuation" not in text and "syntax error" not in text
     line = formula.splitlines()[-1]
     assert text.splitlines()[1:3] == ["  " + line, "  " + " " * line.index("\\") + "^" * len(caret)], text
 
 
-def test_latex_cli_exits_2_and_line_continuations_still_parse(capsys):
-    code = main(["derive", r"\frac{1}{2} x @ x", "-s", "x=n"])
+def test_latex_cli_exits_2_in_numpy_notation_and_line_continuations_still_parse(capsys):
+    code = main(["derive", r"\frac{1}{2} x @ x", "-s", "x=n", "--notation", "numpy"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: LaTeX input is not supported yet") and "Traceback" not in err
+    assert code == 2 and err.startswith("error: this looks like LaTeX") and "Traceback" not in err
     assert err.splitlines()[2] == "  ^^^^^"
+    code = main(["derive", r"\frac{1}{2} x^\top x", "-s", "x=n"])          # auto (the default) reads LaTeX
+    out = capsys.readouterr().out
+    assert code == 0 and "∂ℓ/∂x = x    [n]" in out, out
     p = parse_formula("(x @ x +\\\n 1)", {"x": "n"})                 # a Python line continuation is not LaTeX
     assert p.objective.shape == ()
     p = parse_formula("x @ x  # from \\frac{1}{2} \\|x\\|^2, halved\n", {"x": "n"})   # nor is a comment
     assert p.objective.shape == ()
-    assert "LaTeX" in error_of("x @ x  # comment\n\\frac{1}{2}", {"x": "n"}).format()
+    assert "LaTeX" in error_of("x @ x  # comment\n\\frac{1}{2}", {"x": "n"}, notation="numpy").format()
+
+
+def test_latex_mixed_with_numpy_notation_names_both():
+    text = error_of(r"\frac{1}{2} x @ x", {"x": "n"}).format()
+    assert "`@` is NumPy notation" in text and "\\frac" in text.split("hint:")[1], text

@@ -393,8 +393,8 @@ COMMANDS = [
     (["graph", *MLP], 0, "digraph"),
     (["gradcheck", "{tmp}/mlp.py"], 0, "all gradients agree"),
     (["relu", "--steps", "20", "--no-plots"], 0, "us a step"),
-    (["derive", LONG_BAD, "-s", "x=n"], 2, "error: "),
-    (["derive", "sum(x) + ‖x‖ +", "-s", "x=n"], 2, "           ^^"),
+    (["derive", LONG_BAD, "-s", "x=n", "-s", "y=m"], 2, "error: "),         # x·y: lengths n and m differ
+    (["derive", "sum(x) + ‖x‖ +", "-s", "x=n", "--notation", "numpy"], 2, "           ^^"),
     (["derive", "--help"], 0, "--hessian"),
 ]
 

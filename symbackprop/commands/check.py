@@ -57,7 +57,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="name an intermediate for use in claims and --wrt, e.g. --let x1='W1 @ x + b' (repeatable)")
     p.add_argument("--wrt", metavar="NAME", help="the variable, named intermediate or let the claim differentiates by")
     p.add_argument("--claim", metavar="EXPR", help="the claimed derivative, in the formula language "
-                   "(may use lets, Phi'(z), relu'(z), diag(v), outer(u, v), .T)")
+                   "(may use lets, Phi'(z), relu'(z), diag(v), outer(u, v), .T) or in maths "
+                   "(\"(W_2^\\top x_4 \\odot \\Phi'(x_1))\\,x^\\top\", \"W2ᵀ x4 ⊙ relu'(x1)\")")
+    p.add_argument("--claim-notation", choices=("numpy", "math", "auto"), default=None,
+                   help="how claims and lets are written (default: as --notation; with auto, each is detected "
+                        "on its own)")
     p.add_argument("--format", choices=("text", "md", "html", "json"), default="text", help="output format (default text)")
     p.add_argument("--json", action="store_true", help="same as --format json")
     p.add_argument("--seed", type=int, default=None, help="seed of the random points (default 0)")
@@ -111,7 +115,7 @@ def _run_solution(args, path: str, fmt: str) -> int:
             return yaml_report.exit_code
         report = from_solution_report(yaml_report, args.layout)
     else:
-        report = grade_file(path, layout=args.layout, notation=args.notation, seed=args.seed)
+        report = grade_file(path, layout=args.layout, notation=args.claim_notation or args.notation, seed=args.seed)
     print(report.render(fmt))
     return report.exit_code
 
@@ -122,7 +126,7 @@ def _run_claim(args, fmt: str) -> int:
         raise FormulaError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required to check a claim",
                            hint="e.g. --wrt x --claim 'A.T @ (A @ x - b)', or pass a worked-solution .yaml file")
     problem = Problem(args.formula, args.shape, split_names(args.elementwise), split_names(args.function),
-                      args.let, seed=args.seed or 0)
+                      args.let, seed=args.seed or 0, notation=args.notation, claim_notation=args.claim_notation)
     verdict = problem.check(args.wrt.strip(), args.claim)
     if fmt == "json":
         print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False, default=str))

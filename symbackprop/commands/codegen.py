@@ -54,7 +54,8 @@ def run(args) -> int:
                                hint="pick another path, or pass --force")
         if not out.parent.exists() if str(out.parent) else False:
             raise FormulaError(f"the folder {out.parent} does not exist")
-    program = parse_formula(args.formula, args.shape, split_names(args.elementwise), split_names(args.function))
+    program = parse_formula(args.formula, args.shape, split_names(args.elementwise), split_names(args.function),
+                            notation=args.notation)
     wrt = split_names(args.wrt) or None
     batch = split_names(args.batch)
     d = Derivation(program, wrt=[w for w in wrt if w in program.variables] if wrt else None, check=True, seed=args.seed)

@@ -37,7 +37,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    program = parse_formula(args.formula, args.shape, split_names(args.elementwise), split_names(args.function))
+    program = parse_formula(args.formula, args.shape, split_names(args.elementwise), split_names(args.function),
+                            notation=args.notation)
     d = Derivation(program, wrt=split_names(args.wrt) or None, check=not args.no_check, seed=args.seed)
     if args.hessian or args.hvp:
         return _second_order(d, args)

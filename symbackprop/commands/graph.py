@@ -65,7 +65,8 @@ def _load_npz(path: str) -> dict:
 def run(args) -> int:
     if args.output:
         output_format(args.output, args.format)              # fail early on a bad extension
-    program = parse_formula(args.formula, args.shape, split_names(args.elementwise), split_names(args.function))
+    program = parse_formula(args.formula, args.shape, split_names(args.elementwise), split_names(args.function),
+                            notation=args.notation)
     d = Derivation(program, check=not args.no_check, seed=args.seed)
     point = None
     if args.at:
