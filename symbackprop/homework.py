@@ -187,11 +187,9 @@ def grade_text(text: str, path: str = "<text>", *, spec: ProblemSpec | None = No
         wrt = name.name if name is not None else den.strip()
         claim, used, written = _right_side(segs[1:], answers, problem, notation)
         reading = [f"read as {claim}, with {', '.join(used)}"] if used else []
-        if claim is None:
-            graded.append(_malformed(problem, wrt, segs[-1].text.strip(), row,
-                                     "the right-hand side is written with derivatives only",
-                                     [f"write ∂{obj}/∂{wrt} in closed form (the Jacobians ∂x/∂y are not graded)"],
-                                     layout))
+        if claim is None:                            # ∂ℓ/∂W1 = ∂ℓ/∂x1 ∂x1/∂W1: the chain rule, not an answer
+            notes.append((row.line, f"∂{obj}/∂{wrt} is written with derivatives only (a chain rule, not an answer "
+                                    f"in closed form)"))
             continue
         try:
             v = check_claim(problem, wrt, claim, notation, line=row.line)

@@ -11,6 +11,7 @@ from symbackprop.homework import grade_file
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PART_D = os.path.join(ROOT, "docs", "solutions", "part_d.md")
 MISTAKES = os.path.join(ROOT, "docs", "solutions", "part_d_mistakes.md")
+VERBATIM = os.path.join(ROOT, "docs", "solutions", "part_d_handout.md")
 
 HANDOUT = [("x4", "correct"), ("x3", "correct"), ("x2", "correct"), ("W2", "correct up to transpose"),
            ("x1", "correct"), ("x", "correct"), ("b", "correct"), ("W1", "correct up to transpose"),
@@ -45,6 +46,19 @@ def test_the_course_layout_names_which_lines_count():
                                     "∂ℓ/∂x4 is a column")
     assert "the course uses the gradient layout" in grad.lines[3].remark
     assert (grad.points, num.points) == (1, 3) and grad.exit_code == num.exit_code == 1
+
+
+def test_the_handouts_latex_verbatim_grades_in_its_numerator_layout():
+    """The handout's solution as the handout typesets it (\\mathbf{x}^{(4)\\top}, \\mathbf{W}^{(2)}, ∂Φ/∂x^{(1)},
+    ∂ℓ/∂b = ∂ℓ/∂x^{(1)}): every derivative line is right in the numerator layout."""
+    r = grade_file(VERBATIM, layout="numerator")
+    assert [ln.verdict.wrt for ln in r.lines] == ["x4", "x3", "x2", "W2", "x1", "x", "b", "W1", "W1"]
+    assert all(ln.credit and ln.grade == "correct" for ln in r.lines), r.text()
+    assert all("numerator layout, the course's convention" in ln.remark for ln in r.lines)
+    assert (r.points, r.max_points, r.exit_code) == (4, 4, 0)
+    assert [t.split(" is ")[0] for _, t in r.notes] == ["∂ℓ/∂W1", "∂ℓ/∂W1_ij"]    # the chain rule, an entry
+    grad = grade_file(VERBATIM, layout="gradient")
+    assert not any(ln.credit for ln in grad.lines) and grad.exit_code == 1
 
 
 MISTAKE_DIAGNOSES = [
