@@ -480,8 +480,11 @@ def _sum(a: Node) -> Node:
         return _scaled(c, _sum(x))
     if a.op == "mul" and a.args[0].shape == () and a.args[1].shape != ():
         return mul(a.args[0], _sum(a.args[1]))       # sum(s·X) = s·sum(X): sum(s·I) = s·n, no unsized I
-    if a.op == "matmul" and a.args[1].op == "ones" and a.ndim == 1:
-        return _sum(a.args[0])                       # 𝟙ᵀ A 𝟙 = sum(A): no 𝟙 whose size nothing fixes
+    if a.op == "matmul" and (a.args[1].op == "ones" or a.ndim == 2 and a.args[0].op == "ones"):
+        # 𝟙ᵀ A 𝟙 = sum(A), sum(A 𝟙ₖₓₙ) = n·sum(A), sum(𝟙ₘₓₖ A) = m·sum(A): no 𝟙 whose size nothing fixes
+        right = a.args[1].op == "ones"
+        k = (1 if a.ndim == 1 else a.shape[1]) if right else a.shape[0]
+        return mul(const(k), _sum(a.args[0] if right else a.args[1]))
     return Node("sum", (a,))
 
 

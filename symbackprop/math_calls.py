@@ -173,6 +173,11 @@ class Calls:
             (v, a), = positional
             return either(lambda x: self._call_name(name, [(x, a)], keywords, tree, primes), v)
         positional = [(choose(v), a) for v, a in positional]
+        if name in M.SQUARE_ARGUMENT and positional and positional[0][0].pending and positional[0][0].kind == MAT:
+            v, a = positional[0]
+            size = v.dims[0] if v.dims[0] is not None else v.dims[1]
+            if size is not None and None in v.dims:   # diag(w 𝟙ᵀ): square, so 𝟙 is as long as w
+                positional[0] = (val(v.build((size, size))), a)
         if name in M.SIZED_BY_RESULT and len(positional) == 1 and positional[0][0].pending and not primes:
             (v, a), = positional
             arg_kind, kind, arg_dims = M.SIZED_BY_RESULT[name]

@@ -29,6 +29,10 @@ TWO_ARGUMENTS = {"max": "maximum", "min": "minimum"}
 #: the result's kind, the argument's dims from the result's). diag(s·𝟙) is s·I.
 SIZED_BY_RESULT = {"diag": ("column", "matrix", lambda dims: (dims[0] if dims[0] is not None else dims[1],))}
 
+#: Functions of a square matrix: a 𝟙 in their argument whose size only one side fixes takes the other
+#: (diag(w 𝟙ᵀ) is diag of an n×n matrix).
+SQUARE_ARGUMENT = frozenset({"diag", "trace", "det", "logdet", "inv", "matrix_power", "pinv"})
+
 #: Constructs of the notation -> the built-in they call.
 NORM, ABS, SQRT, SUM, LOGDET, INVERSE, DIAG = "norm", "abs", "sqrt", "sum", "logdet", "inv", "diag"
 

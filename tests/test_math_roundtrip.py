@@ -156,7 +156,8 @@ def read_back_steps(d, style: str, seed: int = 0, elementwise=(), functions=()) 
     latex = style == "latex"
     printed = d.steps("latex" if latex else "text")
     parser = Parser({k: tuple(v.shape) for k, v in d.program.variables.items() if v.shape}, elementwise, functions)
-    dims = {str(s): s for s in d.program.dims}
+    parser.intermediates.update(d.program.intermediates)     # the user's own names (z1 = 0.5·v), which the
+    dims = {str(s): s for s in d.program.dims}                # forward pass may leave out
     scope, forms = {}, []
     obj = d.objective_name
     for lhs, parts, spec in step_lines(printed, latex):
@@ -261,6 +262,9 @@ FOUND = [
      {"w": "m", "M": "m,m"}),                                                            # tanh(0), det(I)
     ("z1 = inv((tanh(M) @ tanh(M).T + diag(1 + tanh(w) * tanh(w)))); z2 = z1; dot((v * c), u)",
      {"u": "n", "v": "n", "w": "m", "M": "m,m"}),                                         # 0ᵀ, a zero row
+    ("mean((matrix_power(Q, 3) @ (Q + c)))", {"Q": "n,n"}),         # steps: sum(x1ᵀ 𝟙), 𝟙 an n×n matrix of ones
+    ("z1 = ((0.5 * v) - (u - u)); dot(z1, u)", {"u": "n", "v": "n"}),                    # steps: ∂ℓ/∂u = z1
+    ("z1 = diag(w); sum((w @ (z1 + M)))", {"w": "m", "M": "m,m"}),                        # steps: diag(w 𝟙ᵀ)
 ]
 
 
