@@ -452,6 +452,8 @@ def matrix_power(x: Node, k: int) -> Node:
         return eye(x.shape[0])
     if k == 1:
         return x
+    if is_zero(x):                                   # 0ᵏ = 0, shaped (no matrix_power(0, k) of unprinted size)
+        return zeros(x.shape)
     return Node("matrix_power", (x,), (k,))
 
 

@@ -100,6 +100,12 @@ from .rules_base import (  # noqa: F401  (re-exported: the table's public names)
     vector_only,
 )
 
+def _mean_all(x: Node) -> Node:
+    """mean(X); of an array whose entries are all equal (0, s·𝟙) it is that value (no mean(0) of unprinted size)."""
+    s = const(0) if E.is_zero(x) and x.shape != () else (E.fill_value(x) if x.shape != () else None)
+    return s if s is not None else Node("mean", (x,))
+
+
 RULES = E.RULES
 
 RULES.update({
@@ -193,7 +199,7 @@ RULES.update({
                  vjp=lambda g, ans: ((g / const(E.numel(ans.args[0].shape))) * E.ones(ans.args[0].shape),),
                  fn=np.mean, np=Fmt("np.mean({0})"), text=Fmt("mean({0})"),
                  latex=Fmt("\\operatorname{{mean}}\\left({0}\\right)"),
-                 kind="reduction", builtin=1, build=reduce_build("mean", lambda x: Node("mean", (x,))),
+                 kind="reduction", builtin=1, build=reduce_build("mean", _mean_all),
                  keywords=("axis",)),
     "norm": Rule(shape=lambda a: (), vjp=lambda g, ans: ((g / ans) * ans.args[0],), fn=np.linalg.norm,
                  np=Fmt("np.linalg.norm({0})"),

@@ -265,6 +265,7 @@ FOUND = [
     ("mean((matrix_power(Q, 3) @ (Q + c)))", {"Q": "n,n"}),         # steps: sum(x1ᵀ 𝟙), 𝟙 an n×n matrix of ones
     ("z1 = ((0.5 * v) - (u - u)); dot(z1, u)", {"u": "n", "v": "n"}),                    # steps: ∂ℓ/∂u = z1
     ("z1 = diag(w); sum((w @ (z1 + M)))", {"w": "m", "M": "m,m"}),                        # steps: diag(w 𝟙ᵀ)
+    ("mean(matrix_power(sign(M - M), 3)) / exp(tanh(norm(A)**2))", {"A": "m,n", "M": "m,m"}),   # matrix_power(0, 3)
 ]
 
 
