@@ -56,6 +56,7 @@ from .check_support import (  # noqa: F401
     tried_dims,
     unname,
 )
+from .check_hints import inner_for_outer
 from .derivation import Derivation, resolve_wrt
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .evaluate import evaluate, random_dims, random_point
@@ -244,9 +245,14 @@ class Problem:
             if not isinstance(claim, Node):
                 self.claim_text[node] = str(claim)
         except ShapeError as e:
-            return Verdict(status="wrong", diagnosis="ill-formed",
-                           summary="its dimensions do not fit together",
-                           details=e.format().replace("error: ", "", 1).split("\n"), gradient=grad_text, **base)
+            details = e.format().replace("error: ", "", 1).split("\n")
+            hint = inner_for_outer(self, wrt, claim)     # r @ x.T for r xᵀ, say so
+            if hint:
+                kind, summary, more, _ = hint
+                return Verdict(status="wrong", diagnosis=kind, summary=summary, details=more + details,
+                               gradient=grad_text, **base)
+            return Verdict(status="wrong", diagnosis="ill-formed", summary="its dimensions do not fit together",
+                           details=details, gradient=grad_text, **base)
         return Judge(self, wrt, node, truth, target, grad_text, base).run()
 
 

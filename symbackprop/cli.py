@@ -11,7 +11,7 @@ from . import __version__
 from .errors import SymbackpropError
 
 #: Subcommands; each lives in symbackprop/commands/<name>.py with add_parser(sub) and run(args) -> int.
-COMMANDS = ("derive", "codegen", "gradcheck", "graph", "check", "relu", "serve")
+COMMANDS = ("derive", "codegen", "gradcheck", "graph", "check", "grade", "relu", "serve")
 
 EPILOG = """examples:
   symbackprop derive '0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2' \\

@@ -24,6 +24,7 @@ from .check_support import (
     tried_dims,
     unname,
 )
+from .check_hints import inner_for_outer, size_factor
 from .errors import SymbackpropError
 from .evaluate import evaluate, random_dims
 from .expr import RULES, Node, format_shape, shapes_equal, walk
@@ -110,7 +111,9 @@ class Judge:
                                                         "(numerator layout)",
                            details=note, layout=layout, gradient=self.grad_text, **v)
         # wrong: look for a diagnosis
-        for diagnose in (lambda: self.diagnose_factor(samples, orients),
+        for diagnose in (lambda: inner_for_outer(self.p, self.wrt, self.p.claim_text.get(self.claim)),
+                         lambda: self.diagnose_factor(samples, orients),
+                         lambda: size_factor(self, samples, orients),
                          lambda: self.diagnose_candidates(samples, orients, cands),
                          lambda: self.diagnose_special(orients)):
             diag = diagnose()                        # in order; the first that fits wins

@@ -70,7 +70,8 @@ class Verdict:
     `status` is 'correct', 'transposed' (correct up to transpose), 'wrong' or
     'malformed'; `diagnosis` names the mistake of a wrong claim ('shape',
     'ill-formed', 'factor', 'sign', 'zero', 'missing-factor', 'function-for-derivative',
-    'missing-term', 'extra-term', 'undefined', 'symmetric-only', 'scalar-only', 'counterexample').
+    'missing-term', 'extra-term', 'undefined', 'symmetric-only', 'scalar-only', 'counterexample', and from
+    check_hints: 'inner-for-outer' (r @ x.T for r xᵀ), 'size-factor' (a factor such as 1/d)).
     """
     wrt: str
     claim: str

@@ -13,8 +13,16 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
-DOCS = ["docs/handout.md", "README.md", "docs/formula-language.md"]
+DOCS = ["docs/handout.md", "docs/checker.md", "README.md", "docs/formula-language.md"]
+#: An example may end with this line: the exit status the command must return (checked too).
+STATUS = re.compile(r"# exit status (\d+)\n\Z")
 BLOCK = re.compile(r"```console\n\$ (symbackprop [^\n]*(?:\\\n[^\n]*)*)\n(.*?)```", re.S)
+
+
+def expected(want: str) -> tuple[int | None, str]:
+    """(the exit status an example states, or None; the output without that line)."""
+    m = STATUS.search(want)
+    return (int(m.group(1)), want[:m.start()]) if m else (None, want)
 
 
 def run(command: str) -> tuple[int, str]:
@@ -38,8 +46,9 @@ CASES = [(path, m.group(1)) for path in DOCS if os.path.exists(os.path.join(ROOT
 @pytest.mark.parametrize("path, command", CASES, ids=[c[1][:60] for c in CASES])
 def test_console_example_output_is_current(path, command):
     text, found = blocks(path)
-    want = next(m.group(2) for m in found if m.group(1) == command)
+    status, want = expected(next(m.group(2) for m in found if m.group(1) == command))
     code, got = run(command)
+    assert status is None or code == status, f"{path}: `{command[:60]}...` exits {code}, the example says {status}"
     # the self-check's error figure depends on floating-point rounding (BLAS kernels): compare the rest
     mask = re.compile(r"worst relative error [0-9.e+-]+")
     assert mask.sub("worst relative error …", got) == mask.sub("worst relative error …", want), f"{path}: output of `{command[:60]}...` changed; run python tests/test_docs_examples.py --refresh"
@@ -56,7 +65,10 @@ def refresh():
             continue
         text, found = blocks(path)
         for m in reversed(found):
-            _, out = run(m.group(1))
+            status, _ = expected(m.group(2))
+            code, out = run(m.group(1))
+            if status is not None:
+                out += f"# exit status {code}\n"
             text = text[:m.start(2)] + out + text[m.end(2):]
         with open(full, "w", encoding="utf-8") as f:
             f.write(text)
