@@ -1,0 +1,91 @@
+"""One simplifier for results: the rewrites of rules_simplify.REWRITES, applied bottom-up over the DAG.
+
+Every node is simplified once (a memo over the DAG, shared by all the roots of one Simplifier), its
+arguments first; then the rewrites registered for its operator are tried until none applies. A rewrite
+only looks at a node and its nearest arguments, and what it builds is simplified through the same memo, so
+the cost is linear in the size of the DAG. The simplified expressions are the ones that are printed,
+checked against finite differences and emitted (Derivation.grads).
+
+>>> from symbackprop.expr import var
+>>> from symbackprop.rules import apply_fn
+>>> x = var("x", (3,))
+>>> print(simplify(apply_fn("log'", x) * var("g", (3,))))
+<div g/x : 3>
+"""
+from __future__ import annotations
+
+from .errors import InternalError
+from .expr import Node, apply, format_shape, walk
+from .rules_simplify import rewrites
+
+#: Rewrites tried on one node before it is left as it is (a safeguard: the rules terminate on their own).
+MAX_REWRITES = 12
+#: Nesting of rewrites inside the results of rewrites (each result is simplified in turn).
+MAX_DEPTH = 24
+
+
+class Simplifier:
+    """Simplify nodes with a memo shared across calls (call it on several roots: shared parts stay shared)."""
+
+    def __init__(self):
+        self.memo: dict[Node, Node] = {}
+        self.depth = 0
+
+    def __call__(self, root: Node) -> Node:
+        memo = self.memo
+        hit = memo.get(root)
+        if hit is not None:
+            return hit
+        for node in walk(root, stop=memo):
+            if node in memo:
+                continue
+            if not node.args:
+                memo[node] = node
+                continue
+            args = tuple(memo[a] for a in node.args)
+            new = node if all(x is y for x, y in zip(args, node.args)) else apply(node.op, *args, attrs=node.attrs)
+            if new is node:
+                new = self._rewrite(new)
+            elif new in memo:
+                new = memo[new]
+            elif self.depth < MAX_DEPTH:               # the constructors may have built new inner nodes too
+                self.depth += 1
+                try:
+                    new = self(new)
+                finally:
+                    self.depth -= 1
+            memo[node] = new
+            memo.setdefault(new, new)
+        return memo[root]
+
+    def _rewrite(self, node: Node) -> Node:
+        if self.depth >= MAX_DEPTH:
+            return node
+        passed = []
+        for _ in range(MAX_REWRITES):
+            for rule in rewrites(node.op):
+                out = rule.fn(node, self)
+                if out is None or out is node:
+                    continue
+                if out.shape != node.shape:
+                    raise InternalError(f"the rewrite `{rule.name}` changed a shape from {format_shape(node.shape)} "
+                                        f"to {format_shape(out.shape)}. This is a bug in symbackprop; please "
+                                        f"report it with the formula and shapes.")
+                passed.append(node)
+                self.memo.setdefault(node, node)          # a rewrite that builds this node again stops there
+                self.depth += 1
+                try:
+                    node = self(out)
+                finally:
+                    self.depth -= 1
+                break
+            else:
+                break
+        for p in passed:
+            self.memo[p] = node
+        return node
+
+
+def simplify(root: Node) -> Node:
+    """`root` simplified by the rewrites of the rule table (see the module docstring)."""
+    return Simplifier()(root)
