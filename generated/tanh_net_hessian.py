@@ -115,7 +115,7 @@ def hvp(direction, W2, W1, x, b, y):
     _t1 = 1.0 - x2 ** 2.0  # (h,)
     # along the direction
     _t0 = W1 @ direction  # (h,)
-    return W1.T @ ((-2.0) * _t0 * (W2.T @ x4) * x2 * _t1 + (W2.T @ (W2 @ (_t0 * _t1))) * _t1)
+    return W1.T @ (((-2.0) * _t0 * (W2.T @ x4) * x2 + W2.T @ (W2 @ (_t0 * _t1))) * _t1)
 
 
 HESSIAN_WRT = 'x'

@@ -483,11 +483,21 @@ def _smaller(old: Node, new: Node, strict: bool = True):
 _SUMS = ("add", "sub")
 
 
+def _cancels(x: Node, t: Node) -> bool:
+    """Whether a term of the sum t is a quotient by x or by a factor of x (so x ⊙ t cancels something)."""
+    factors = x.args if x.op == "mul" else (x,)
+    for term in t.args:
+        d = E.split_coeff(term)[1]
+        if d.op == "div" and any(d.args[1] is f for f in factors):
+            return True
+    return False
+
+
 @_rule("mul", "x ⊙ (p ± q) = x ⊙ p ± x ⊙ q when that cancels: softmax(z) ⊙ (c − y ⊘ softmax(z)) = c·softmax(z) − y")
 def _distribute(n, s):
     a, b = n.args
     for x, t in ((a, b), (b, a)):
-        if t.op in _SUMS and t.shape == n.shape and x.op not in _SUMS:
+        if t.op in _SUMS and t.shape == n.shape and x.op not in _SUMS and _cancels(x, t):
             p, q = t.args
             out = s(E.apply(t.op, E.mul(x, p), E.mul(x, q)))
             better = _smaller(n, out)

@@ -36,6 +36,16 @@ class Simplifier:
         hit = memo.get(root)
         if hit is not None:
             return hit
+        if self.depth > MAX_DEPTH:                   # a safeguard: rewrites nested this deep are left undone
+            return root
+        self.depth += 1
+        try:
+            return self._simplify(root)
+        finally:
+            self.depth -= 1
+
+    def _simplify(self, root: Node) -> Node:
+        memo = self.memo
         for node in walk(root, stop=memo):
             if node in memo:
                 continue
@@ -48,19 +58,13 @@ class Simplifier:
                 new = self._rewrite(new)
             elif new in memo:
                 new = memo[new]
-            elif self.depth < MAX_DEPTH:               # the constructors may have built new inner nodes too
-                self.depth += 1
-                try:
-                    new = self(new)
-                finally:
-                    self.depth -= 1
+            else:                                    # the constructors may have built new inner nodes too
+                new = self(new)
             memo[node] = new
             memo.setdefault(new, new)
         return memo[root]
 
     def _rewrite(self, node: Node) -> Node:
-        if self.depth >= MAX_DEPTH:
-            return node
         passed = []
         for _ in range(MAX_REWRITES):
             for rule in rewrites(node.op):
@@ -73,11 +77,7 @@ class Simplifier:
                                         f"report it with the formula and shapes.")
                 passed.append(node)
                 self.memo.setdefault(node, node)          # a rewrite that builds this node again stops there
-                self.depth += 1
-                try:
-                    node = self(out)
-                finally:
-                    self.depth -= 1
+                node = self(out)
                 break
             else:
                 break
