@@ -535,3 +535,53 @@ def _logistic(n, s):
             if b2 is b and _one_minus(one_a) is a and a.shape == n.shape and b.shape == n.shape:
                 return E.sub(a, b)
     return None
+
+
+@_rule("T", "S⁻ᵀ = S⁻¹ for a symmetric S (Xᵀ X, X Xᵀ, …): ((Xᵀ X)⁻¹)ᵀ = (Xᵀ X)⁻¹")
+def _symmetric_inverse(n, s):
+    x = n.args[0]
+    if x.op == "inv" and E.transpose(x.args[0]) is x.args[0]:
+        return x
+    return None
+
+
+@_rule("div", "(x ⊙ r) ⊘ x = r (where the quotient is defined)")
+def _cancel_factor(n, s):
+    a, b = n.args
+    if a.op == "mul":
+        for f, r in (a.args, a.args[::-1]):
+            if f is b and r.shape == n.shape:
+                return r
+    return None
+
+
+@_rule("div", "(c·a) ⊘ (d·b) = (c/d)·(a ⊘ b) for constants c, d")
+def _div_constants(n, s):
+    (ca, xa), (cb, xb) = E.split_coeff(n.args[0]), E.split_coeff(n.args[1])
+    if ca != 1 and cb != 1 and xa.shape == n.shape:
+        return E.scaled(ca / cb, E.div(xa, xb))
+    return None
+
+
+@_rule("outer", "u (Xᵀ v)ᵀ = u vᵀ X")
+def _outer_of_transposed(n, s):
+    u, w = n.args
+    if w.op == "matmul" and w.args[0].op == "T" and w.args[1].ndim == 1:
+        return E.matmul(E.outer(u, w.args[1]), w.args[0].args[0])
+    return None
+
+
+@_rule("mul", "c·(a ⊘ (d·b)) = (c/d)·(a ⊘ b) for constants c, d: 2·x ⊘ (2·√u) = x ⊘ √u")
+def _constant_over_constant(n, s):
+    c, y = n.args
+    if c.op == "const" and y.op == "div":
+        d, b = E.split_coeff(y.args[1])
+        if d != 1 and y.args[0].shape == n.shape:
+            return E.scaled(c.attrs[0] / d, E.div(y.args[0], b))
+    return None
+
+
+@_rule("inv", "(Xᵀ)⁻¹ = (X⁻¹)ᵀ, printed X⁻ᵀ")
+def _inv_of_transposed(n, s):
+    x = n.args[0]
+    return E.transpose(Node("inv", x.args)) if x.op == "T" else None
