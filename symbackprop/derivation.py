@@ -99,9 +99,14 @@ class Derivation:
         # the results as printed, checked and emitted: simplified once (shared memo: shared parts stay shared)
         simplified = Simplifier()
         self.adjoints = {node: simplified(adj) for node, adj in self.sweep.adjoints.items()}
+        sizes: dict = {}
         self.grads: dict[str, Node] = {
-            n: canonical_scalar(self.adjoints.get(node, E.zeros(node.shape)), program.variables)
+            n: canonical_scalar(self.adjoints.get(node, E.zeros(node.shape)), program.variables, sizes)
             for n, node in self.wrt_nodes.items()}
+        #: the gradients as the sweep built them, derivative macros (tanh'(z), …) and all: the checker reads a
+        #: claim's forgotten factors off these; everything printed, checked and emitted uses `grads`
+        self.raw_grads: dict[str, Node] = {n: self.sweep.adjoints.get(node, E.zeros(node.shape))
+                                           for n, node in self.wrt_nodes.items()}
         self.checks: dict[str, Check] = self._self_check(seed) if check else {}
 
     # ----- naming -----

@@ -25,9 +25,11 @@ class Rewrite:
     name: str
     fn: Callable[[Node, Callable], Node | None]   # (node, simplify) -> an equal node, or None (no match)
     doc: str
+    when: frozenset | None = None         # it can only apply when an argument's operator is one of these
 
 
 REWRITES: dict[str, list[Rewrite]] = {}
+_CANDIDATES: dict[tuple, tuple] = {}
 
 
 def rewrites(op: str) -> list[Rewrite]:
@@ -35,15 +37,32 @@ def rewrites(op: str) -> list[Rewrite]:
     return REWRITES.get(op, [])
 
 
-def _rule(op: str, doc: str):
+def candidates(node: Node) -> tuple:
+    """The rewrites that may apply to `node`, by its operator and its arguments' operators (cached), so a
+    node no rewrite can match costs one lookup."""
+    args = node.args
+    key = (node.op, args[0].op) if len(args) == 1 else \
+        (node.op, args[0].op, args[1].op) if len(args) == 2 else (node.op,) + tuple(a.op for a in args)
+    hit = _CANDIDATES.get(key)
+    if hit is None:
+        ops = set(key[1:])
+        hit = _CANDIDATES[key] = tuple(r for r in rewrites(node.op) if r.when is None or r.when & ops)
+    return hit
+
+
+def _rule(op: str, doc: str, when=None):
     def register(fn):
-        REWRITES.setdefault(op, []).append(Rewrite(op, fn.__name__.lstrip("_"), fn, doc))
+        REWRITES.setdefault(op, []).append(Rewrite(op, fn.__name__.lstrip("_"), fn, doc,
+                                                   None if when is None else frozenset(when)))
         return fn
     return register
 
 
 def fn(name: str, x: Node) -> Node:
     return Node(name, (x,))
+
+
+_ONE = sympy.Integer(1)
 
 
 def _one() -> Node:
@@ -61,7 +80,6 @@ def _recip(x: Node) -> Node:
 #: written as a textbook writes it: the forward value by its name (exp′ -> exp, tanh′ -> 1 − tanh²), the
 #: reciprocal folded into the neighbouring factor (log′(u) -> 1 ⊘ u, so g ⊙ log′(u) prints g ⊘ u).
 CLOSED_FORMS: dict[str, Callable[[Node], Node]] = {
-    "sin'": lambda x: fn("cos", x),
     "cos'": lambda x: E.neg(fn("sin", x)),
     "tan'": lambda x: E.add(_one(), E.power(fn("tan", x), E.const(2))),
     "exp'": lambda x: fn("exp", x),
@@ -69,12 +87,15 @@ CLOSED_FORMS: dict[str, Callable[[Node], Node]] = {
     "sqrt'": lambda x: Node("div", (_one(), E.mul(E.const(2), fn("sqrt", x)))),
     "tanh'": lambda x: E.sub(_one(), E.power(fn("tanh", x), E.const(2))),
     "sigmoid'": lambda x: E.mul(fn("sigmoid", x), E.sub(_one(), fn("sigmoid", x))),
-    "abs'": lambda x: fn("sign", x),
-    "softplus'": lambda x: fn("sigmoid", x),
     "erf'": lambda x: E.mul(E.const(2 / sympy.sqrt(sympy.pi)), fn("exp", E.neg(E.mul(x, x)))),
     "step'": lambda x: E.zeros(x.shape),
     "sign'": lambda x: E.zeros(x.shape),
 }
+
+#: primes whose closed form is another function of the same argument: the prime prints as that function
+#: (sin′(u) as cos(u)) and stays one node, so the DAG above it is not rebuilt (what keeps the simplifier's
+#: cost within noise on deep formulas). It evaluates as the rule table's expansion, which is that function.
+PRINTED_AS: dict[str, str] = {"sin'": "cos", "abs'": "sign", "softplus'": "sigmoid"}
 
 #: primes that stay primes in results, and why (docs/formula-language.md, "How results are written").
 KEPT_PRIMES = {
@@ -129,7 +150,7 @@ def _square(n: Node) -> bool:
 
 # ----- elementwise products and quotients -----
 
-@_rule("mul", "a ⊙ (c ⊘ b) = c·(a ⊘ b): a reciprocal folds into the neighbouring factor (g ⊙ log′(u) = g ⊘ u)")
+@_rule("mul", "a ⊙ (c ⊘ b) = c·(a ⊘ b): a reciprocal folds into the neighbouring factor (g ⊙ log′(u) = g ⊘ u)", when=("div",))
 def _fold_reciprocal(n, s):
     a, b = n.args
     for x, y in ((a, b), (b, a)):
@@ -138,7 +159,7 @@ def _fold_reciprocal(n, s):
     return None
 
 
-@_rule("mul", "x ⊙ (a ⊘ x) = a, (x ⊙ r) ⊙ (a ⊘ x) = a ⊙ r (where the quotient is defined)")
+@_rule("mul", "x ⊙ (a ⊘ x) = a, (x ⊙ r) ⊙ (a ⊘ x) = a ⊙ r (where the quotient is defined)", when=("div",))
 def _cancel_quotient(n, s):
     a, b = n.args
     for x, y in ((a, b), (b, a)):
@@ -168,7 +189,7 @@ def _square_product(n, s):
 _PRODUCTS = ("dot", "matmul", "outer", "sum", "trace")
 
 
-@_rule("mul", "a scalar product's factors read function values first: cos(i)·gᵀ A x, not gᵀ A x·cos(i)")
+@_rule("mul", "a scalar product's factors read function values first: cos(i)·gᵀ A x, not gᵀ A x·cos(i)", when=_PRODUCTS)
 def _function_first(n, s):
     a, b = n.args
     if a.shape == () and b.shape == () and a.op in _PRODUCTS and b.op not in _PRODUCTS and b.op != "const" \
@@ -177,7 +198,7 @@ def _function_first(n, s):
     return None
 
 
-@_rule("div", "(a ⊘ b) ⊘ b = a ⊘ b²")
+@_rule("div", "(a ⊘ b) ⊘ b = a ⊘ b²", when=("div",))
 def _repeated_divisor(n, s):
     a, b = n.args
     if a.op == "div" and a.args[1] is b and a.shape == n.shape:
@@ -185,7 +206,7 @@ def _repeated_divisor(n, s):
     return None
 
 
-@_rule("div", "(c·a) ⊘ b with c a scalar constant = c·(a ⊘ b)")
+@_rule("div", "(c·a) ⊘ b with c a scalar constant = c·(a ⊘ b)", when=("mul", "neg"))
 def _div_coefficient(n, s):
     a, b = n.args
     c, x = E.split_coeff(a)
@@ -231,6 +252,8 @@ def _chain_product(factors) -> Node:
 
 @_rule("matmul", "repeated factors of a product are a power: Xᵀ Xᵀ Xᵀ = (Xᵀ)³")
 def _powers_of_products(n, s):
+    if n.args[0] is not n.args[1] and not any(a.op in ("matmul", "matrix_power") for a in n.args):
+        return None
     c = chain(n)
     flat = chain(n.args[0]), chain(n.args[1])
     if c is None or None in flat or sum(len(f) for f in flat) == len(c):
@@ -247,7 +270,7 @@ def _inverse_pair(a: Node, b: Node) -> bool:
     return inv_of(a, b) or inv_of(b, a)
 
 
-@_rule("matmul", "X⁻¹ X = I inside a product, whatever its association: X⁻ᵀ (X⁻ᵀ)² Xᵀ = (X⁻ᵀ)²")
+@_rule("matmul", "X⁻¹ X = I inside a product, whatever its association: X⁻ᵀ (X⁻ᵀ)² Xᵀ = (X⁻ᵀ)²", when=("matmul", "inv", "T"))
 def _cancel_inverse(n, s):
     c = chain(n)
     if c is None:
@@ -272,7 +295,7 @@ def _cancel_inverse(n, s):
     return _chain_product(out) if out else E.eye(n.shape[0])
 
 
-@_rule("matmul", "(s·A) B = s·(A B) for a scalar s")
+@_rule("matmul", "(s·A) B = s·(A B) for a scalar s", when=("mul", "div"))
 def _scalar_out_of_matmul(n, s):
     a, b = n.args
     for i, x in enumerate((a, b)):
@@ -283,7 +306,7 @@ def _scalar_out_of_matmul(n, s):
     return None
 
 
-@_rule("outer", "(s·u) vᵀ = s·(u vᵀ) for a scalar s")
+@_rule("outer", "(s·u) vᵀ = s·(u vᵀ) for a scalar s", when=("mul", "div"))
 def _scalar_out_of_outer(n, s):
     a, b = n.args
     for i, x in enumerate((a, b)):
@@ -314,24 +337,24 @@ def _collect(n, sign: int):
     return None
 
 
-@_rule("add", "equal terms are collected, whatever the association of their products: T + T = 2·T")
+@_rule("add", "equal terms are collected, whatever the association of their products: T + T = 2·T", when=("matmul", "mul", "neg"))
 def _collect_add(n, s):
     return _collect(n, 1)
 
 
-@_rule("sub", "equal terms are collected: 3·T − T = 2·T")
+@_rule("sub", "equal terms are collected: 3·T − T = 2·T", when=("matmul", "mul", "neg"))
 def _collect_sub(n, s):
     return _collect(n, -1)
 
 
-@_rule("add", "a + (−c)·b = a − c·b: no `+ −`")
+@_rule("add", "a + (−c)·b = a − c·b: no `+ −`", when=("mul", "neg"))
 def _plus_minus(n, s):
     a, b = n.args
     cb, xb = E.split_coeff(b)
-    if cb.is_number and cb < 0:
+    if cb is not _ONE and cb.is_negative:
         return E.sub(a, E.scaled(-cb, xb))
     ca, xa = E.split_coeff(a)
-    if ca.is_number and ca < 0 and not (cb.is_number and cb < 0):
+    if ca is not _ONE and ca.is_negative:
         return E.sub(b, E.scaled(-ca, xa))
     return None
 
@@ -352,7 +375,7 @@ def _as_outer(p: Node, depth: int = 4):
     return None
 
 
-@_rule("sum", "sum(I ⊙ X) = tr(X); sum(a ⊙ b) = aᵀb for vectors; sum(u vᵀ ⊙ A) = uᵀ A v")
+@_rule("sum", "sum(I ⊙ X) = tr(X); sum(a ⊙ b) = aᵀb for vectors; sum(u vᵀ ⊙ A) = uᵀ A v", when=("mul",))
 def _sum_of_product(n, s):
     x = n.args[0]
     if x.op != "mul" or x.args[0].shape != x.args[1].shape:
@@ -370,7 +393,7 @@ def _sum_of_product(n, s):
     return None
 
 
-@_rule("dot", "(Xᵀ a)ᵀ b = aᵀ X b")
+@_rule("dot", "(Xᵀ a)ᵀ b = aᵀ X b", when=("matmul",))
 def _dot_of_transposed(n, s):
     a, b = n.args
     if a.op == "matmul" and a.args[0].op == "T":
@@ -378,7 +401,7 @@ def _dot_of_transposed(n, s):
     return None
 
 
-@_rule("dot", "xᵀ (a ⊘ x) = sum(a) (where the quotient is defined)")
+@_rule("dot", "xᵀ (a ⊘ x) = sum(a) (where the quotient is defined)", when=("div",))
 def _dot_cancel(n, s):
     a, b = n.args
     for x, y in ((a, b), (b, a)):
@@ -387,7 +410,7 @@ def _dot_cancel(n, s):
     return None
 
 
-@_rule("dot", "(s·u)ᵀ v = s·uᵀv for a scalar s")
+@_rule("dot", "(s·u)ᵀ v = s·uᵀv for a scalar s", when=("mul", "div"))
 def _scalar_out_of_dot(n, s):
     a, b = n.args
     for i, x in enumerate((a, b)):
@@ -400,12 +423,12 @@ def _scalar_out_of_dot(n, s):
 
 # ----- inverses and determinants -----
 
-@_rule("inv", "(X⁻¹)⁻¹ = X")
+@_rule("inv", "(X⁻¹)⁻¹ = X", when=("inv",))
 def _inv_inv(n, s):
     return n.args[0].args[0] if n.args[0].op == "inv" else None
 
 
-@_rule("inv", "(X Y)⁻¹ = Y⁻¹ X⁻¹ for square X, Y")
+@_rule("inv", "(X Y)⁻¹ = Y⁻¹ X⁻¹ for square X, Y", when=("matmul",))
 def _inv_product(n, s):
     x = n.args[0]
     if x.op == "matmul" and _square(x.args[0]) and _square(x.args[1]):
@@ -413,12 +436,12 @@ def _inv_product(n, s):
     return None
 
 
-@_rule("det", "det(X⁻¹) = 1/det X")
+@_rule("det", "det(X⁻¹) = 1/det X", when=("inv",))
 def _det_inv(n, s):
     return E.div(_one(), Node("det", n.args[0].args)) if n.args[0].op == "inv" else None
 
 
-@_rule("det", "det(X Y) = det X det Y for square X, Y")
+@_rule("det", "det(X Y) = det X det Y for square X, Y", when=("matmul",))
 def _det_product(n, s):
     x = n.args[0]
     if x.op == "matmul" and _square(x.args[0]) and _square(x.args[1]):
@@ -426,7 +449,7 @@ def _det_product(n, s):
     return None
 
 
-@_rule("pow", "(x²)ᵏ stays; xᵃ with x = yᵇ: (yᵇ)ᵃ = yᵃᵇ for integer a, b")
+@_rule("pow", "(x²)ᵏ stays; xᵃ with x = yᵇ: (yᵇ)ᵃ = yᵃᵇ for integer a, b", when=("pow",))
 def _power_of_power(n, s):
     x, p = n.args
     if x.op == "pow" and p.op == "const" and x.args[1].op == "const" and p.attrs[0].is_Integer \
@@ -435,7 +458,7 @@ def _power_of_power(n, s):
     return None
 
 
-@_rule("det", "det(Xᵏ) = (det X)ᵏ")
+@_rule("det", "det(Xᵏ) = (det X)ᵏ", when=("matrix_power",))
 def _det_power(n, s):
     x = n.args[0]
     if x.op == "matrix_power":
@@ -443,7 +466,7 @@ def _det_power(n, s):
     return None
 
 
-@_rule("inv", "(Xᵏ)⁻¹ = (X⁻¹)ᵏ")
+@_rule("inv", "(Xᵏ)⁻¹ = (X⁻¹)ᵏ", when=("matrix_power",))
 def _inv_power(n, s):
     x = n.args[0]
     if x.op == "matrix_power":
@@ -451,7 +474,7 @@ def _inv_power(n, s):
     return None
 
 
-@_rule("T", "(Xᵏ)ᵀ = (Xᵀ)ᵏ")
+@_rule("T", "(Xᵏ)ᵀ = (Xᵀ)ᵏ", when=("matrix_power",))
 def _transposed_power(n, s):
     x = n.args[0]
     if x.op == "matrix_power":
@@ -485,6 +508,8 @@ _SUMS = ("add", "sub")
 
 def _cancels(x: Node, t: Node) -> bool:
     """Whether a term of the sum t is a quotient by x or by a factor of x (so x ⊙ t cancels something)."""
+    if not any(term.op in ("div", "mul", "neg") for term in t.args):
+        return False
     factors = x.args if x.op == "mul" else (x,)
     for term in t.args:
         d = E.split_coeff(term)[1]
@@ -493,7 +518,7 @@ def _cancels(x: Node, t: Node) -> bool:
     return False
 
 
-@_rule("mul", "x ⊙ (p ± q) = x ⊙ p ± x ⊙ q when that cancels: softmax(z) ⊙ (c − y ⊘ softmax(z)) = c·softmax(z) − y")
+@_rule("mul", "x ⊙ (p ± q) = x ⊙ p ± x ⊙ q when that cancels: softmax(z) ⊙ (c − y ⊘ softmax(z)) = c·softmax(z) − y", when=_SUMS)
 def _distribute(n, s):
     a, b = n.args
     for x, t in ((a, b), (b, a)):
@@ -506,7 +531,7 @@ def _distribute(n, s):
     return None
 
 
-@_rule("mul", "(a ⊘ b) ⊙ c = (a ⊙ c) ⊘ b when that is no larger: sin(x)/cos(x)² ⊙ sin(x) = sin(x)²/cos(x)²")
+@_rule("mul", "(a ⊘ b) ⊙ c = (a ⊙ c) ⊘ b when that is no larger: sin(x)/cos(x)² ⊙ sin(x) = sin(x)²/cos(x)²", when=("div",))
 def _quotient_out(n, s):
     a, b = n.args
     for x, y in ((a, b), (b, a)):
@@ -524,7 +549,7 @@ def _factors(t: Node):
     return [t.args, t.args[::-1]] if t.op == "mul" else []
 
 
-@_rule("sub", "a ⊙ (1 − b) − (1 − a) ⊙ b = a − b (the logistic loss's gradient)")
+@_rule("sub", "a ⊙ (1 − b) − (1 − a) ⊙ b = a − b (the logistic loss's gradient)", when=("mul",))
 def _logistic(n, s):
     p, q = n.args
     for a, one_b in _factors(p):
@@ -537,7 +562,7 @@ def _logistic(n, s):
     return None
 
 
-@_rule("T", "S⁻ᵀ = S⁻¹ for a symmetric S (Xᵀ X, X Xᵀ, …): ((Xᵀ X)⁻¹)ᵀ = (Xᵀ X)⁻¹")
+@_rule("T", "S⁻ᵀ = S⁻¹ for a symmetric S (Xᵀ X, X Xᵀ, …): ((Xᵀ X)⁻¹)ᵀ = (Xᵀ X)⁻¹", when=("inv",))
 def _symmetric_inverse(n, s):
     x = n.args[0]
     if x.op == "inv" and E.transpose(x.args[0]) is x.args[0]:
@@ -545,7 +570,7 @@ def _symmetric_inverse(n, s):
     return None
 
 
-@_rule("div", "(x ⊙ r) ⊘ x = r (where the quotient is defined)")
+@_rule("div", "(x ⊙ r) ⊘ x = r (where the quotient is defined)", when=("mul",))
 def _cancel_factor(n, s):
     a, b = n.args
     if a.op == "mul":
@@ -555,7 +580,7 @@ def _cancel_factor(n, s):
     return None
 
 
-@_rule("div", "(c·a) ⊘ (d·b) = (c/d)·(a ⊘ b) for constants c, d")
+@_rule("div", "(c·a) ⊘ (d·b) = (c/d)·(a ⊘ b) for constants c, d", when=("mul", "neg"))
 def _div_constants(n, s):
     (ca, xa), (cb, xb) = E.split_coeff(n.args[0]), E.split_coeff(n.args[1])
     if ca != 1 and cb != 1 and xa.shape == n.shape:
@@ -563,7 +588,7 @@ def _div_constants(n, s):
     return None
 
 
-@_rule("outer", "u (Xᵀ v)ᵀ = u vᵀ X")
+@_rule("outer", "u (Xᵀ v)ᵀ = u vᵀ X", when=("matmul",))
 def _outer_of_transposed(n, s):
     u, w = n.args
     if w.op == "matmul" and w.args[0].op == "T" and w.args[1].ndim == 1:
@@ -571,7 +596,7 @@ def _outer_of_transposed(n, s):
     return None
 
 
-@_rule("mul", "c·(a ⊘ (d·b)) = (c/d)·(a ⊘ b) for constants c, d: 2·x ⊘ (2·√u) = x ⊘ √u")
+@_rule("mul", "c·(a ⊘ (d·b)) = (c/d)·(a ⊘ b) for constants c, d: 2·x ⊘ (2·√u) = x ⊘ √u", when=("div",))
 def _constant_over_constant(n, s):
     c, y = n.args
     if c.op == "const" and y.op == "div":
@@ -581,7 +606,7 @@ def _constant_over_constant(n, s):
     return None
 
 
-@_rule("inv", "(Xᵀ)⁻¹ = (X⁻¹)ᵀ, printed X⁻ᵀ")
+@_rule("inv", "(Xᵀ)⁻¹ = (X⁻¹)ᵀ, printed X⁻ᵀ", when=("T",))
 def _inv_of_transposed(n, s):
     x = n.args[0]
     return E.transpose(Node("inv", x.args)) if x.op == "T" else None

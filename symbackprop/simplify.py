@@ -15,8 +15,8 @@ checked against finite differences and emitted (Derivation.grads).
 from __future__ import annotations
 
 from .errors import InternalError
-from .expr import Node, apply, format_shape, walk
-from .rules_simplify import rewrites
+from .expr import Node, apply, format_shape
+from .rules_simplify import candidates
 
 #: Rewrites tried on one node before it is left as it is (a safeguard: the rules terminate on their own).
 MAX_REWRITES = 12
@@ -46,16 +46,22 @@ class Simplifier:
 
     def _simplify(self, root: Node) -> Node:
         memo = self.memo
-        for node in walk(root, stop=memo):
+        for node in _pending(root, memo):
             if node in memo:
                 continue
             if not node.args:
                 memo[node] = node
                 continue
-            args = tuple(memo[a] for a in node.args)
-            new = node if all(x is y for x, y in zip(args, node.args)) else apply(node.op, *args, attrs=node.attrs)
+            args = [memo[a] for a in node.args]
+            same = True
+            for x, y in zip(args, node.args):
+                if x is not y:
+                    same = False
+                    break
+            new = node if same else apply(node.op, *args, attrs=node.attrs)
             if new is node:
-                new = self._rewrite(new)
+                if candidates(node):                 # most nodes: one lookup says no rewrite can apply
+                    new = self._rewrite(new)
             elif new in memo:
                 new = memo[new]
             else:                                    # the constructors may have built new inner nodes too
@@ -67,7 +73,7 @@ class Simplifier:
     def _rewrite(self, node: Node) -> Node:
         passed = []
         for _ in range(MAX_REWRITES):
-            for rule in rewrites(node.op):
+            for rule in candidates(node):
                 out = rule.fn(node, self)
                 if out is None or out is node:
                     continue
@@ -84,6 +90,26 @@ class Simplifier:
         for p in passed:
             self.memo[p] = node
         return node
+
+
+def _pending(root: Node, memo: dict) -> list[Node]:
+    """The nodes under `root` not yet in `memo`, arguments before users (iterative: any depth)."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen or node in memo:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for arg in node.args:
+            if arg not in memo and id(arg) not in seen:
+                stack.append((arg, False))
+    return order
 
 
 def simplify(root: Node) -> Node:
