@@ -174,7 +174,7 @@ class Problem:
         inter[wrt] = target
         prog = dataclasses.replace(program, objective=objective, intermediates=inter)
         d = Derivation(prog, wrt=[wrt], check=True, seed=self.seed)
-        self._truths[wrt] = (d.grads[wrt], d, target)
+        self._truths[wrt] = (d.raw_grads[wrt], d, target)     # with its primes: a forgotten tanh' is named
         return self._truths[wrt]
 
     def _locate(self, name: str, node: Node) -> tuple[Node, list[Node]]:

@@ -117,6 +117,15 @@ for _op in CLOSED_FORMS:
 
 # ----- pattern helpers -----
 
+def same(a: Node, b: Node) -> bool:
+    """a and b are one value: the same node, or a prime that prints as a function and that function
+    (sin′(x) and cos(x))."""
+    if a is b:
+        return True
+    a2 = Node(PRINTED_AS[a.op], a.args) if a.op in PRINTED_AS else a
+    b2 = Node(PRINTED_AS[b.op], b.args) if b.op in PRINTED_AS else b
+    return a2 is b2
+
 def _is(n: Node, op: str) -> bool:
     return n.op == op
 
@@ -165,11 +174,11 @@ def _cancel_quotient(n, s):
     for x, y in ((a, b), (b, a)):
         if y.op != "div":
             continue
-        if y.args[1] is x and y.args[0].shape == n.shape:
+        if same(y.args[1], x) and y.args[0].shape == n.shape:
             return y.args[0]
         if x.op == "mul" and x.shape == n.shape:
             for f, r in (x.args, x.args[::-1]):
-                if f is y.args[1] and f.shape == r.shape:
+                if same(f, y.args[1]) and f.shape == r.shape:
                     return E.mul(y.args[0], r)
     return None
 
@@ -201,7 +210,7 @@ def _function_first(n, s):
 @_rule("div", "(a ⊘ b) ⊘ b = a ⊘ b²", when=("div",))
 def _repeated_divisor(n, s):
     a, b = n.args
-    if a.op == "div" and a.args[1] is b and a.shape == n.shape:
+    if a.op == "div" and same(a.args[1], b) and a.shape == n.shape:
         return E.div(a.args[0], E.power(b, E.const(2)))
     return None
 
@@ -405,7 +414,7 @@ def _dot_of_transposed(n, s):
 def _dot_cancel(n, s):
     a, b = n.args
     for x, y in ((a, b), (b, a)):
-        if y.op == "div" and y.args[1] is x and y.args[0].shape == x.shape:
+        if y.op == "div" and same(y.args[1], x) and y.args[0].shape == x.shape:
             return E.sum_all(y.args[0])
     return None
 
@@ -513,7 +522,7 @@ def _cancels(x: Node, t: Node) -> bool:
     factors = x.args if x.op == "mul" else (x,)
     for term in t.args:
         d = E.split_coeff(term)[1]
-        if d.op == "div" and any(d.args[1] is f for f in factors):
+        if d.op == "div" and any(same(d.args[1], f) for f in factors):
             return True
     return False
 
@@ -575,7 +584,7 @@ def _cancel_factor(n, s):
     a, b = n.args
     if a.op == "mul":
         for f, r in (a.args, a.args[::-1]):
-            if f is b and r.shape == n.shape:
+            if same(f, b) and r.shape == n.shape:
                 return r
     return None
 
