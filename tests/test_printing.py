@@ -385,7 +385,7 @@ COMMANDS = [
     (["derive", *MLP, "--json"], 0, '"text": "x4 x2\\u1d40"'),
     (["derive", "mean(x)**2 - 0.2*mean(x*x)", "-s", "x=n", "--hessian", "--hvp", "--wrt", "x"], 0,
      "d^2L/dx^2 = 2/n^2*ones ones^T - 2/(5*n)*I    [nxn]"),
-    (["derive", "sum(inv(X))", "-s", "X=n,n"], 0, "dL/dX = -(X^(-1))^T ones (X^(-1))^T    [nxn]"),
+    (["derive", "sum(inv(X))", "-s", "X=n,n"], 0, "dL/dX = -X^(-T) ones X^(-T)    [nxn]"),
     (["check", "x @ A @ x", "-s", "A=n,n", "-s", "x=n", "--wrt", "x", "--claim", "A @ x"], 1, "A x"),
     (["codegen", *MLP, "-o", "{tmp}/mlp.py"], 0, "wrote"),
     (["codegen", *MLP], 0, "def value_and_grad"),
