@@ -80,7 +80,7 @@ def value_and_grad(A, x, y):
     x4 = x2 - x3  # (m,)
     value = np.mean(x4)
     # backward
-    grad_x = A.T @ ((-1/m) * y + (1/m) * np.exp(-np.logaddexp(0.0, -x1)))  # (n,)
+    grad_x = A.T @ ((1/m) * np.exp(-np.logaddexp(0.0, -x1)) - (1/m) * y)  # (n,)
     return value, {'x': grad_x}
 
 
@@ -91,7 +91,7 @@ def grad(A, x, y):
     x2 = np.logaddexp(0.0, x1)  # (m,)
     x3 = y * x1  # (m,)
     x4 = x2 - x3  # (m,)
-    grad_x = A.T @ ((-1/m) * y + (1/m) * np.exp(-np.logaddexp(0.0, -x1)))  # (n,)
+    grad_x = A.T @ ((1/m) * np.exp(-np.logaddexp(0.0, -x1)) - (1/m) * y)  # (n,)
     return {'x': grad_x}
 
 

@@ -10,7 +10,7 @@ checked against finite differences and emitted (Derivation.grads).
 >>> from symbackprop.rules import apply_fn
 >>> x = var("x", (3,))
 >>> print(simplify(apply_fn("log'", x) * var("g", (3,))))
-<div g/x : 3>
+<div g ⊘ x : 3>
 """
 from __future__ import annotations
 
