@@ -619,3 +619,9 @@ def _constant_over_constant(n, s):
 def _inv_of_transposed(n, s):
     x = n.args[0]
     return E.transpose(Node("inv", x.args)) if x.op == "T" else None
+
+
+@_rule("outer", "𝟙 𝟙ᵀ is the matrix of ones, which folds into its neighbours (1/B·𝟙 𝟙ᵀ ⊙ Y = 1/B·Y)",
+       when=("ones",))
+def _ones_outer(n, s):
+    return E.ones(n.shape) if all(a.op == "ones" for a in n.args) else None

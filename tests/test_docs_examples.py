@@ -13,7 +13,7 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
-DOCS = ["docs/handout.md", "README.md"]
+DOCS = ["docs/handout.md", "README.md", "docs/formula-language.md"]
 BLOCK = re.compile(r"```console\n\$ (symbackprop [^\n]*(?:\\\n[^\n]*)*)\n(.*?)```", re.S)
 
 

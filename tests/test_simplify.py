@@ -81,6 +81,7 @@ CASES = [
     ("cancel_factor", E.div(E.mul(x, y), x), "y"),
     ("div_constants", E.Node("div", (E.mul(E.const(6), g), E.mul(E.const(2), x))), "3·g ⊘ x"),
     ("outer_of_transposed", E.outer(u, X.T @ v), "u vᵀ X"),
+    ("ones_outer", E.mul(E.mul(E.const(2), E.outer(E.ones((N,)), E.ones((N,)))), X), "2·X"),
     ("constant_over_constant", E.Node("mul", (E.const(2), E.div(g, E.mul(E.const(2), x)))), "g ⊘ x"),
 ]
 

@@ -202,5 +202,25 @@ def test_identities_corpus_figures():
     assert figures["fraction"] >= 0.9, figures
 
 
+#: Shapes of the formulas in the README's Cookbook table.
+README_SHAPES = {"a": "m", "b": "n", "X": "m,n", "A": "p,m", "B": "n,p", "x": "n", "y": "k", "W": "k,n"}
+README_SQUARE = {"x @ B @ x": {"x": "n", "B": "n,n"}, "logdet(X)": SQ, "trace(X @ X @ X @ X)": SQ, "det(X @ X)": SQ,
+                 "a @ inv(X) @ b": {"a": "n", "X": "n,n", "b": "n"}}
+
+
+def test_readme_cookbook_table_is_real():
+    """The README's table of Cookbook identities shows what derive prints today."""
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([^`]+)` \| (∂ℓ/∂\w+) = (.+) \|$", readme, re.M)
+    assert len(rows) >= 8
+    for formula, lhs, shown in rows:
+        shapes = README_SQUARE.get(formula) or {k: v for k, v in README_SHAPES.items() if re.search(rf"\b{k}\b", formula)}
+        wrt = lhs.split("∂")[-1]
+        d = derive(formula, shapes=shapes, wrt=[wrt])
+        line = d.text().splitlines()[0]
+        assert line.split(" = ", 1)[1].rsplit("    [", 1)[0] == shown, (formula, line)
+
+
 if __name__ == "__main__":
     print("textbook corpus:", measure())
