@@ -621,7 +621,12 @@ def _inv_of_transposed(n, s):
     return E.transpose(Node("inv", x.args)) if x.op == "T" else None
 
 
-@_rule("outer", "𝟙 𝟙ᵀ is the matrix of ones, which folds into its neighbours (1/B·𝟙 𝟙ᵀ ⊙ Y = 1/B·Y)",
-       when=("ones",))
+@_rule("mul", "(c·𝟙 𝟙ᵀ) ⊙ Y = c·Y: a matrix of ones folds into its neighbour (1/B·𝟙 𝟙ᵀ ⊙ Y = 1/B·Y); alone it stays "
+              "𝟙 𝟙ᵀ, whose sizes the vectors carry", when=("outer", "mul", "neg"))
 def _ones_outer(n, s):
-    return E.ones(n.shape) if all(a.op == "ones" for a in n.args) else None
+    a, b = n.args
+    for x, y in ((a, b), (b, a)):
+        c, core = E.split_coeff(x)
+        if core.op == "outer" and all(v.op == "ones" for v in core.args) and y.shape == n.shape:
+            return E.scaled(c, y)
+    return None

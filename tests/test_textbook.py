@@ -202,6 +202,20 @@ def test_identities_corpus_figures():
     assert figures["fraction"] >= 0.9, figures
 
 
+def test_every_view_prints_the_simplified_dag():
+    """Text, LaTeX, JSON (text, LaTeX, NumPy) and codegen all print the one simplified expression, and the
+    self-check evaluated that same expression (issue 13, item 4)."""
+    from symbackprop.emit import emit_module
+    d = derive("-y @ log(softmax(W @ x))", shapes={"y": "k", "W": "k,d", "x": "d"}, wrt=["W"])
+    g = d.to_dict()["gradients"]["W"]
+    assert d.text().splitlines()[0] == "∂ℓ/∂W = (sum(y)·softmax(W x) − y) xᵀ    [k×d]" and g["text"] == \
+        "(sum(y)·softmax(W x) − y) xᵀ"
+    assert g["latex"] in d.latex() and "\\operatorname{sum}\\left(y\\right) \\, \\operatorname{softmax}" in g["latex"]
+    assert g["numpy"] == "np.outer(np.sum(y) * _softmax(W @ x) - y, x)"
+    assert "np.outer(np.sum(y) * _softmax(x1) - y, x)" in emit_module(d)
+    assert "log'" not in repr(d.grads["W"]) and d.checks["W"].verified
+
+
 #: Shapes of the formulas in the README's Cookbook table.
 README_SHAPES = {"a": "m", "b": "n", "X": "m,n", "A": "p,m", "B": "n,p", "x": "n", "y": "k", "W": "k,n"}
 README_SQUARE = {"x @ B @ x": {"x": "n", "B": "n,n"}, "logdet(X)": SQ, "trace(X @ X @ X @ X)": SQ, "det(X @ X)": SQ,
