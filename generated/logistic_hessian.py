@@ -66,6 +66,7 @@ def forward(A, x, y):
     x1 = A @ x  # (m,)
     x2 = np.logaddexp(0.0, x1)  # (m,)
     x3 = y * x1  # (m,)
+    del x1
     x4 = x2 - x3  # (m,)
     return np.mean(x4)
 
@@ -78,9 +79,11 @@ def value_and_grad(A, x, y):
     x2 = np.logaddexp(0.0, x1)  # (m,)
     x3 = y * x1  # (m,)
     x4 = x2 - x3  # (m,)
+    del x2, x3
     value = np.mean(x4)
+    del x4
     # backward
-    grad_x = A.T @ ((1/m) * np.exp(-np.logaddexp(0.0, -x1)) - (1/m) * y)  # (n,)
+    grad_x = A.T @ ((-1/m) * y + (1/m) * np.exp(-np.logaddexp(0.0, -x1)))  # (n,)
     return value, {'x': grad_x}
 
 
@@ -88,10 +91,7 @@ def grad(A, x, y):
     """The gradient alone, as value_and_grad gives it, without computing the value (training loops)."""
     m, n = _dims(A, x, y)
     x1 = A @ x  # (m,)
-    x2 = np.logaddexp(0.0, x1)  # (m,)
-    x3 = y * x1  # (m,)
-    x4 = x2 - x3  # (m,)
-    grad_x = A.T @ ((1/m) * np.exp(-np.logaddexp(0.0, -x1)) - (1/m) * y)  # (n,)
+    grad_x = A.T @ ((-1/m) * y + (1/m) * np.exp(-np.logaddexp(0.0, -x1)))  # (n,)
     return {'x': grad_x}
 
 
@@ -118,5 +118,6 @@ def hessian(A, x, y):
     x1 = A @ x  # (m,)
     # gradient
     _t0 = np.exp(-np.logaddexp(0.0, -x1))  # (m,)
+    del x1
     _t1 = _t0 * (1.0 - _t0)  # (m,)
     return (1/m) * (A.T @ (_t1[:, None] * A))

@@ -69,7 +69,9 @@ def forward(W2, W1, x, b, y):
     d, = _dims(W2, W1, x, b, y)
     x1 = W1 @ x + b  # (d,)
     x2 = np.maximum(x1, 0.0)  # (d,)
+    del x1
     x3 = W2 @ x2  # (d,)
+    del x2
     x4 = x3 - y  # (d,)
     return 0.5 * (x4 @ x4)
 
@@ -82,10 +84,13 @@ def value_and_grad(W2, W1, x, b, y):
     x2 = np.maximum(x1, 0.0)  # (d,)
     x3 = W2 @ x2  # (d,)
     x4 = x3 - y  # (d,)
+    del x3
     value = 0.5 * (x4 @ x4)
     # backward
     g_x1 = (W2.T @ x4) * (x1 > 0)  # (d,)
+    del x1
     grad_W2 = np.outer(x4, x2)  # (d, d)
+    del x2
     grad_W1 = np.outer(g_x1, x)  # (d, d)
     grad_x = W1.T @ g_x1  # (d,)
     grad_b = g_x1  # (d,)
@@ -100,8 +105,11 @@ def grad(W2, W1, x, b, y):
     x2 = np.maximum(x1, 0.0)  # (d,)
     x3 = W2 @ x2  # (d,)
     x4 = x3 - y  # (d,)
+    del x3
     g_x1 = (W2.T @ x4) * (x1 > 0)  # (d,)
+    del x1
     grad_W2 = np.outer(x4, x2)  # (d, d)
+    del x2
     grad_W1 = np.outer(g_x1, x)  # (d, d)
     grad_x = W1.T @ g_x1  # (d,)
     grad_b = g_x1  # (d,)

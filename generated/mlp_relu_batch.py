@@ -74,7 +74,9 @@ def forward(W2, W1, x, b, y):
     k, h, d, B = _dims(W2, W1, x, b, y)
     x1 = x @ W1.T + b  # (B, h)
     x2 = np.maximum(x1, 0.0)  # (B, h)
+    del x1
     x3 = x2 @ W2.T  # (B, k)
+    del x2
     x4 = x3 - y  # (B, k)
     return 0.5 * np.vdot(x4, x4) / B
 
@@ -87,13 +89,17 @@ def value_and_grad(W2, W1, x, b, y):
     x2 = np.maximum(x1, 0.0)  # (B, h)
     x3 = x2 @ W2.T  # (B, k)
     x4 = x3 - y  # (B, k)
+    del x3
     value = 0.5 * np.vdot(x4, x4) / B
     # backward
     _seed = 1.0 / B  # the seed of the reverse sweep: d(mean)/d(each example's objective)
     g_x3 = _seed * x4  # (B, k)
+    del x4
     g_x1 = (g_x3 @ W2) * (x1 > 0)  # (B, h)
+    del x1
     grad_W1 = g_x1.T @ x  # (h, d)
     grad_b = g_x1.sum(axis=0)  # (h,)
+    del g_x1
     grad_W2 = g_x3.T @ x2  # (k, h)
     return value, {'W1': grad_W1, 'b': grad_b, 'W2': grad_W2}
 
@@ -105,10 +111,14 @@ def grad(W2, W1, x, b, y):
     x2 = np.maximum(x1, 0.0)  # (B, h)
     x3 = x2 @ W2.T  # (B, k)
     x4 = x3 - y  # (B, k)
+    del x3
     _seed = 1.0 / B  # the seed of the reverse sweep: d(mean)/d(each example's objective)
     g_x3 = _seed * x4  # (B, k)
+    del x4
     g_x1 = (g_x3 @ W2) * (x1 > 0)  # (B, h)
+    del x1
     grad_W1 = g_x1.T @ x  # (h, d)
     grad_b = g_x1.sum(axis=0)  # (h,)
+    del g_x1
     grad_W2 = g_x3.T @ x2  # (k, h)
     return {'W1': grad_W1, 'b': grad_b, 'W2': grad_W2}

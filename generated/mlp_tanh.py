@@ -69,7 +69,9 @@ def forward(W2, W1, x, b, y):
     d, = _dims(W2, W1, x, b, y)
     x1 = W1 @ x + b  # (d,)
     x2 = np.tanh(x1)  # (d,)
+    del x1
     x3 = W2 @ x2  # (d,)
+    del x2
     x4 = x3 - y  # (d,)
     return 0.5 * (x4 @ x4)
 
@@ -80,12 +82,15 @@ def value_and_grad(W2, W1, x, b, y):
     # forward
     x1 = W1 @ x + b  # (d,)
     x2 = np.tanh(x1)  # (d,)
+    del x1
     x3 = W2 @ x2  # (d,)
     x4 = x3 - y  # (d,)
+    del x3
     value = 0.5 * (x4 @ x4)
     # backward
     g_x1 = (W2.T @ x4) * (1.0 - x2 ** 2.0)  # (d,)
     grad_W2 = np.outer(x4, x2)  # (d, d)
+    del x2
     grad_W1 = np.outer(g_x1, x)  # (d, d)
     grad_x = W1.T @ g_x1  # (d,)
     grad_b = g_x1  # (d,)
@@ -98,10 +103,13 @@ def grad(W2, W1, x, b, y):
     d, = _dims(W2, W1, x, b, y)
     x1 = W1 @ x + b  # (d,)
     x2 = np.tanh(x1)  # (d,)
+    del x1
     x3 = W2 @ x2  # (d,)
     x4 = x3 - y  # (d,)
+    del x3
     g_x1 = (W2.T @ x4) * (1.0 - x2 ** 2.0)  # (d,)
     grad_W2 = np.outer(x4, x2)  # (d, d)
+    del x2
     grad_W1 = np.outer(g_x1, x)  # (d, d)
     grad_x = W1.T @ g_x1  # (d,)
     grad_b = g_x1  # (d,)

@@ -78,7 +78,5 @@ def value_and_grad(x):
 def grad(x):
     """The gradient alone, as value_and_grad gives it, without computing the value (training loops)."""
     _dims(x)
-    x1 = x ** 2.0  # ()
-    x2 = x1 ** 2.0  # ()
     grad_x = 4.0 * x ** 3.0 + 2.0 * x  # ()
     return {'x': grad_x}

@@ -75,9 +75,13 @@ def forward(v, w, x, b, c, y):
     h, B = _dims(v, w, x, b, c, y)
     x1 = x[:, None] * w  # (B, h)
     x2 = x1 + b  # (B, h)
+    del x1
     x3 = np.maximum(x2, 0.0)  # (B, h)
+    del x2
     x4 = x3 @ v  # (B,)
+    del x3
     x5 = x4 + c  # (B,)
+    del x4
     x6 = x5 - y  # (B,)
     return x6 @ x6 / B
 
@@ -88,15 +92,21 @@ def value_and_grad(v, w, x, b, c, y):
     # forward
     x1 = x[:, None] * w  # (B, h)
     x2 = x1 + b  # (B, h)
+    del x1
     x3 = np.maximum(x2, 0.0)  # (B, h)
+    del x2
     x4 = x3 @ v  # (B,)
     x5 = x4 + c  # (B,)
+    del x4
     x6 = x5 - y  # (B,)
+    del x5
     value = x6 @ x6 / B
     # backward
     _seed = 2.0 / B  # the seed of the reverse sweep: d(mean)/d(each example's objective) times 2.0, the factor every gradient shares
     _t0 = _seed * x6  # (B,)
+    del x6
     grad_v = _t0 @ x3  # (h,)
+    del x3
     grad_c = _t0.sum()  # ()
     return value, {'v': grad_v, 'c': grad_c}
 
@@ -106,12 +116,18 @@ def grad(v, w, x, b, c, y):
     h, B = _dims(v, w, x, b, c, y)
     x1 = x[:, None] * w  # (B, h)
     x2 = x1 + b  # (B, h)
+    del x1
     x3 = np.maximum(x2, 0.0)  # (B, h)
+    del x2
     x4 = x3 @ v  # (B,)
     x5 = x4 + c  # (B,)
+    del x4
     x6 = x5 - y  # (B,)
+    del x5
     _seed = 2.0 / B  # the seed of the reverse sweep: d(mean)/d(each example's objective) times 2.0, the factor every gradient shares
     _t0 = _seed * x6  # (B,)
+    del x6
     grad_v = _t0 @ x3  # (h,)
+    del x3
     grad_c = _t0.sum()  # ()
     return {'v': grad_v, 'c': grad_c}

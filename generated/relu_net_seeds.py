@@ -78,10 +78,14 @@ def forward(x, w, o, b, v, c, y):
     x1 = x[:, :, None] * w[:, None, :]  # (_B, B, h)
     x2 = o[:, :, None] * b[:, None, :]  # (_B, B, h)
     x3 = x1 + x2  # (_B, B, h)
+    del x1, x2
     x4 = np.maximum(x3, 0.0)  # (_B, B, h)
+    del x3
     x5 = c[:, None] * o  # (_B, B)
     x6 = np.einsum('bij,bj->bi', x4, v) + x5  # (_B, B)
+    del x4, x5
     x7 = x6 - y  # (_B, B)
+    del x6
     x8 = x7 ** 2.0  # (_B, B)
     return x8.mean(axis=1).sum() / _B
 
@@ -93,19 +97,27 @@ def value_and_grad(x, w, o, b, v, c, y):
     x1 = x[:, :, None] * w[:, None, :]  # (_B, B, h)
     x2 = o[:, :, None] * b[:, None, :]  # (_B, B, h)
     x3 = x1 + x2  # (_B, B, h)
+    del x1, x2
     x4 = np.maximum(x3, 0.0)  # (_B, B, h)
     x5 = c[:, None] * o  # (_B, B)
     x6 = np.einsum('bij,bj->bi', x4, v) + x5  # (_B, B)
+    del x5
     x7 = x6 - y  # (_B, B)
+    del x6
     x8 = x7 ** 2.0  # (_B, B)
     value = x8.mean(axis=1).sum() / _B
+    del x8
     # backward
     _seed = (2/B) / _B  # the seed of the reverse sweep: d(mean)/d(each example's objective) times (2/B), the factor every gradient shares
     _t0 = _seed * x7  # (_B, B)
+    del x7
     _t1 = (v[:, :, None] * _t0[:, None, :]) * np.swapaxes(np.heaviside(x3, 0.0), 1, 2)  # (_B, h, B)
+    del x3
     grad_w = np.einsum('bij,bj->bi', _t1, x)  # (_B, h)
     grad_b = np.einsum('bij,bj->bi', _t1, o)  # (_B, h)
+    del _t1
     grad_v = np.einsum('bij,bj->bi', np.swapaxes(x4, 1, 2), _t0)  # (_B, h)
+    del x4
     grad_c = (_t0 * o).sum(axis=1)  # (_B,)
     return value, {'w': grad_w, 'b': grad_b, 'v': grad_v, 'c': grad_c}
 
@@ -116,16 +128,22 @@ def grad(x, w, o, b, v, c, y):
     x1 = x[:, :, None] * w[:, None, :]  # (_B, B, h)
     x2 = o[:, :, None] * b[:, None, :]  # (_B, B, h)
     x3 = x1 + x2  # (_B, B, h)
+    del x1, x2
     x4 = np.maximum(x3, 0.0)  # (_B, B, h)
     x5 = c[:, None] * o  # (_B, B)
     x6 = np.einsum('bij,bj->bi', x4, v) + x5  # (_B, B)
+    del x5
     x7 = x6 - y  # (_B, B)
-    x8 = x7 ** 2.0  # (_B, B)
+    del x6
     _seed = (2/B) / _B  # the seed of the reverse sweep: d(mean)/d(each example's objective) times (2/B), the factor every gradient shares
     _t0 = _seed * x7  # (_B, B)
+    del x7
     _t1 = (v[:, :, None] * _t0[:, None, :]) * np.swapaxes(np.heaviside(x3, 0.0), 1, 2)  # (_B, h, B)
+    del x3
     grad_w = np.einsum('bij,bj->bi', _t1, x)  # (_B, h)
     grad_b = np.einsum('bij,bj->bi', _t1, o)  # (_B, h)
+    del _t1
     grad_v = np.einsum('bij,bj->bi', np.swapaxes(x4, 1, 2), _t0)  # (_B, h)
+    del x4
     grad_c = (_t0 * o).sum(axis=1)  # (_B,)
     return {'w': grad_w, 'b': grad_b, 'v': grad_v, 'c': grad_c}

@@ -70,7 +70,9 @@ def forward(W2, W1, x, b, y):
     k, h, d = _dims(W2, W1, x, b, y)
     x1 = W1 @ x + b  # (h,)
     x2 = np.tanh(x1)  # (h,)
+    del x1
     x3 = W2 @ x2  # (k,)
+    del x2
     x4 = x3 - y  # (k,)
     return 0.5 * (x4 @ x4)
 
@@ -81,8 +83,10 @@ def value_and_grad(W2, W1, x, b, y):
     # forward
     x1 = W1 @ x + b  # (h,)
     x2 = np.tanh(x1)  # (h,)
+    del x1
     x3 = W2 @ x2  # (k,)
     x4 = x3 - y  # (k,)
+    del x3
     value = 0.5 * (x4 @ x4)
     # backward
     grad_x = W1.T @ ((W2.T @ x4) * (1.0 - x2 ** 2.0))  # (d,)
@@ -94,8 +98,10 @@ def grad(W2, W1, x, b, y):
     k, h, d = _dims(W2, W1, x, b, y)
     x1 = W1 @ x + b  # (h,)
     x2 = np.tanh(x1)  # (h,)
+    del x1
     x3 = W2 @ x2  # (k,)
     x4 = x3 - y  # (k,)
+    del x3
     grad_x = W1.T @ ((W2.T @ x4) * (1.0 - x2 ** 2.0))  # (d,)
     return {'x': grad_x}
 
@@ -109,8 +115,10 @@ def hvp(direction, W2, W1, x, b, y):
     # forward
     x1 = W1 @ x + b  # (h,)
     x2 = np.tanh(x1)  # (h,)
+    del x1
     x3 = W2 @ x2  # (k,)
     x4 = x3 - y  # (k,)
+    del x3
     # gradient
     _t1 = 1.0 - x2 ** 2.0  # (h,)
     # along the direction
@@ -127,8 +135,10 @@ def hessian(W2, W1, x, b, y):
     # forward
     x1 = W1 @ x + b  # (h,)
     x2 = np.tanh(x1)  # (h,)
+    del x1
     x3 = W2 @ x2  # (k,)
     x4 = x3 - y  # (k,)
+    del x3
     # gradient
     _t0 = 1.0 - x2 ** 2.0  # (h,)
     _t1 = _t0 * x2 * (W2.T @ x4)  # (h,)

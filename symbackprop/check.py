@@ -38,29 +38,29 @@ from .check_support import (  # noqa: F401
     KINK_STALE,
     KINK_TRIES,
     RTOL,
-    _agrees,
-    _array_text,
-    _canonical,
-    _close,
-    _cover_kinks,
-    _describe_substitute,
-    _dims_tried,
-    _domain_args,
-    _finite,
-    _good_point,
-    _json_array,
-    _let_items,
-    _nice,
-    _orient,
-    _shape_specs,
-    _terms,
-    _unname,
+    agrees_with_truth,
+    all_finite,
+    array_text,
+    canonical,
+    claim_domain_args,
+    close,
+    cover_kinks,
+    describe_substitute,
+    good_point,
+    json_array,
+    let_items,
+    nice,
+    orient_value,
+    shape_specs,
+    signed_terms,
+    tried_dims,
+    unname,
 )
 from .derivation import Derivation, resolve_wrt
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .evaluate import evaluate, random_dims, random_point
 from .expr import Node, format_shape, shapes_equal, walk
-from .judge import _Judge, _split_gradient  # noqa: F401
+from .judge import Judge, split_gradient  # noqa: F401
 from .parse import MAX_FORMULA_CHARS, NAME_RE, Parser
 from .printing import to_text
 from .verdict import Counterexample, Verdict  # noqa: F401
@@ -76,14 +76,14 @@ class Problem:
     """
 
     def __init__(self, formula: str, shapes=None, elementwise=(), functions=(), lets=None, seed: int = 0):
-        self.parser = Parser(_shape_specs(shapes), elementwise, functions, allow_primes=True)
+        self.parser = Parser(shape_specs(shapes), elementwise, functions, allow_primes=True)
         self.program = self.parser.parse_program(formula)
         self.seed = seed
         self.lets: dict[str, Node] = {}
         self._graph = set(walk(self.program.objective))
         self._truths: dict[str, tuple] = {}
         self.claim_text: dict[Node, str] = {}       # the text each parsed claim was written as
-        for name, text in _let_items(lets):
+        for name, text in let_items(lets):
             self.define(name, text)
 
     @property
@@ -186,7 +186,7 @@ class Problem:
         graph = walk(self.program.objective)
         if not node.args and node in self._graph:   # a variable
             return node, []
-        canon = _canonical(graph + walk(node))
+        canon = canonical(graph + walk(node))
         same = [n for n in graph if n.args and canon[n] == canon[node]]
         cands = [n for n in graph if n.args and shapes_equal(n.shape, node.shape)]
         rng = np.random.default_rng(self.seed + 7)
@@ -196,12 +196,12 @@ class Problem:
             vals = evaluate([node] + cands, point)
             if not np.all(np.isfinite(vals[0])):
                 continue
-            keep = [n for n, v in zip(cands, vals[1:]) if _close(v, vals[0])]
+            keep = [n for n, v in zip(cands, vals[1:]) if close(v, vals[0])]
             matched = [n for n in (matched if matched is not None else cands) if n in set(keep)]
         if not same and matched and len(matched) < len(graph):
             same = matched                           # no place spells it: the places with its values
         if not same:
-            raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} does not occur in the "
+            raise FormulaError(f"`{name}` = {to_text(node, unname(self.names, node))} does not occur in the "
                                f"formula, so ∂{self.objective_name}/∂{name} is not defined",
                                hint="a derivative with respect to an intermediate needs the intermediate to be part "
                                     "of the formula; define the let as a sub-expression of the formula, e.g. "
@@ -212,9 +212,9 @@ class Problem:
             inner = set(walk(a)) - {a}
             b = next((b for b in same if b in inner), None)
             if b is not None:
-                raise FormulaError(f"`{name}` = {to_text(node, _unname(self.names, node))} has the values of two "
-                                   f"nested places of the formula, {to_text(b, _unname(self.names, b))} inside "
-                                   f"{to_text(a, _unname(self.names, a))}, so ∂{self.objective_name}/∂{name} "
+                raise FormulaError(f"`{name}` = {to_text(node, unname(self.names, node))} has the values of two "
+                                   f"nested places of the formula, {to_text(b, unname(self.names, b))} inside "
+                                   f"{to_text(a, unname(self.names, a))}, so ∂{self.objective_name}/∂{name} "
                                    f"is ambiguous", hint="define the let as a sub-expression that occurs once, or "
                                                          "check the claim with respect to a variable")
         target = node if node in same else same[-1]
@@ -229,7 +229,7 @@ class Problem:
         `claim` is formula text, or an expression Node built over this problem's variables (API use)."""
         truth, deriv, target = self.truth(wrt)
         obj = self.objective_name
-        grad_text, where = _split_gradient(deriv.text(wrt=[wrt]))
+        grad_text, where = split_gradient(deriv.text(wrt=[wrt]))
         shown = to_text(claim, self.names) if isinstance(claim, Node) else str(claim).strip()
         base = dict(wrt=wrt, claim=shown, objective=obj, due_shape=format_shape(truth.shape),
                     label=label, line=line, expect=expect, where=where)
@@ -241,7 +241,7 @@ class Problem:
             return Verdict(status="wrong", diagnosis="ill-formed",
                            summary="its dimensions do not fit together",
                            details=e.format().replace("error: ", "", 1).split("\n"), gradient=grad_text, **base)
-        return _Judge(self, wrt, node, truth, target, grad_text, base).run()
+        return Judge(self, wrt, node, truth, target, grad_text, base).run()
 
 
 def check(formula: str, shapes=None, *, wrt: str, claim: str, elementwise=(), functions=(), lets=None,

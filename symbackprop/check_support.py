@@ -37,7 +37,7 @@ class _Sample:
     kinks: list = field(default_factory=list)
 
 
-def _domain_args(claim: Node) -> list[Node]:
+def claim_domain_args(claim: Node) -> list[Node]:
     """Arguments whose sign decides whether the claim is defined: those of log and sqrt (and every elementwise
     function whose domain is not all reals), the bases of fractional powers, and divisors. A claim that is NaN
     where such an argument is negative, while the derivative is finite there, is wrong; the sampler looks for
@@ -54,7 +54,7 @@ def _domain_args(claim: Node) -> list[Node]:
     return out
 
 
-def _good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=None, need=1, domain_args=()):
+def good_point(program, rng, dims, roots, kink_args, symmetric=(), round_to=None, need=1, domain_args=()):
     """A point where the derivative (roots[0]), the objective and roots[:need] are finite, kinks are avoided
     and pre-activations have both signs.
 
@@ -109,7 +109,7 @@ def _sides(sample) -> set:
     return out
 
 
-def _cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1, domain_args=()):
+def cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1, domain_args=()):
     """More points until every kink argument has been seen on both sides of its kink.
 
     A scalar argument (relu(w·x + b), abs(a)) has one sign per point, and an array may be one-signed at every
@@ -157,7 +157,7 @@ def _cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1, 
     return samples
 
 
-def _orient(o, value):
+def orient_value(o, value):
     v = np.asarray(value, dtype=float)
     if o == "transposed":
         return v.T
@@ -166,25 +166,25 @@ def _orient(o, value):
     return v
 
 
-def _agrees(o, claim_value, truth_value) -> bool:
-    c = _orient(o, claim_value)
+def agrees_with_truth(o, claim_value, truth_value) -> bool:
+    c = orient_value(o, claim_value)
     t = np.asarray(truth_value, dtype=float)
     if o == "broadcast":
         c = np.broadcast_to(c, t.shape)
-    return c.shape == t.shape and _close(c, t)
+    return c.shape == t.shape and close(c, t)
 
 
-def _json_array(v):
+def json_array(v):
     """A nested list for JSON, with NaN and ±inf (an undefined claim) as null: JSON has no NaN."""
     a = np.asarray(v, dtype=float)
     return np.where(np.isfinite(a), a, None).tolist() if a.size and not np.all(np.isfinite(a)) else a.tolist()
 
 
-def _finite(a) -> bool:
+def all_finite(a) -> bool:
     return bool(np.all(np.isfinite(np.asarray(a, dtype=float))))
 
 
-def _close(a, b) -> bool:
+def close(a, b) -> bool:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape and a.size != 1 and b.size != 1:
         return False
@@ -194,11 +194,11 @@ def _close(a, b) -> bool:
     return float(np.max(np.abs(a - b), initial=0.0)) <= RTOL * scale + ATOL
 
 
-#: Sums and products with more terms than this are compared as written (keeps _canonical linear in long chains).
+#: Sums and products with more terms than this are compared as written (keeps canonical linear in long chains).
 CANONICAL_TERMS = 64
 
 
-def _canonical(nodes: list[Node]) -> dict[Node, int]:
+def canonical(nodes: list[Node]) -> dict[Node, int]:
     """A key per node (`nodes` lists arguments before their users, as walk does), equal for expressions that
     differ only in the order of the terms of +/− and of the factors of ⊙ and of dot products."""
     keys: dict[Node, int] = {}
@@ -232,7 +232,7 @@ def _canonical(nodes: list[Node]) -> dict[Node, int]:
     return keys
 
 
-def _terms(node: Node, sign: int = 1) -> list[tuple[int, Node]]:
+def signed_terms(node: Node, sign: int = 1) -> list[tuple[int, Node]]:
     """The additive terms of a sum, with signs (iterative)."""
     out, stack = [], [(node, sign)]
     while stack:
@@ -248,18 +248,18 @@ def _terms(node: Node, sign: int = 1) -> list[tuple[int, Node]]:
     return [(s, t) for s, t in out if t.shape == node.shape]
 
 
-def _unname(names: dict, node: Node) -> dict:
+def unname(names: dict, node: Node) -> dict:
     return {k: v for k, v in names.items() if k is not node}
 
 
-def _nice(k: float) -> str:
+def nice(k: float) -> str:
     f = Fraction(k).limit_denominator(64)
     if abs(float(f) - k) < 1e-9 * max(1.0, abs(k)):
         return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
     return f"{k:.6g}"
 
 
-def _dims_tried(samples) -> list[dict]:
+def tried_dims(samples) -> list[dict]:
     seen = []
     for s in samples:
         d = {str(k): v for k, v in s.point.dims.items()}
@@ -268,7 +268,7 @@ def _dims_tried(samples) -> list[dict]:
     return seen
 
 
-def _array_text(v, digits: int) -> str:
+def array_text(v, digits: int) -> str:
     a = np.asarray(v, dtype=float)
     if a.ndim == 0:
         return f"{float(a):.{digits}g}" if digits > 2 else f"{float(a):g}"
@@ -276,7 +276,7 @@ def _array_text(v, digits: int) -> str:
                            max_line_width=100).replace("\n", " ")
 
 
-def _describe_substitute(sub: Substitute, name: str, elementwise: bool) -> str:
+def describe_substitute(sub: Substitute, name: str, elementwise: bool) -> str:
     if elementwise and 1 in sub.params:
         w, c, u, b = sub.params[1]
         return (f"t ↦ sin({float(w[0]):.3g}·t + {float(c):.3g}) + {0.5 * float(b):.3g}·({float(u[0]):.3g}·t)² "
@@ -284,7 +284,7 @@ def _describe_substitute(sub: Substitute, name: str, elementwise: bool) -> str:
     return "a random smooth stand-in (sin of a linear form plus a quadratic)"
 
 
-def _shape_specs(shapes):
+def shape_specs(shapes):
     """Accept {'W': 'h,d'}, {'W': ['h', 'd']}, {'x': 3}, {'s': None} or ['W=h,d']."""
     if shapes is None or not isinstance(shapes, dict):
         return shapes
@@ -302,7 +302,7 @@ def _shape_specs(shapes):
     return out
 
 
-def _let_items(lets):
+def let_items(lets):
     if not lets:
         return []
     if isinstance(lets, dict):

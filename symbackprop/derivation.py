@@ -412,9 +412,27 @@ class Derivation:
 
     @property
     def gradients(self) -> dict:
-        """The gradients as SymPy matrix expressions."""
+        """The gradients as SymPy matrix expressions, over the names `text()` uses (x2, t1, …), which
+        `sympy_bindings` defines and `inline` substitutes (docs/sympy.md)."""
         from .sympy_bridge import to_sympy
-        return {n: to_sympy(g, self.result_names(list(self.grads.values()))) for n, g in self.grads.items()}
+        names = self.result_names(list(self.grads.values()))
+        return {n: to_sympy(g, names, define=False) for n, g in self.grads.items()}
+
+    @property
+    def sympy_bindings(self) -> dict:
+        """{symbol: SymPy definition} of every name the SymPy gradients use, in forward order."""
+        from .sympy_bridge import bindings
+        return bindings(self)
+
+    def inline(self, expr):
+        """A SymPy expression with the names of `sympy_bindings` replaced by their definitions."""
+        from .sympy_bridge import inline
+        return inline(expr, self.sympy_bindings)
+
+    def sympy_value(self, expr, values: dict):
+        """A SymPy expression of this view at `values` ({variable: number or array}), evaluated by SymPy."""
+        from .sympy_bridge import numeric
+        return numeric(expr, values, self.sympy_bindings, self.program.shapes)
 
     def _repr_latex_(self) -> str:
         return "$$" + self.latex() + "$$"

@@ -29,11 +29,11 @@ from .expr import Node, walk
 from .parse import RESERVED, Program
 from .printing import expand_macros
 from .files import load_source, write_atomic  # noqa: F401  (re-exported for callers and commands.codegen)
-from .plan import constant
+from .plan import constant, release
 from .selfcheck import check_module  # noqa: F401  (re-exported: the commands and tests use it)
+from .printer_array_api import ArrayApiPrinter, BatchedArrayApiPrinter
 from .printer_numpy import BatchedNumpyPrinter, NumpyPrinter
 from .rules import number_np
-from .rules_numpy import helpers as numpy_helpers
 from .rules_stable import SOFTPLUS_TAIL, stabilise  # noqa: F401  (SOFTPLUS_TAIL: cited by the tests)
 
 #: First line of every generated module: how `codegen -o` recognises files it may overwrite.
@@ -63,9 +63,18 @@ def environment() -> jinja2.Environment:
 
 # ----- the stages: stable rewrites, planning and printing, assembly -----
 
-def printer_for(batch) -> type:
-    """The printer class for a module: batched inputs get the batched NumPy printer."""
-    return BatchedNumpyPrinter if batch else NumpyPrinter
+#: Code-generation targets: name -> (printer, printer for batched inputs). Each printer names its template.
+TARGETS = {
+    "numpy": (NumpyPrinter, BatchedNumpyPrinter),
+    "array-api": (ArrayApiPrinter, BatchedArrayApiPrinter),
+}
+
+
+def printer_for(batch, target: str = "numpy") -> type:
+    """The printer class for a module: batched inputs get the target's batched printer."""
+    if target not in TARGETS:
+        raise FormulaError(f"unknown target {target!r}", hint="use " + " or ".join(TARGETS))
+    return TARGETS[target][1 if batch else 0]
 
 
 def stable_derivation(d: Derivation | Program, wrt=None) -> Derivation:
@@ -83,10 +92,7 @@ def stable_derivation(d: Derivation | Program, wrt=None) -> Derivation:
 # ----- the module -----
 
 #: The dtype conversion of float32 modules (the other helpers belong to operators: rules_numpy.helpers()).
-_CAST = '''def _cast(*inputs):
-    """The inputs as {dtype}, converted once per call: arrays (no copy when they already are {dtype}) and
-    scalars (np.{dtype}), so every result is {dtype} whatever the inputs were."""
-    return tuple(np.asarray(a, dtype=np.{dtype}) if np.ndim(a) else np.{dtype}(a) for a in inputs)'''
+_CAST = NumpyPrinter.CAST
 
 
 @dataclass(frozen=True)
@@ -117,13 +123,14 @@ class ModuleSpec:
     cast: str                       # the dtype conversion line (float32 modules)
     forward_lines: list             # forward(): planned lines and value
     forward_value: str
-    vg_forward: list                # value_and_grad(): forward lines, value, backward lines, gradients
-    vg_value: str
-    vg_backward: list
+    vg_forward: list                # value_and_grad(): forward lines (ending with `value = ...`), backward
+    vg_backward: list               # lines, gradients; each temporary freed after its last use (plan.release)
+    grad_lines: list                # grad(): the same without the value, and what only the value needed
     grads_dict: str
-    grad_needs_value: bool
     hvp: dict | None                # hvp(): prelude, sections, value, doc (None: not generated)
     hessian: dict | None            # hessian(): sections, value, doc (None: not generated)
+    target: str = "numpy"           # the code-generation target (TARGETS)
+    convert: tuple = ()             # lines converting scalar inputs to arrays on entry (array-api target)
 
 
 def _py_shape(shape, dimnames, batched, batch_dim) -> tuple:
@@ -132,8 +139,12 @@ def _py_shape(shape, dimnames, batched, batch_dim) -> tuple:
 
 
 def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "float64", command: str | None = None,
-                hessian: bool = False, hvp: bool = False) -> str:
+                hessian: bool = False, hvp: bool = False, target: str = "numpy") -> str:
     """Source of a NumPy module with forward(**inputs) and value_and_grad(**inputs).
+
+    `target="array-api"` prints the same functions in the array API standard instead: the module
+    takes its namespace from its inputs (array_api_compat) and runs on NumPy, CuPy, PyTorch, JAX
+    and Dask arrays.
 
     `batch` names inputs that get a leading batch axis; the objective is then the mean
     over the batch of the per-example formula. `hvp=True` adds hvp(direction, **inputs)
@@ -150,6 +161,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     """
     if dtype not in DTYPES:
         raise FormulaError(f"unknown dtype {dtype!r}", hint="use float64 or float32")
+    printer, batched_printer = printer_for((), target), printer_for(("batch",), target)
     program = source.program if isinstance(source, Derivation) else source
     wrt = list(wrt) if wrt else None
     resolve_wrt(program, wrt or (), kinds=("variable",))
@@ -170,7 +182,10 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
                            hint="replace it by a concrete function (relu, tanh, sigmoid, …) to generate code")
 
     # names in the generated code
-    taken = set(inputs) | set(program.intermediates) | {"np"}
+    for name in sorted(printer.TAKEN & (set(inputs) | set(program.intermediates))):
+        raise FormulaError(f"`{name}` names the array namespace in a module of target {target}; it cannot name an "
+                           f"input or intermediate there", hint=f"rename `{name}` in the formula")
+    taken = set(inputs) | set(program.intermediates) | set(printer.TAKEN)
     dimnames = {}
     for s in program.dims:
         nm = s.name
@@ -218,11 +233,13 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     bset = set(batch)
 
     # value_and_grad
-    em = printer_for(bset)(d, wrt, bset, dtype, names, dimnames, batch_dim)
+    cls = batched_printer if bset else printer
+    like = next((n for n in inputs if program.variables[n].ndim or n in bset), inputs[0] if inputs else None)
+    em = _make(cls, like, d, wrt, bset, dtype, names, dimnames, batch_dim)
     vg_f, vg_b = em.plan(objective, grads, adjoint_names)
     value = em.value_src(em.objective)
     if constant(em.objective):
-        value = em.typed(value)
+        value = em.result(value)
     grad_lines, grad_names = [], {}
     returned = set(inputs)
     for n in wrt:
@@ -231,10 +248,10 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         while gname in taken:
             gname += "_"
         src = em.grad_src(n, g, program.variables[n])
-        if not program.variables[n].ndim and n not in bset and constant(g):
-            src = em.typed(src)
+        if not program.variables[n].ndim and n not in bset and em.constant(g):
+            src = em.result(src)
         if src in returned:
-            src += ".copy()" if (program.variables[n].ndim or n in bset) else ""
+            src = em.copy(src) if (program.variables[n].ndim or n in bset) else src
         returned.add(src)
         grad_lines.append(f"{gname} = {src}  # {em.shape_comment(program.variables[n]) if n not in bset else em.shape_src(program.variables[n].shape, True)}")
         grad_names[n] = gname
@@ -243,18 +260,27 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         vg_b.insert(0, f"{seed_name} = {em.typed(f'{seed_value} / {batch_dim}')}  # the seed of the reverse sweep: d(mean)/d(each example's objective)"
                        + (f" times {seed_value}, the factor every gradient shares" if seed_value != "1.0" else ""))
 
+    # each function's body, with every temporary freed once nothing reads it
+    grads_dict = "{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}"
+    value_line = f"value = {value}"
+    vg_forward, vg_backward = release([vg_f + [value_line], vg_b], f"value, {grads_dict}", *em.temporaries())
+    grad_needs_value = any(re.search(r"\bvalue\b", line.split("#")[0]) for line in vg_b)
+    grad_lines, = release([vg_f + [value_line] * grad_needs_value + vg_b], grads_dict, *em.temporaries())
+
     # forward alone
-    fe = printer_for(bset)(d, wrt, bset, dtype, names, dimnames, batch_dim)
+    fe = _make(cls, like, d, wrt, bset, dtype, names, dimnames, batch_dim)
     f_lines, _ = fe.plan(objective, {}, {})
     f_value = fe.value_src(fe.objective)
     if constant(fe.objective):
-        f_value = fe.typed(f_value)
+        f_value = fe.result(f_value)
+    f_lines, = release([f_lines], f_value, *fe.temporaries())
 
     # second order
-    extra = _second_order(d, wrt, hessian, hvp, names, adjoint_names, dimnames, batch_dim, taken, dtype, objective)
+    extra = _second_order(d, wrt, hessian, hvp, names, adjoint_names, dimnames, batch_dim, taken, dtype, objective,
+                          printer, like)
 
     em_text = "\n".join(vg_f + vg_b + [value, f_value] + f_lines + extra["lines"])
-    available = {**numpy_helpers(), "_cast": _CAST}
+    available = {**em.helpers(), "_cast": printer.CAST}
     helpers = [available[h].format(dtype=dtype) if h == "_cast" else available[h]
                for h in sorted(available) if h + "(" in em_text or (h == "_cast" and dtype != "float64")]
 
@@ -309,13 +335,14 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         batched_repr=repr(tuple(batch)), wrt_repr=repr(tuple(wrt)), dims_repr=repr(tuple(dims_order)),
         dtype_repr=repr(dtype), helpers=helpers, args=", ".join(inputs), kwargs=", ".join(f"{n}={n}" for n in inputs),
         dim_lines=dim_lines, shape_test=" and ".join(tests) or "True", dims_tuple=dims_tuple,
-        dims_assign=dims_assign, cast=_cast_line(inputs, inputs) if dtype != "float64" else "",
-        forward_lines=f_lines, forward_value=f_value, vg_forward=vg_f, vg_value=value,
-        vg_backward=vg_b, grads_dict="{" + ", ".join(f"{n!r}: {grad_names[n]}" for n in wrt) + "}",
-        grad_needs_value=any(re.search(r"\bvalue\b", line.split("#")[0]) for line in vg_b),
-        hvp=extra["hvp"], hessian=extra["hessian"],
+        dims_assign=dims_assign, cast=_cast_line(inputs, inputs, em.CAST_ARGS) if dtype != "float64" else "",
+        forward_lines=f_lines, forward_value=f_value, vg_forward=vg_forward, vg_backward=vg_backward,
+        grad_lines=grad_lines, grads_dict=grads_dict,
+        hvp=extra["hvp"], hessian=extra["hessian"], target=target,
+        convert=tuple(em.convert([n for n in inputs if not program.variables[n].ndim and n not in bset], like)
+                      if dtype == "float64" else ()),
     )
-    out = environment().get_template("module.py.j2").render(spec=spec)
+    out = environment().get_template(printer.TEMPLATE).render(spec=spec)
     if not out.startswith(MARKER):
         raise AssertionError("template must start with the marker")
     try:
@@ -333,8 +360,16 @@ def _unique(name: str, taken: set) -> str:
     return name
 
 
+def _make(cls, like, *args):
+    """A printer of class `cls`; new arrays take the dtype and device of input `like` (array-api target)."""
+    em = cls(*args)
+    em.like_input = like
+    return em
+
+
 def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names: dict, adjoint_names: dict,
-                  dimnames: dict, batch_dim: str, taken: set, dtype: str, objective: Node) -> dict:
+                  dimnames: dict, batch_dim: str, taken: set, dtype: str, objective: Node, printer: type = NumpyPrinter,
+                  like: str | None = None) -> dict:
     """Template context of hvp(direction, **inputs) and hessian(**inputs): each a fresh plan over the
     same names, so forward and gradient intermediates keep theirs (x1, g_x1, …)."""
     out = {"hvp": None, "hessian": None, "lines": []}
@@ -346,7 +381,7 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
     forward = set(walk(objective))
 
     def body(roots: dict, directions: dict):
-        em = NumpyPrinter(d, list(roots), set(), dtype, names, dimnames, batch_dim)
+        em = _make(printer, like, d, list(roots), set(), dtype, names, dimnames, batch_dim)
         em.plan(None, roots, adjoint_names)
         dirs = set(directions.values())
         dep: set = set()
@@ -372,18 +407,22 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
         for n in wrt:
             src = em.grad_src(n, em.grads[n], program.variables[n])
             if src in set(program.variables) | set(dnames.values()) and program.variables[n].ndim:
-                src += ".copy()"
+                src = em.copy(src)
             returns[n] = src
         directions = [param] if len(wrt) == 1 else [f"{param}[{n!r}]" for n in wrt]
         if dtype == "float64":
             prelude = [] if len(wrt) == 1 else [f"{dnames[n]} = {src}" for n, src in zip(wrt, directions)]
+            inputs = list(program.variables)
+            scalars = [n for n in inputs if not program.variables[n].ndim]
+            prelude += em.convert(scalars + [dnames[n] for n in wrt if not program.variables[n].ndim], like)
         else:                                        # the directions are inputs too: converted with the others
             inputs = list(program.variables)
-            prelude = [_cast_line([dnames[n] for n in wrt] + inputs, directions + inputs)]
+            prelude = [_cast_line([dnames[n] for n in wrt] + inputs, directions + inputs, em.CAST_ARGS)]
         var = program.variables[wrt[0]]
+        value = returns[wrt[0]] if len(wrt) == 1 else "{" + ", ".join(f"{n!r}: {returns[n]}" for n in wrt) + "}"
+        prelude, sections = _released(prelude, sections, value, em)
         out["hvp"] = dict(
-            param=param, prelude=prelude, sections=sections,
-            value=returns[wrt[0]] if len(wrt) == 1 else "{" + ", ".join(f"{n!r}: {returns[n]}" for n in wrt) + "}",
+            param=param, prelude=prelude, sections=sections, value=value,
             doc=(f"H @ {param} for the Hessian H of the objective with respect to {wrt[0]}; {param} is shaped like "
                  f"{wrt[0]}, " + (em.shape_src(var.shape) if var.ndim else "a scalar") + "." if len(wrt) == 1 else
                  f"H @ {param} for the Hessian H of the objective with respect to WRT jointly; {param} is a dict "
@@ -405,21 +444,28 @@ def _second_order(d: Derivation, wrt: list[str], hessian: bool, hvp: bool, names
         em, sections = body({name: H}, {})
         src = em.grad_src(name, em.grads[name], E.var("_hessian", H.shape))
         if src in set(program.variables):
-            src += ".copy()"
+            src = em.copy(src)
         if not H.ndim and constant(H):
-            src = em.typed(src)
+            src = em.result(src)
+        _, sections = _released([], sections, src, em)
         out["hessian"] = dict(sections=sections, value=src, wrt_repr=repr(name),
                               doc=f"The Hessian of the objective with respect to {name}, "
                                   + (f"an array of shape {em.shape_src(H.shape)}." if H.ndim else "a scalar."))
     return out
 
 
-def _cast_line(targets: list[str], sources: list[str]) -> str:
+def _released(prelude: list, sections: list, value: str, em) -> tuple[list, list]:
+    """(prelude, [(title, lines)]) of hvp() or hessian() with each temporary freed after its last use."""
+    parts = release([prelude] + [lines for _, lines in sections], value, *em.temporaries())
+    return parts[0], [(title, lines) for (title, _), lines in zip(sections, parts[1:]) if lines]
+
+
+def _cast_line(targets: list[str], sources: list[str], first: tuple = ()) -> str:
     """`x, y = _cast(x, y)`: the inputs converted to the module's dtype, once per call (float32 modules;
-    float64 modules use the arrays as given, at no cost)."""
+    float64 modules use the arrays as given, at no cost). `first`: arguments before the inputs (xp)."""
     if not targets:
         return ""
-    return f"{', '.join(targets)}{',' if len(targets) == 1 else ''} = _cast({', '.join(sources)})"
+    return f"{', '.join(targets)}{',' if len(targets) == 1 else ''} = _cast({', '.join(list(first) + sources)})"
 
 
 def _dict_repr(d: dict) -> str:
@@ -427,9 +473,12 @@ def _dict_repr(d: dict) -> str:
     return "{\n    " + items + ",\n}" if d else "{}"
 
 
-def codegen_command(program: Program, wrt, batch, dtype, output, hessian: bool = False, hvp: bool = False) -> str:
+def codegen_command(program: Program, wrt, batch, dtype, output, hessian: bool = False, hvp: bool = False,
+                    target: str = "numpy") -> str:
     """The exact `symbackprop codegen` command line that regenerates a module."""
     parts = ["symbackprop", "codegen", shlex.quote(program.source)]
+    if target != "numpy":
+        parts += ["--target", target]
     for name, shape in program.shapes.items():
         parts += ["--shape", shlex.quote(f"{name}={','.join(str(s) for s in shape)}")]
     if wrt:

@@ -11,7 +11,7 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", 
           "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
 
 
-def _esc(s: str) -> str:
+def latex_escape(s: str) -> str:
     return s.replace("{", "{{").replace("}", "}}")
 
 

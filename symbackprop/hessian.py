@@ -279,6 +279,16 @@ class SecondOrder:
             "check": self.checks,
         }
 
+    @property
+    def sympy(self) -> dict:
+        """The SymPy view (docs/sympy.md): {"hvp": {variable: H v}, "hessian": H or None, "bindings": {symbol:
+        definition}}, over the names of `hvp_text` (the directions v, v_x, … are symbols too)."""
+        from .sympy_bridge import bindings, to_sympy
+        names = self._names()
+        return {"hvp": {n: to_sympy(self.hvps[n], names, define=False) for n in self.wrt},
+                "hessian": None if self.hessian is None else to_sympy(self.hessian, names, define=False),
+                "bindings": bindings(self.d, self._roots(), names)}
+
     def to_json(self, ascii: bool = False) -> str:
         """`to_dict` as JSON (`ascii`: escape every non-ASCII character)."""
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=ascii)

@@ -11,18 +11,18 @@ import numpy as np
 
 from . import expr as E
 from .check_support import (
-    _agrees,
-    _close,
-    _cover_kinks,
-    _describe_substitute,
-    _dims_tried,
-    _domain_args,
-    _finite,
-    _good_point,
-    _nice,
-    _orient,
-    _terms,
-    _unname,
+    agrees_with_truth,
+    all_finite,
+    claim_domain_args,
+    close,
+    cover_kinks,
+    describe_substitute,
+    good_point,
+    nice,
+    orient_value,
+    signed_terms,
+    tried_dims,
+    unname,
 )
 from .errors import SymbackpropError
 from .evaluate import evaluate, random_dims
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 #: Random sizes drawn for the symbolic dims, and random points per draw.
 DIM_DRAWS = 3
 POINTS_PER_DRAW = 2
-def _split_gradient(text: str) -> tuple[str, list[str]]:
+def split_gradient(text: str) -> tuple[str, list[str]]:
     """'∂ℓ/∂W = x4 x2ᵀ    [k×h]\nwhere\n  x1 = ...' -> ('x4 x2ᵀ    [k×h]', ['x1 = ...', ...])."""
     first, *rest = text.split("\n")
     where = [re.sub(r"\s{2,}", " ", l.strip()) for l in rest if l.strip() and l.strip() != "where"]
@@ -46,7 +46,7 @@ def _split_gradient(text: str) -> tuple[str, list[str]]:
 
 # ----- the judge -----
 
-class _Judge:
+class Judge:
     """Compares one claim with the true derivative and diagnoses the difference."""
 
     def __init__(self, problem: Problem, wrt, claim: Node, truth: Node, target: Node, grad_text, base):
@@ -96,11 +96,11 @@ class _Judge:
             raise SymbackpropError(f"no random point found where ∂{self.obj}/∂{self.wrt} is finite, so the claim "
                                    f"cannot be checked numerically")
         v["points"] = len(samples)
-        v["dims_tried"] = _dims_tried(samples)
+        v["dims_tried"] = tried_dims(samples)
         v["method"] = self.method(samples)
-        if any(not _finite(s.vals[1]) for s in samples):
+        if any(not all_finite(s.vals[1]) for s in samples):
             return self.undefined(samples, orients, cands, v)
-        agree = {o: all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients}
+        agree = {o: all(agrees_with_truth(o, s.vals[1], s.vals[0]) for s in samples) for o in orients}
         if agree.get("same") or agree.get("column") or agree.get("broadcast"):
             layout, note = self.layout_note(orients[0])
             return Verdict(status="correct", summary="", details=note, layout=layout, **v)
@@ -126,7 +126,7 @@ class _Judge:
 
     def undefined(self, samples, orients, cands, v) -> Verdict:
         """A claim that is NaN or ±inf at points where the derivative is finite: wrong, and say where."""
-        bad = [s for s in samples if not _finite(s.vals[1])]
+        bad = [s for s in samples if not all_finite(s.vals[1])]
         why, negative = self.why_undefined(bad[0])
         roots = [self.truth, self.claim] + [c[2] for c in cands]
         defined = self.sample(roots, need=2)        # where the claim is defined, if anywhere
@@ -144,7 +144,7 @@ class _Judge:
         where = self.where_undefined(bad, negative)
         head = f"undefined at points where {where}" if where else "undefined at some points (see the counterexample)"
         v["show_counterexample"] = not where
-        if any(all(_agrees(o, s.vals[1], s.vals[0]) for s in defined) for o in orients):
+        if any(all(agrees_with_truth(o, s.vals[1], s.vals[0]) for s in defined) for o in orients):
             for d in (m for m in walk(self.truth) if m.op in ("relu'", "abs'", "step")):
                 vals = [evaluate([d], s.point)[0] for s in defined]
                 if all(np.all(np.asarray(x, dtype=float) == 1) for x in vals):
@@ -175,7 +175,7 @@ class _Judge:
         nodes = [n for n in walk(self.claim)]
         vals = dict(zip(nodes, evaluate(nodes, sample.point)))
         for n in nodes:
-            if _finite(vals[n]) or not all(_finite(vals[a]) for a in n.args):
+            if all_finite(vals[n]) or not all(all_finite(vals[a]) for a in n.args):
                 continue
             here = to_text(n, self.p.names)
             if n.op in ("log", "sqrt", "pow") and np.any(np.asarray(vals[n.args[0]], dtype=float) < 0):
@@ -203,7 +203,7 @@ class _Judge:
             for s in bad:
                 values = {k: (np.abs(v) if k in group else v) for k, v in s.point.values.items()}
                 pt = dataclasses.replace(s.point, values=values)
-                if not _finite(evaluate([self.claim], pt)[0]):
+                if not all_finite(evaluate([self.claim], pt)[0]):
                     return False
             return True
         for name in names:
@@ -214,7 +214,7 @@ class _Judge:
         return ""
 
     def method(self, samples) -> str:
-        dims = _dims_tried(samples)
+        dims = tried_dims(samples)
         s = f"checked numerically at {len(samples)} random points"
         if dims and any(dims):
             s += " (sizes " + "; ".join(", ".join(f"{k}={v}" for k, v in d.items()) for d in dims) + ")"
@@ -273,7 +273,7 @@ class _Judge:
                 return seg, None
 
         def math(n: Node) -> str:
-            t = to_text(n, _unname(self.p.names, n) if n not in self.p.lets.values() else self.p.names)
+            t = to_text(n, unname(self.p.names, n) if n not in self.p.lets.values() else self.p.names)
             return f"({t})" if " " in t else t
         found = []
         for node in ast.walk(tree):
@@ -299,7 +299,7 @@ class _Judge:
         expanded = expand_macros(list(roots))
         kink_args = [n.args[0] for n in walk(expanded) if RULES[n.op].kink]
         # where the claim alone may be undefined: each such argument is seen on both sides too
-        domain_args = [a for a in _domain_args(expanded[1]) if a not in kink_args] if need == 1 and len(expanded) > 1 else []
+        domain_args = [a for a in claim_domain_args(expanded[1]) if a not in kink_args] if need == 1 and len(expanded) > 1 else []
         out = []
         if not dims_list:
             dims_list = []
@@ -312,11 +312,11 @@ class _Judge:
         per = POINTS_PER_DRAW if program.dims else POINTS_PER_DRAW * DIM_DRAWS
         for dims in dims_list:
             for _ in range(per):
-                got = _good_point(program, rng, dims, expanded, kink_args, symmetric=symmetric, need=need,
+                got = good_point(program, rng, dims, expanded, kink_args, symmetric=symmetric, need=need,
                                   domain_args=domain_args)
                 if got is not None:
                     out.append(got)
-        return _cover_kinks(program, rng, out, expanded, kink_args, symmetric=symmetric, need=need,
+        return cover_kinks(program, rng, out, expanded, kink_args, symmetric=symmetric, need=need,
                             domain_args=domain_args)
 
     # ----- diagnoses -----
@@ -334,18 +334,18 @@ class _Judge:
             out.append(("missing-factor", f"the factor {label} is missing", E.substitute(truth, {d: ones}), "truth"))
             primal = (Node("phi", d.args, (d.attrs[0], d.attrs[1] - 1)) if d.op == "phi"
                       else Node(d.op[:-1], d.args))
-            out.append(("function-for-derivative", f"{to_text(primal, _unname(names, primal))} is used where "
+            out.append(("function-for-derivative", f"{to_text(primal, unname(names, primal))} is used where "
                         f"its derivative "
                         f"{label} belongs", E.substitute(truth, {d: primal}), "truth"))
         if len(derivs) > 1:
             out.append(("missing-factor", "the factors " + ", ".join(to_text(d, names) for d in derivs)
                         + " are missing", E.substitute(truth, {d: E.ones(d.shape) for d in derivs}), "truth"))
-        terms = _terms(truth)
+        terms = signed_terms(truth)
         if len(terms) > 1:
             for sign, t in terms:
                 out.append(("missing-term", f"the term {'−' if sign < 0 else ''}{to_text(t, names)} is missing",
                             E.sub(truth, t) if sign > 0 else E.add(truth, t), "truth"))
-        cterms = _terms(claim)
+        cterms = signed_terms(claim)
         if len(cterms) > 1:
             for sign, t in cterms:
                 out.append(("extra-term", f"the term {'−' if sign < 0 else ''}{to_text(t, names)} does not belong",
@@ -357,7 +357,7 @@ class _Judge:
         for o in orients:
             cs = []
             for s in samples:
-                c, t = _orient(o, s.vals[1]), np.asarray(s.vals[0], dtype=float)
+                c, t = orient_value(o, s.vals[1]), np.asarray(s.vals[0], dtype=float)
                 tt = float(np.vdot(t, t))
                 if tt < 1e-20:
                     continue
@@ -365,14 +365,14 @@ class _Judge:
             if not cs or len(cs) < len(samples) // 2:
                 continue
             k = cs[0][0]
-            if all(_close(c, k * t) for _, c, t in cs) and abs(k - 1) > 1e-6:
+            if all(close(c, k * t) for _, c, t in cs) and abs(k - 1) > 1e-6:
                 tr = " and transposed (numerator layout)" if o == "transposed" else ""
                 if abs(k) < 1e-9:
                     return ("zero", "the claim is 0, but the derivative is not", [], "0")
                 if abs(k + 1) < 1e-9:
                     return ("sign", f"wrong sign{tr}",
                             [f"claim = −(∂{self.obj}/∂{self.wrt})"], "-1")
-                f = _nice(k)
+                f = nice(k)
                 return ("factor", f"off by a constant factor: {f} times the derivative{tr}",
                         [f"claim = {f} · ∂{self.obj}/∂{self.wrt}"], f)
         return None
@@ -381,9 +381,9 @@ class _Judge:
         for i, (kind, desc, _, side) in enumerate(cands):
             for o in orients:
                 if side == "truth":
-                    ok = all(_agrees(o, s.vals[1], s.vals[2 + i]) for s in samples)
+                    ok = all(agrees_with_truth(o, s.vals[1], s.vals[2 + i]) for s in samples)
                 else:
-                    ok = all(_agrees(o, s.vals[2 + i], s.vals[0]) for s in samples)
+                    ok = all(agrees_with_truth(o, s.vals[2 + i], s.vals[0]) for s in samples)
                 if ok:
                     tr = " (and the claim is transposed: numerator layout)" if o == "transposed" else ""
                     word = {"missing-factor": "a forgotten derivative factor",
@@ -400,7 +400,7 @@ class _Judge:
         groups = [[n] for n in square] + [list(g) for g in itertools.combinations(square, 2)]
         for group in groups + ([square] if len(square) > 2 else []):
             samples = self.sample(roots, symmetric=set(group))
-            if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients):
+            if samples and any(all(agrees_with_truth(o, s.vals[1], s.vals[0]) for s in samples) for o in orients):
                 names = " and ".join(group)
                 eqs = ", ".join(f"{n} = {n}ᵀ" for n in group)
                 return ("symmetric-only", f"right only when {names} {'is' if len(group) == 1 else 'are'} symmetric",
@@ -409,7 +409,7 @@ class _Judge:
         if program.dims:
             ones = {d: 1 for d in program.dims}
             samples = self.sample(roots, dims_list=[ones, ones])
-            if samples and any(all(_agrees(o, s.vals[1], s.vals[0]) for s in samples) for o in orients):
+            if samples and any(all(agrees_with_truth(o, s.vals[1], s.vals[0]) for s in samples) for o in orients):
                 return ("scalar-only", "right only when every dimension is 1",
                         ["the claim agrees with the derivative for 1×1 matrices and length-1 vectors (scalars), "
                          "but not for larger sizes. Scalars ignore the order of products, transposes, sums over entries "
@@ -425,10 +425,10 @@ class _Judge:
         rng = np.random.default_rng(self.p.seed + 2)
         fallback = None
         for attempt in range(40):
-            got = _good_point(program, rng, dims, roots, kink_args, round_to=1 if attempt < 30 else None)
+            got = good_point(program, rng, dims, roots, kink_args, round_to=1 if attempt < 30 else None)
             if got is None:
                 continue
-            if not any(_agrees(o, got.vals[1], got.vals[0]) for o in orients):
+            if not any(agrees_with_truth(o, got.vals[1], got.vals[0]) for o in orients):
                 fallback = got
                 break
         if fallback is None:
@@ -436,7 +436,7 @@ class _Judge:
         pt = fallback.point
         funcs = {}
         for name, sub in pt.functions.items():
-            funcs[name] = _describe_substitute(sub, name, name in program.elementwise)
+            funcs[name] = describe_substitute(sub, name, name in program.elementwise)
         claimed = np.asarray(fallback.vals[1], dtype=float)
         if "transposed" in orients and "same" not in orients:
             claimed = claimed.T

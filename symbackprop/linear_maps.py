@@ -55,13 +55,13 @@ def _mv(A: Node, u: Node) -> Node:
     return E.matmul(A, u)
 
 
-def _terms(M: Node, sign: int, out: list) -> list:
+def signed_terms(M: Node, sign: int, out: list) -> list:
     """M as a signed sum of terms."""
     if M.op in ("add", "sub"):
-        _terms(M.args[0], sign, out)
-        _terms(M.args[1], sign if M.op == "add" else -sign, out)
+        signed_terms(M.args[0], sign, out)
+        signed_terms(M.args[1], sign if M.op == "add" else -sign, out)
     elif M.op == "neg":
-        _terms(M.args[0], -sign, out)
+        signed_terms(M.args[0], -sign, out)
     else:
         out.append((sign, M))
     return out
@@ -69,7 +69,7 @@ def _terms(M: Node, sign: int, out: list) -> list:
 
 def _collect(M: Node) -> Node:
     """diag(a) R ± diag(b) R -> diag(a ± b) R: one diagonal per right factor."""
-    terms = _terms(M, 1, [])
+    terms = signed_terms(M, 1, [])
     groups: dict[Node, list] = {}
     rest = []
     for sign, t in terms:

@@ -33,14 +33,14 @@ from .program import (  # noqa: F401  (re-exported: the parser's public names)
 )
 from .rules import RULES, numpy_matmul
 from .whitelist import (  # noqa: F401
-    _ASSIGN_RE,
-    _DEF_RE,
-    _char_offset_lines,
-    _Ctx,
-    _depth,
-    _refuse_latex,
-    _split_statements,
-    _unencodable,
+    ASSIGN_RE,
+    DEF_RE,
+    Walker,
+    char_offset_lines,
+    nesting_depth,
+    refuse_latex,
+    split_statements,
+    unencodable,
 )
 
 
@@ -56,7 +56,7 @@ class Parser:
         self.intermediates: dict[str, Node] = {}
         self.definitions: dict[str, FunctionDef] = {}
         self.visits, self._in_program = 0, False
-        self.unshaped_uses: dict[str, list] = {}      # variable without a shape -> [(_Ctx, ast node)] where used
+        self.unshaped_uses: dict[str, list] = {}      # variable without a shape -> [(Walker, ast node)] where used
         for name in self.elementwise + self.functions:
             self.check_new_name(name, "function", None, None)
             if name in RULES:
@@ -84,12 +84,12 @@ class Parser:
                              hint="split it into named intermediates, or use the Python API")
         if "\x00" in source:
             raise FormulaError("the formula contains a null byte", source=source, offset=source.index("\x00"))
-        bad = _unencodable(source)
+        bad = unencodable(source)
         if bad is not None:
             raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
                                hint=f"character {bad} cannot be encoded; retype it")
-        _refuse_latex(source, source, 0)
-        statements = list(_split_statements(source))
+        refuse_latex(source, source, 0)
+        statements = list(split_statements(source))
         if not statements:
             raise FormulaError("the formula is empty", hint="e.g. symbackprop derive '0.5 * norm(A @ x - b)**2' --shape A=m,n --shape x=n --shape b=m")
         try:
@@ -118,7 +118,7 @@ class Parser:
         objective = objective_name = None
         for i, (text, offset) in enumerate(statements):
             last = i == len(statements) - 1
-            m = _DEF_RE.match(text)
+            m = DEF_RE.match(text)
             if m:
                 if last:
                     raise FormulaError("the last statement defines a function; it must be the objective",
@@ -126,7 +126,7 @@ class Parser:
                                        hint="end the formula with the expression to differentiate, e.g. h(f(x), g(x))")
                 self._define(m, text, offset, source)
                 continue
-            m = _ASSIGN_RE.match(text)
+            m = ASSIGN_RE.match(text)
             if m:
                 name = m.group(1)
                 self.check_new_name(name, "intermediate", source, offset + m.start(1))
@@ -320,11 +320,11 @@ class Parser:
         return self._build(tree, source, offset, scope or {}, dict(self.definitions))
 
     def parse_ast(self, text, source, offset):
-        bad = _unencodable(text)
+        bad = unencodable(text)
         if bad is not None:                          # lone surrogates (undecodable bytes on the command line)
             raise FormulaError("the formula contains bytes that are not valid UTF-8 text",
                                hint=f"character {bad} cannot be encoded; retype it")
-        _refuse_latex(text, source, offset)
+        refuse_latex(text, source, offset)
         if self.allow_primes:
             text = re.sub(r"(?<=[A-Za-z0-9_])'", PRIME, text)
         lead = len(text) - len(text.lstrip())
@@ -332,13 +332,13 @@ class Parser:
         try:
             tree = ast.parse(body, mode="eval")
         except SyntaxError as e:
-            where = offset + lead + _char_offset_lines(body.split("\n"), e.lineno or 1, (e.offset or 1) - 1, chars=True)
+            where = offset + lead + char_offset_lines(body.split("\n"), e.lineno or 1, (e.offset or 1) - 1, chars=True)
             raise FormulaError(f"syntax error: {e.msg}", source=source, offset=min(where, offset + len(text)),
                                hint="formulas use Python syntax: numbers, names, * / + - ** @ .T, calls like "
                                     "relu(x), and ; or newlines between statements") from None
         except (RecursionError, MemoryError):
             raise LimitError(f"the formula is nested too deeply (limit {MAX_NESTING} levels)") from None
-        depth = _depth(tree.body)
+        depth = nesting_depth(tree.body)
         if depth > MAX_NESTING:
             raise LimitError(f"the formula is nested {depth} levels deep; the limit is {MAX_NESTING}",
                              source=source, offset=offset + lead, hint="name intermediate results to flatten it")
@@ -347,7 +347,7 @@ class Parser:
         return tree
 
     def _build(self, tree, source, offset, scope, visible) -> Node:
-        ctx = _Ctx(self, source, tree, scope, visible)
+        ctx = Walker(self, source, tree, scope, visible)
         old = sys.getrecursionlimit()
         sys.setrecursionlimit(max(old, 10 * MAX_NESTING + 2000))
         try:

@@ -89,6 +89,11 @@ class StatementPlanner:
             self.planned.append((n, line))
         return lines_f, lines_b
 
+    def temporaries(self) -> tuple[set, set]:
+        """(array names, scalar names) of the values this plan named: what `release` may free or drop."""
+        arrays = {nm for n, nm in self.name.items() if n.ndim or self.batched[n]}
+        return arrays, set(self.name.values()) - arrays
+
     def _needed(self, roots):
         """Nodes whose values the printed code refers to (diag(v) under a product is never built)."""
         out, stack = set(), list(roots)
@@ -99,3 +104,66 @@ class StatementPlanner:
             out.add(n)
             stack.extend(self.refs(n))
         return out
+
+
+# ----- liveness: free each temporary once nothing reads it -----
+
+def _reads_and_writes(statement: str) -> tuple[set, set, bool]:
+    """(names read, names bound, whether the value is a bare name) of one printed statement."""
+    import ast
+    tree = ast.parse(statement.strip())
+    reads, writes = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (reads if isinstance(node.ctx, ast.Load) else writes).add(node.id)
+    body = tree.body[0] if tree.body else None
+    alias = isinstance(body, ast.Assign) and isinstance(body.value, ast.Name)
+    return reads, writes, alias
+
+
+def release(sections: list[list[str]], result: str, temporaries: set[str], scalars=frozenset()) -> list[list[str]]:
+    """The statements of one function body with each temporary freed once nothing reads it.
+
+    `sections` are the body's statements in order (split as the function prints them), `result`
+    the returned expression, `temporaries` the planned array values the function may free (never
+    its inputs), `scalars` planned scalar values (dropped when dead, never worth a `del`). Two rewrites, both deterministic and both plain Python:
+      - a statement that binds only names nothing reads later (the value in `grad`, which returns
+        no value) is dropped, and so on backwards;
+      - `del a, b` follows the statement that reads `a` and `b` last, so the peak memory is that
+        of the values still needed, as in code written by hand. No `del` after the last statement
+        (returning frees everything), nor after `y = x` (the value lives on as y).
+
+    >>> release([["x1 = x * 2", "x2 = x1 + 1", "unused = x1 * 3"], ["y = x2 * x2"]], "y.sum()", {"x1", "x2", "unused"})
+    [['x1 = x * 2', 'x2 = x1 + 1', 'del x1'], ['y = x2 * x2']]
+    """
+    flat = [(i, line) for i, lines in enumerate(sections) for line in lines]
+    info = [_reads_and_writes(line) for _, line in flat]
+    live = _reads_and_writes(result)[0]
+    kept = [False] * len(flat)
+    for k in range(len(flat) - 1, -1, -1):           # backwards: drop statements whose names nobody reads
+        reads, writes, _ = info[k]
+        if writes and writes <= (temporaries | set(scalars)) and not (writes & live):
+            continue
+        kept[k] = True
+        live |= reads
+    order = [k for k in range(len(flat)) if kept[k]]
+    defined: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for k in order:
+        for nm in info[k][1]:
+            defined.setdefault(nm, k)
+        for nm in info[k][0] & temporaries:
+            last[nm] = k
+    for nm in _reads_and_writes(result)[0]:
+        last.pop(nm, None)                           # returned: lives to the end
+    frees: dict[int, list[str]] = {}
+    for nm, k in last.items():
+        frees.setdefault(k, []).append(nm)
+    out: list[list[str]] = [[] for _ in sections]
+    for pos, k in enumerate(order):
+        i, line = flat[k]
+        out[i].append(line)
+        names = frees.get(k)
+        if names and pos < len(order) - 1 and not info[k][2]:
+            out[i].append("del " + ", ".join(sorted(names, key=lambda nm: (defined.get(nm, -1), nm))))
+    return out

@@ -17,6 +17,7 @@ from .expr import RULES, Node
 from .plan import StatementPlanner, constant
 from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np, sympy_np
 from .rules_numpy import BATCH_SUM, BATCHED, INLINE, MASK, NUMPY, REFS, SCALED, product, transpose
+from .rules_numpy import CAST, helpers as numpy_helpers
 
 
 class NumpyPrinter(StatementPlanner):
@@ -24,6 +25,14 @@ class NumpyPrinter(StatementPlanner):
 
     #: Tables of per-operator forms, tried in order before the rule's `np` template.
     FORMS = (NUMPY,)
+    #: Operators printed as a product with extra scalar factors (a gradient's coefficient folded in).
+    SCALED = SCALED
+    #: The module template this printer's bodies go into, and names the module itself defines.
+    TEMPLATE = "module.py.j2"
+    TAKEN = frozenset({"np"})
+    #: The float32 conversion helper `_cast`, and the arguments its calls pass before the inputs.
+    CAST = CAST
+    CAST_ARGS = ()
 
     # ----- what the planner asks -----
 
@@ -83,6 +92,14 @@ class NumpyPrinter(StatementPlanner):
         """A constant scalar result in the module's dtype (a Python float is a float64)."""
         return src if self.dtype == "float64" else f"np.{self.dtype}({src})"
 
+    def constant(self, n: Node) -> bool:
+        """n depends on no input (a scalar result is then printed with `result`)."""
+        return constant(n)
+
+    def result(self, src: str) -> str:
+        """A constant scalar the module returns (a value, a gradient, a Hessian): typed like the others."""
+        return self.typed(src)
+
     # ----- one node -----
 
     def src(self, n: Node):
@@ -137,9 +154,22 @@ class NumpyPrinter(StatementPlanner):
         if c == -1:
             return "-" + self.paren(x, NEG)
         cs = [] if c == 1 else [self.const_src(c)]
-        if x.op in SCALED and x not in self.name:
-            return SCALED[x.op](self, x, cs)[0]
+        if x.op in self.SCALED and x not in self.name:
+            return self.SCALED[x.op](self, x, cs)[0]
         return (" * ".join(cs + [self.paren(x, MUL + 1)])) if cs else self.ref(x)[0]
+
+    def copy(self, src: str) -> str:
+        """A copy of a value the caller must not share (an input returned as a gradient)."""
+        return src + ".copy()"
+
+    def convert(self, scalars: list[str], like: str | None) -> list[str]:
+        """Lines converting scalar inputs on entry to a function (NumPy: none, Python numbers are fine)."""
+        return []
+
+    @staticmethod
+    def helpers() -> dict[str, str]:
+        """Helper name -> source of the helper functions a printed body may call."""
+        return numpy_helpers()
 
     def zero_grad(self, name: str, var: Node) -> str:
         return f"np.zeros({self.shape_src(var.shape)}{self.dt()})" if var.ndim else self.typed("0.0")

@@ -19,7 +19,7 @@ from .formatting import (  # noqa: F401
     NEG,
     POSTFIX,
     POW,
-    _esc,
+    latex_escape,
     latex_name,
     number_fmt,  # (re-exported)
     number_np,
@@ -81,7 +81,7 @@ def apply_fn(name: str, x: Node) -> Node:
 
 # ----- shape rules -----
 
-def _broadcast(a, b):
+def broadcast_shapes(a, b):
     if a == b or b == ():
         return a
     if a == ():
@@ -91,7 +91,7 @@ def _broadcast(a, b):
                           "with a length-n vector (broadcast along the rows, as in NumPy)")
 
 
-def _same(a):
+def same(a):
     return a
 
 
@@ -99,13 +99,13 @@ def _to_scalar(a):
     return ()
 
 
-def _square(a, what):
+def require_square(a, what):
     if len(a) != 2 or a[0] != a[1]:
         raise ShapeError(f"{what} needs a square matrix, got {format_shape(a)}")
     return a
 
 
-def _matmul_shape(a, b):
+def matmul_shape(a, b):
     if len(a) == 2 and len(b) in (1, 2) and a[1] == b[0]:
         return (a[0],) + tuple(b[1:])
     raise ShapeError(f"matrix product of {format_shape(a)} and {format_shape(b)}: inner dimensions "
@@ -120,19 +120,19 @@ def _vectors(a, b, what):
     raise ShapeError(f"{what} needs two vectors, got {format_shape(a)} and {format_shape(b)}")
 
 
-def _dot_shape(a, b):
+def dot_shape(a, b):
     _vectors(a, b, "dot")
     if a != b:
         raise ShapeError(f"inner product of vectors of lengths {a[0]} and {b[0]}")
     return ()
 
 
-def _outer_shape(a, b):
+def outer_shape(a, b):
     _vectors(a, b, "outer")
     return (a[0], b[0])
 
 
-def _diag_shape(a):
+def diag_shape(a):
     if len(a) == 1:
         return (a[0], a[0])
     if len(a) == 2 and a[0] == a[1]:
@@ -140,13 +140,13 @@ def _diag_shape(a):
     raise ShapeError(f"diag takes a vector or a square matrix, got {format_shape(a)}")
 
 
-def _vector_only(a, what):
+def vector_only(a, what):
     if len(a) != 1:
         raise ShapeError(f"{what} takes a vector, got {format_shape(a)}")
     return a
 
 
-def _array(a, what):
+def require_array(a, what):
     if not a:
         raise ShapeError(f"{what} takes a vector or matrix, got a scalar")
     return ()
@@ -159,26 +159,26 @@ def unbroadcast(part: Node, shape: tuple) -> Node:
     return E.sum_all(part) if shape == () and part.shape != () else part
 
 
-def _binary(ga, gb):
+def binary(ga, gb):
     def vjp(g, ans):
         a, b = ans.args
         return unbroadcast(ga(g, ans, a, b), a.shape), unbroadcast(gb(g, ans, a, b), b.shape)
     return vjp
 
 
-def _matmul_vjp(g, ans):
+def matmul_vjp(g, ans):
     a, b = ans.args
     ga = E.outer(g, b) if b.ndim == 1 else E.matmul(g, b.T)
     return ga, E.matmul(a.T, g)
 
 
-def _pinv_shape(a):
+def pinv_shape(a):
     if len(a) != 2:
         raise ShapeError(f"pinv takes a matrix, got {format_shape(a)}")
     return (a[1], a[0])
 
 
-def _pinv_vjp(g, ans):
+def pinv_vjp(g, ans):
     """Golub–Pereyra: dP = −P dA P + P Pᵀ dAᵀ (I − A P) + (I − P A) dAᵀ Pᵀ P (A of constant rank), so
     Ā = −Pᵀ G Pᵀ + (I − A P) Gᵀ P Pᵀ + Pᵀ P Gᵀ (I − P A)."""
     a = ans.args[0]
@@ -199,11 +199,11 @@ def numpy_matmul(a: Node, b: Node) -> Node:
     return E.matmul(a, b)
 
 
-def _norm(x: Node) -> Node:
+def norm_node(x: Node) -> Node:
     return Node("norm", (x,))
 
 
-def _np_binop(symbol: str, prec: int):
+def np_binop(symbol: str, prec: int):
     return Fmt("{0} %s {1}" % symbol, prec, (prec, prec + 1))
 
 
@@ -211,7 +211,7 @@ def _np_unary(fname: str):
     return Fmt(fname + "({0})")
 
 
-def _text_mul(node):
+def text_mul(node):
     # Scalar products and ⊙ are associative and commute with each other, so a·(b·X) prints as a·b·X.
     a, b = node.args
     if a.shape == ():
@@ -219,23 +219,23 @@ def _text_mul(node):
     return Fmt("{0} ⊙ {1}", MUL, (MUL, MUL if b.op == "mul" and b.args[0].shape != () else MUL + 1))
 
 
-def _latex_mul(node):
+def latex_mul(node):
     a, b = node.args
     if a.shape == () or b.shape == ():
         return Fmt("{0} \\, {1}", MUL, (MUL, MUL + 1))
     return Fmt("{0} \\odot {1}", MUL, (MUL, MUL + 1))
 
 
-def _leaf(text_fn, latex_fn, np_fn):
+def leaf_forms(text_fn, latex_fn, np_fn):
     return dict(vjp=lambda g, ans: (), kind="leaf",
                 text=lambda n: Fmt(text_fn(n)), latex=lambda n: Fmt(latex_fn(n)), np=lambda n: Fmt(np_fn(n)))
 
 
-def _shape_src(shape):
+def shape_src(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _reduce_build(what, whole):
+def reduce_build(what, whole):
     """sum/mean(x) or sum/mean(x, axis=…)."""
     def build(x, axis=None):
         if axis is None:
@@ -264,10 +264,10 @@ def _logsumexp_vector(x: Node) -> Node:
     return Node("logsumexp", (x,))
 
 
-def _diag(x: Node) -> Node:
+def build_diag(x: Node) -> Node:
     """diag of a vector or square matrix; diag(0) is 0, shaped (so no size is left unprinted)."""
     if E.is_zero(x):
-        return E.zeros(_diag_shape(x.shape))
+        return E.zeros(diag_shape(x.shape))
     s = E._fill_value(x)
     if s is not None:                                # diag(s·𝟙) = s·I, diag(s·𝟙 𝟙ᵀ) = s·𝟙
         return s * (E.eye(x.shape[0]) if x.ndim == 1 else E.ones((x.shape[0],)))
@@ -284,7 +284,7 @@ def _trace(x: Node) -> Node:
     return Node("trace", (x,))
 
 
-E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=_diag, trace=_trace)   # folded on rebuilds too
+E.CONSTRUCTORS.update(softmax=_softmax_vector, logsumexp=_logsumexp_vector, diag=build_diag, trace=_trace)   # folded on rebuilds too
 
 
 def _row_axis(x, axis, what: str, verb: str, gerund: str):
@@ -298,21 +298,21 @@ def _row_axis(x, axis, what: str, verb: str, gerund: str):
     return E.check_axis(x, axis, what)
 
 
-def _softmax_build(x, axis=None):
+def softmax_build(x, axis=None):
     axis = _row_axis(x, axis, "softmax", "normalises", "normalising")
     if x.ndim == 1:
         return _softmax_vector(x)
     return Node("softmax_rows", (x,)) if axis == 1 else E.transpose(Node("softmax_rows", (E.transpose(x),)))
 
 
-def _logsumexp_build(x, axis=None):
+def logsumexp_build(x, axis=None):
     axis = _row_axis(x, axis, "logsumexp", "reduces", "reducing")
     if x.ndim == 1:
         return _logsumexp_vector(x)
     return Node("logsumexp_rows", (x if axis == 1 else E.transpose(x),))
 
 
-def _elementwise_pair(op):
+def elementwise_pair(op):
     def build(a, b):
         a, b = E.broadcast_operands(a, b)
         return Node(op, (a, b))
@@ -324,7 +324,7 @@ def _half_sign(g, d, s):
     return E.mul(E.mul(E.const(sympy.Rational(1, 2)), g), E.add(E.const(1), E.mul(E.const(s), apply_fn("sign", d))))
 
 
-def _extreme_vjp(s):
+def extreme_vjp(s):
     """maximum (s = 1) or minimum (s = -1): the larger (smaller) argument gets the adjoint, ties half each."""
     def vjp(g, ans):
         a, b = ans.args
@@ -337,18 +337,18 @@ def _extreme_vjp(s):
 MAX_MATRIX_POWER = 64
 
 
-def _matrix_power_build(x, k):
+def matrix_power_build(x, k):
     if k.op != "const" or not k.attrs[0].is_integer:
         raise ShapeError("matrix_power(X, k) needs an integer constant k", hint="e.g. matrix_power(X, 3); "
                          "X ** 3 is the elementwise power")
     k = int(k.attrs[0])
-    _square(x.shape, "matrix_power")
+    require_square(x.shape, "matrix_power")
     if abs(k) > MAX_MATRIX_POWER:
         raise ShapeError(f"matrix_power: |k| = {abs(k)} is larger than the limit {MAX_MATRIX_POWER}")
     return E.matrix_power(E.apply("inv", x) if k < 0 else x, abs(k))
 
 
-def _mpow_vjp(g, ans):
+def mpow_vjp(g, ans):
     """d tr(Gᵀ Xᵏ) = Σ_{i<k} (Xᵀ)ⁱ G (Xᵀ)ᵏ⁻¹⁻ⁱ."""
     x, k = ans.args[0], ans.attrs[0]
     xt = E.transpose(x)
@@ -359,23 +359,23 @@ def _mpow_vjp(g, ans):
     return (out,)
 
 
-def _max_mask(x, axis=None):
+def max_mask(x, axis=None):
     """1 where x takes its max, split evenly between ties: the subgradient of max (as autograd has it)."""
     m = np.asarray(x) == np.max(x, axis=axis, keepdims=True)
     return m / np.sum(m, axis=axis, keepdims=True)
 
 
-def _softmax_rows(z):
+def np_softmax_rows(z):
     e = np.exp(z - np.max(z, axis=-1, keepdims=True))
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
-def _logsumexp_rows(z):
+def np_logsumexp_rows(z):
     m = np.max(z, axis=-1, keepdims=True)
     return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]
 
 
-def _rows_vjp(g, ans):
+def rows_vjp(g, ans):
     """unbroadcast: the adjoint summed over the rows, gᵀ𝟙 (m·s·𝟙 when g is the constant array s·𝟙)."""
     m, n = ans.shape
     s = E.fill_value(g)
@@ -384,14 +384,14 @@ def _rows_vjp(g, ans):
     return (E.matmul(E.transpose(g), E.ones((m,))),)
 
 
-def _logsumexp_rows_vjp(g, ans):
+def logsumexp_rows_vjp(g, ans):
     """Row i of the adjoint: gᵢ softmax(row i), that is diag(g) softmax(Z, axis=1) (s·softmax for g = s·𝟙)."""
     s = E.fill_value(g)
     sm = Node("softmax_rows", ans.args)
     return (E.mul(s, sm) if s is not None else E.matmul(Node("diag", (g,)), sm),)
 
 
-def _softmax_rows_vjp(g, ans):
+def softmax_rows_vjp(g, ans):
     """Each row: s ⊙ (g − (sᵀg) 𝟙)."""
     n = ans.shape[1]
     c = E.matmul(E.mul(ans, g), E.ones((n,)))

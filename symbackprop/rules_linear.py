@@ -109,7 +109,7 @@ def _rows(lin, node, reps):                      # 𝟙 (M v)ᵀ
     return [lin.OuterRight(E.ones((node.shape[0],)), reps[0])]
 
 
-def _diag(lin, node, reps):
+def build_diag(lin, node, reps):
     r = reps[0]
     if node.args[0].ndim == 1:
         return [lin.DiagBetween(None, r, None)]
@@ -201,7 +201,7 @@ LINEAR = {
     "T": _transpose,
     "dot": _dot,
     "outer": _outer,
-    "diag": _diag,
+    "diag": build_diag,
     "trace": _total("trace"),
     "inv": NOT_LINEAR, "pinv": NOT_LINEAR, "det": NOT_LINEAR, "logdet": NOT_LINEAR, "matrix_power": NOT_LINEAR,
     # ----- reductions -----

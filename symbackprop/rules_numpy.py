@@ -22,38 +22,37 @@ from .errors import FormulaError
 from .expr import Node
 from .rules import ATOM, MUL, NEG, POSTFIX, RULES
 
-
 # ----- shapes of nodes the printers treat specially -----
 
-def _is_diag_vec(n: Node) -> bool:
+def is_diag_vec(n: Node) -> bool:
     """diag(v) for a vector v, or its transpose (the same matrix)."""
     if n.op == "T":
         n = n.args[0]
     return n.op == "diag" and n.args[0].ndim == 1
 
 
-def _diag_arg(n: Node) -> Node:
+def diag_arg(n: Node) -> Node:
     return n.args[0].args[0] if n.op == "T" else n.args[0]
 
 
-def _diag_of_outer(n: Node) -> bool:
+def diag_of_outer(n: Node) -> bool:
     """diag(u vᵀ): printed as u * v, never the outer product."""
     return n.op == "diag" and n.args[0].op == "outer"
 
 
-def _diag_of_product(n: Node) -> bool:
+def diag_of_product(n: Node) -> bool:
     """diag(P @ Q) with both matrices: computed as a row-wise inner product, never the n×n product."""
     return n.op == "diag" and n.args[0].op == "matmul" and n.args[0].args[1].ndim == 2
 
 
 #: Elementwise operators whose NumPy form broadcasts a row vector along the rows itself.
-_BROADCASTING = ("add", "sub", "div", "pow", "maximum", "minimum")
+BROADCASTING = ("add", "sub", "div", "pow", "maximum", "minimum")
 
 
 def rows_elided(n: Node) -> set:
     """Arguments 𝟙 vᵀ of an elementwise op that print as v alone: NumPy broadcasts v along the rows
     against the other argument, which has the full shape (at most one per node)."""
-    if n.op not in _BROADCASTING or n.ndim != 2:
+    if n.op not in BROADCASTING or n.ndim != 2:
         return set()
     for i, x in enumerate(n.args):
         if x.op == "rows" and n.args[1 - i].shape == n.shape:
@@ -63,7 +62,7 @@ def rows_elided(n: Node) -> set:
 
 # ----- products -----
 
-def _factors(p, n: Node) -> list:
+def factors_of(p, n: Node) -> list:
     """The factors of an elementwise product tree (named products stay whole)."""
     factors, stack = [], [n]
     while stack:
@@ -77,7 +76,7 @@ def _factors(p, n: Node) -> list:
 
 def product(p, n: Node, consts: list[str]):
     """An elementwise product tree, scalar factors first (constants folded), then arrays."""
-    factors = _factors(p, n)
+    factors = factors_of(p, n)
     cs = list(consts) + [p.const_src(f.attrs[0]) for f in factors if f.op == "const"]
     scalars = [f for f in factors if f.op != "const" and f.ndim == 0]
     scalars.sort(key=lambda f: p.batched[f])
@@ -137,14 +136,14 @@ def _broadcasting(p, n):
 def _matmul(p, n):
     a, b = n.args
     bat = p.batched
-    if _is_diag_vec(a):                              # diag(v) @ M = v[:, None] * M
-        v = _diag_arg(a)
+    if is_diag_vec(a):                              # diag(v) @ M = v[:, None] * M
+        v = diag_arg(a)
         if b.ndim == 1:                              # diag(v) u = v ⊙ u, a node the plan may not hold
             return p.ref(E.mul(v, b))
         vs = p.paren(v, POSTFIX) + ("[:, :, None]" if bat[v] else "[:, None]")
         return f"{vs} * {p.paren(b, MUL + 1)}", MUL
-    if _is_diag_vec(b):                              # M @ diag(v) = M * v
-        v = _diag_arg(b)
+    if is_diag_vec(b):                              # M @ diag(v) = M * v
+        v = diag_arg(b)
         vs = p.paren(v, POSTFIX) + ("[:, None, :]" if bat[v] and not bat[a] else "[:, None, :]" if bat[v] else "")
         return f"{p.paren(a, MUL)} * {vs}", MUL
     if not bat[a] and bat[b] and b.ndim == 1:       # A x_b for every b: X Aᵀ
@@ -181,11 +180,11 @@ def _rows(p, n):                                     # 𝟙 vᵀ on its own: a r
     return f"np.tile({p.ref(v)[0]}, ({m}, 1))", ATOM
 
 
-def _diag(p, n):
+def build_diag(p, n):
     a = n.args
-    if _diag_of_outer(n):                            # diag(u vᵀ) = u ⊙ v: no n×n matrix
+    if diag_of_outer(n):                            # diag(u vᵀ) = u ⊙ v: no n×n matrix
         return p.ref(E.mul(*a[0].args))
-    if _diag_of_product(n) and not p.batched[n]:
+    if diag_of_product(n) and not p.batched[n]:
         P, Q = a[0].args
         if Q.op == "T":
             return f"np.einsum('ij,ij->i', {p.ref(P)[0]}, {p.ref(Q.args[0])[0]})", ATOM
@@ -205,13 +204,13 @@ NUMPY = {
     "ones": _filled,
     "eye": lambda p, n: (f"np.eye({p.dim_src(n.shape[0])}{p.dt()})", ATOM),
     "mul": lambda p, n: product(p, n, []),
-    **{op: _broadcasting for op in _BROADCASTING},
+    **{op: _broadcasting for op in BROADCASTING},
     "T": lambda p, n: p.transpose(n.args[0]),
     "matmul": _matmul,
     "dot": _dot,
     "outer": _outer,
     "rows": _rows,
-    "diag": _diag,
+    "diag": build_diag,
     "phi": _abstract,
     "fn": _abstract,
 }
@@ -252,7 +251,7 @@ def _b_mask(sign: str):
         if not p.batched[x]:
             return None
         arg = p.ref(x)[0] if not sign else "-" + p.paren(x, POSTFIX)
-        return f"_max_mask({arg}, axis={_axis(x)})", ATOM
+        return f"max_mask({arg}, axis={_axis(x)})", ATOM
     return form
 
 
@@ -265,7 +264,7 @@ def _b_trace(p, n):
 
 def _b_diag(p, n):
     x = n.args[0]
-    if _diag_of_outer(n) or not p.batched[x]:
+    if diag_of_outer(n) or not p.batched[x]:
         return None
     if x.ndim == 2:
         return f"np.diagonal({p.ref(x)[0]}, axis1=1, axis2=2)", ATOM
@@ -290,7 +289,7 @@ BATCHED = {
 
 def _s_mul(p, n, consts, scale):
     bat = p.batched
-    factors = _factors(p, n)
+    factors = factors_of(p, n)
     cs = list(consts) + [p.const_src(f.attrs[0]) for f in factors if f.op == "const"]
     rest = [f for f in factors if f.op != "const"]
     fixed = [f for f in rest if not bat[f]]
@@ -334,7 +333,7 @@ def _s_outer(p, n, consts, scale):
 
 def _s_matmul(p, n, consts, scale):
     A, X = n.args
-    if _is_diag_vec(A) or _is_diag_vec(X):
+    if is_diag_vec(A) or is_diag_vec(X):
         return None
     bat = p.batched
     if not bat[A]:
@@ -368,7 +367,7 @@ def _s_sqnorm(p, n, consts, scale):
     return (f"{scale} * {core}" if scale else core), MUL
 
 
-def _s_pow(p, n, consts, scale):
+def sum_pow(p, n, consts, scale):
     a = n.args
     if not (n.ndim == 0 and a[1].op == "const" and a[1].attrs[0] == 2):
         return None
@@ -377,7 +376,7 @@ def _s_pow(p, n, consts, scale):
     return (f"{scale} * ({core})" if scale else core), MUL
 
 
-def _s_add_sub(p, n, consts, scale):
+def sum_add_sub(p, n, consts, scale):
     a = n.args
     if not (p.batched[a[0]] and p.batched[a[1]]):
         return None
@@ -387,12 +386,12 @@ def _s_add_sub(p, n, consts, scale):
     return f"{left} {sym} {r if pr > MUL or n.op == 'add' else '(' + r + ')'}", 10
 
 
-def _s_neg(p, n, consts, scale):
+def sum_neg(p, n, consts, scale):
     s, prec = p.bsum(n.args[0], consts)
     return f"-{s if prec >= NEG else '(' + s + ')'}", NEG
 
 
-def _s_transpose(p, n, consts, scale):
+def sum_transpose(p, n, consts, scale):
     s, prec = p.bsum(n.args[0], [])
     core = f"({s}).T" if prec < POSTFIX else f"{s}.T"
     return (f"{scale} * {core}" if scale else core), MUL
@@ -404,11 +403,11 @@ BATCH_SUM = {
     "matmul": _s_matmul,
     "dot": _s_dot,
     "sqnorm": _s_sqnorm,
-    "pow": _s_pow,
-    "add": _s_add_sub,
-    "sub": _s_add_sub,
-    "neg": _s_neg,
-    "T": _s_transpose,
+    "pow": sum_pow,
+    "add": sum_add_sub,
+    "sub": sum_add_sub,
+    "neg": sum_neg,
+    "T": sum_transpose,
 }
 
 
@@ -422,16 +421,16 @@ def _refs_broadcasting(p, n):
 
 
 def _refs_diag(p, n):
-    if _diag_of_product(n) and not p.batched.get(n):
+    if diag_of_product(n) and not p.batched.get(n):
         return list(n.args[0].args)
-    if _diag_of_outer(n):
+    if diag_of_outer(n):
         return list(n.args[0].args)
     return list(n.args)
 
 
 REFS = {
-    **{op: _refs_broadcasting for op in _BROADCASTING},
-    "matmul": lambda p, n: [_diag_arg(a) if _is_diag_vec(a) else a for a in n.args],
+    **{op: _refs_broadcasting for op in BROADCASTING},
+    "matmul": lambda p, n: [diag_arg(a) if is_diag_vec(a) else a for a in n.args],
     "diag": _refs_diag,
 }
 
@@ -456,7 +455,7 @@ HELPERS = {
     """log(sum(exp(z))) along the last axis, shifted by the max so exp never overflows."""
     m = np.max(z, axis=-1, keepdims=True)
     return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]''',
-    "_max_mask": '''def _max_mask(x, axis=None):
+    "max_mask": '''def max_mask(x, axis=None):
     """The subgradient of max: 1 where x is largest (over axis), split evenly between ties."""
     m = x == np.max(x, axis=axis, keepdims=True)
     return m / np.sum(m, axis=axis, keepdims=True)''',
@@ -467,6 +466,13 @@ HELPERS = {
     out[:, i, i] = v
     return out''',
 }
+
+
+#: The dtype conversion of float32 modules.
+CAST = '''def _cast(*inputs):
+    """The inputs as {dtype}, converted once per call: arrays (no copy when they already are {dtype}) and
+    scalars (np.{dtype}), so every result is {dtype} whatever the inputs were."""
+    return tuple(np.asarray(a, dtype=np.{dtype}) if np.ndim(a) else np.{dtype}(a) for a in inputs)'''
 
 
 def helpers() -> dict[str, str]:

@@ -12,23 +12,23 @@ from .check_support import (  # noqa: F401
     KINK_STALE,
     KINK_TRIES,
     RTOL,
-    _agrees,
-    _array_text,
-    _canonical,
-    _close,
-    _cover_kinks,
-    _describe_substitute,
-    _dims_tried,
-    _domain_args,
-    _finite,
-    _good_point,
-    _json_array,
-    _let_items,
-    _nice,
-    _orient,
-    _shape_specs,
-    _terms,
-    _unname,
+    agrees_with_truth,
+    all_finite,
+    array_text,
+    canonical,
+    claim_domain_args,
+    close,
+    cover_kinks,
+    describe_substitute,
+    good_point,
+    json_array,
+    let_items,
+    nice,
+    orient_value,
+    shape_specs,
+    signed_terms,
+    tried_dims,
+    unname,
 )
 
 STATUS_TEXT = {"correct": "correct", "transposed": "correct up to transpose", "wrong": "wrong",
@@ -47,19 +47,19 @@ class Counterexample:
     true: object
 
     def to_dict(self) -> dict:
-        return {"dims": self.dims, "inputs": {k: _json_array(v) for k, v in self.inputs.items()},
-                "functions": self.functions, "claimed": _json_array(self.claimed), "true": _json_array(self.true)}
+        return {"dims": self.dims, "inputs": {k: json_array(v) for k, v in self.inputs.items()},
+                "functions": self.functions, "claimed": json_array(self.claimed), "true": json_array(self.true)}
 
     def lines(self) -> list[str]:
         out = []
         if self.dims:
             out.append("dims: " + ", ".join(f"{k}={v}" for k, v in self.dims.items()))
         for k, v in self.inputs.items():
-            out.append(f"{k} = {_array_text(v, 2)}")
+            out.append(f"{k} = {array_text(v, 2)}")
         for k, v in self.functions.items():
             out.append(f"{k} stands for {v}")
-        out.append(f"claimed: {_array_text(self.claimed, 4)}")
-        out.append(f"true:    {_array_text(self.true, 4)}")
+        out.append(f"claimed: {array_text(self.claimed, 4)}")
+        out.append(f"true:    {array_text(self.true, 4)}")
         return out
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .parse import Parser
 
 
-class _Ctx:
+class Walker:
     """Walks one expression's syntax tree, allowing only whitelisted constructs."""
 
     BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "@"}
@@ -36,9 +36,9 @@ class _Ctx:
 
     def where(self, node) -> tuple[int, int]:
         lines = self.tree.src_lines
-        start = _char_offset_lines(lines, node.lineno, node.col_offset)
+        start = char_offset_lines(lines, node.lineno, node.col_offset)
         end_line = getattr(node, "end_lineno", node.lineno)
-        end = _char_offset_lines(lines, end_line, getattr(node, "end_col_offset", node.col_offset + 1))
+        end = char_offset_lines(lines, end_line, getattr(node, "end_col_offset", node.col_offset + 1))
         return self.tree.src_shift + start, max(1, end - start)
 
     def fail(self, node, message, hint=None, cls=FormulaError):
@@ -195,7 +195,7 @@ class _Ctx:
     def _inline(self, node, fdef: FunctionDef, args):
         if len(args) != len(fdef.params):
             self.fail(node, f"{fdef.name} takes {len(fdef.params)} argument{'s' * (len(fdef.params) != 1)}, got {len(args)}")
-        inner = _Ctx(self.p, fdef.text, fdef.body, dict(zip(fdef.params, args)), fdef.visible)
+        inner = Walker(self.p, fdef.text, fdef.body, dict(zip(fdef.params, args)), fdef.visible)
         return inner.visit(fdef.body.body)
 
     def _keywords(self, node, name, allowed) -> dict:
@@ -246,11 +246,11 @@ class _Ctx:
 
 # ----- helpers -----
 
-_DEF_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*\(([^()]*)\)\s*=(?!=)")
-_ASSIGN_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)")
+DEF_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*\(([^()]*)\)\s*=(?!=)")
+ASSIGN_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)")
 
 
-def _split_statements(source: str):
+def split_statements(source: str):
     """Yield (text, offset) for each statement, split at ';' and newlines outside brackets."""
     depth, start, comment = 0, 0, False
     for i, ch in enumerate(source + ";"):
@@ -276,7 +276,7 @@ def _split_statements(source: str):
 _LATEX_RE = re.compile(r"\\(?![ \t]*(?:\r?\n|\Z))([A-Za-z]+|.?)")
 
 
-def _refuse_latex(text: str, source: str, offset: int):
+def refuse_latex(text: str, source: str, offset: int):
     """A backslash (other than a line continuation, or in a # comment) means LaTeX, which the formula
     language is not."""
     m = next((m for m in _LATEX_RE.finditer(text)
@@ -291,7 +291,7 @@ def _refuse_latex(text: str, source: str, offset: int):
                             "\\frac{a}{b}, * for \\cdot, x.T for x^\\top, norm(v)**2 for \\|v\\|^2, @ for matrix products")
 
 
-def _char_offset_lines(lines, lineno, col, chars=False):
+def char_offset_lines(lines, lineno, col, chars=False):
     """Offset in the joined text of (lineno, col); ast gives col in UTF-8 bytes, SyntaxError in chars."""
     lineno = min(max(lineno, 1), len(lines))
     line = lines[lineno - 1]
@@ -300,7 +300,7 @@ def _char_offset_lines(lines, lineno, col, chars=False):
     return sum(len(l) + 1 for l in lines[:lineno - 1]) + min(max(col, 0), len(line))
 
 
-def _unencodable(text: str):
+def unencodable(text: str):
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -308,7 +308,7 @@ def _unencodable(text: str):
     return None
 
 
-def _depth(root) -> int:
+def nesting_depth(root) -> int:
     best, stack = 0, [(root, 1)]
     while stack:
         node, d = stack.pop()

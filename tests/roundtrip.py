@@ -221,13 +221,13 @@ ELEMENTWISE = {
 
 def _extreme_mask(x, sign):
     """∇max(X) (sign 1) or ∇min(X) (sign -1): 1 at the largest (smallest) entry, split between ties."""
-    x = sign * _array(x, "∇max")
+    x = sign * require_array(x, "∇max")
     mask = (x == np.max(x)).astype(float)
     return mask / mask.sum()
 
 
 def _matrix_power(x, k):
-    x = _square(x, "matrix_power")
+    x = require_square(x, "matrix_power")
     if float(k) != int(k):
         raise ReadError(f"matrix_power with exponent {k}")
     return np.linalg.matrix_power(x, int(k))
@@ -246,13 +246,13 @@ def _column(x, what):
     return np.asarray(x, dtype=float)
 
 
-def _square(x, what):
+def require_square(x, what):
     if isinstance(x, Fill) or np.ndim(x) != 2 or np.shape(x)[0] != np.shape(x)[1]:
         raise ReadError(f"{what} takes a square matrix, got {x if isinstance(x, Fill) else np.shape(x)}")
     return np.asarray(x, dtype=float)
 
 
-def _array(x, what):
+def require_array(x, what):
     if isinstance(x, Fill):
         raise ReadError(f"{what} of 𝟙/I of unknown size")
     if np.ndim(x) == 0 and float(x) == 0.0:          # ‖0‖, sum(0): a zero array of any size
@@ -262,7 +262,7 @@ def _array(x, what):
     return np.asarray(x, dtype=float)
 
 
-def _diag(x):
+def build_diag(x):
     if isinstance(x, Fill):
         if x.kind == "ones" and x.u is not None and x.v is None:
             return np.diag(x.value * x.u[:, 0])      # diag(A 𝟙): 𝟙 is the vector its left factor sizes
@@ -278,19 +278,19 @@ def _diag(x):
 
 
 REDUCTIONS = {
-    "sum": lambda x: np.float64(np.sum(_array(x, "sum"))),
-    "mean": lambda x: np.float64(np.mean(_array(x, "mean"))),
-    "norm": lambda x: np.float64(np.sqrt(np.sum(_array(x, "‖·‖") ** 2))),
-    "tr": lambda x: np.float64(np.trace(_square(x, "tr"))),
-    "det": lambda x: np.float64(np.linalg.det(_square(x, "det"))),
-    "logdet": lambda x: np.float64(np.linalg.slogdet(_square(x, "log det"))[1]),
-    "diag": _diag,
+    "sum": lambda x: np.float64(np.sum(require_array(x, "sum"))),
+    "mean": lambda x: np.float64(np.mean(require_array(x, "mean"))),
+    "norm": lambda x: np.float64(np.sqrt(np.sum(require_array(x, "‖·‖") ** 2))),
+    "tr": lambda x: np.float64(np.trace(require_square(x, "tr"))),
+    "det": lambda x: np.float64(np.linalg.det(require_square(x, "det"))),
+    "logdet": lambda x: np.float64(np.linalg.slogdet(require_square(x, "log det"))[1]),
+    "diag": build_diag,
     "softmax": lambda x: _softmax(_column(x, "softmax")),
     "logsumexp": lambda x: _logsumexp(_column(x, "logsumexp")),
-    "inv": lambda x: np.linalg.inv(_square(x, "inv")),
-    "pinv": lambda x: np.linalg.pinv(_array(x, "pinv")),
-    "max": lambda x: np.float64(np.max(_array(x, "max"))),
-    "min": lambda x: np.float64(np.min(_array(x, "min"))),
+    "inv": lambda x: np.linalg.inv(require_square(x, "inv")),
+    "pinv": lambda x: np.linalg.pinv(require_array(x, "pinv")),
+    "max": lambda x: np.float64(np.max(require_array(x, "max"))),
+    "min": lambda x: np.float64(np.min(require_array(x, "min"))),
     "∇max": lambda x: _extreme_mask(x, 1.0),
     "∇min": lambda x: _extreme_mask(x, -1.0),
 }

@@ -71,7 +71,7 @@ def _usable(value, grads, kinks) -> bool:
     return all(np.min(np.abs(k), initial=np.inf) > KINK_MARGIN for k in kinks)
 
 
-def _close(a, b) -> bool:
+def close(a, b) -> bool:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
     return a.shape == b.shape and bool(np.all(np.abs(a - b) <= RTOL * np.abs(b) + ATOL * scale))
@@ -101,10 +101,10 @@ def run_pipeline(formula, seed=0):
         return {"compared": False}
     tried += 1
     got_value, got = module.value_and_grad(**values)
-    assert _close(got_value, value), ("value", got_value, value)
+    assert close(got_value, value), ("value", got_value, value)
     assert set(got) == set(formula.variables)
     for name in formula.variables:
-        assert _close(got[name], grads[name]), (name, got[name], grads[name])
+        assert close(got[name], grads[name]), (name, got[name], grads[name])
     fd = check_grads(module, inputs=values, seed=seed)
     assert all(r.ok for r in fd.values()), {n: r.worst for n, r in fd.items()}
     for backward in (False, True):
@@ -285,18 +285,18 @@ def run_batch(case: S.BatchCase, seed: int = 0, sizes=None) -> bool:
     per = []
     for values, value, grads in examples_:
         v1, g1 = single.value_and_grad(**values)
-        assert _close(v1, value), ("unbatched value", v1, value)
+        assert close(v1, value), ("unbatched value", v1, value)
         for n in wrt:
-            assert _close(g1[n], grads[n]), ("unbatched grad", n, g1[n], grads[n])
+            assert close(g1[n], grads[n]), ("unbatched grad", n, g1[n], grads[n])
         per.append((v1, g1))
     stacked = dict(examples_[0][0])
     for n in case.batch:
         stacked[n] = np.stack([np.asarray(values[n], dtype=float) for values, _, _ in examples_])
     value, grads = batched.value_and_grad(**stacked)
     want_value = float(np.mean([v for v, _ in per]))
-    if not _close(value, want_value):
+    if not close(value, want_value):
         raise BatchMismatch("value", f"value {value} != mean over the batch {want_value}")
-    if not _close(batched.forward(**stacked), value):
+    if not close(batched.forward(**stacked), value):
         raise BatchMismatch("value", "forward() differs from value_and_grad()")
     if set(grads) != set(wrt):
         raise BatchMismatch("names", f"gradients for {sorted(grads)}, due {sorted(wrt)}")
@@ -307,7 +307,7 @@ def run_batch(case: S.BatchCase, seed: int = 0, sizes=None) -> bool:
         if got.shape != want.shape:
             kind = "batch-shape" if (got.shape == (B,) + want.shape or (B,) + got.shape == want.shape) else "shape"
             raise BatchMismatch(kind, f"grad_{n} has shape {got.shape}, due {want.shape}")
-        if not _close(got, want):
+        if not close(got, want):
             ratio = np.divide(got, want, out=np.full(want.shape, np.nan), where=np.abs(want) > 1e-6)
             scaled = B > 1 and np.any(np.isfinite(ratio)) and any(
                 np.allclose(ratio[np.isfinite(ratio)], r, rtol=1e-6) for r in (B, 1 / B))
@@ -403,7 +403,7 @@ def _confirm_expectation(case: S.ClaimCase, rng) -> None:
             claimed = np.asarray(S._interpret(claim_tree, {**values, "_kinks": []}), dtype=float)
         truth = grads[case.wrt]
         claimed = np.broadcast_to(claimed, truth.shape)
-        if np.all(np.isfinite(claimed)) and _close(claimed, truth):
+        if np.all(np.isfinite(claimed)) and close(claimed, truth):
             agree += 1
         else:
             differ += 1

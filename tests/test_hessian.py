@@ -25,7 +25,7 @@ RTOL = 1e-5
 ATOL = 1e-7
 
 
-def _close(analytic, numeric, scale=1.0):
+def close(analytic, numeric, scale=1.0):
     analytic, numeric = np.asarray(analytic, float), np.asarray(numeric, float)
     err = np.max(np.abs(analytic - numeric)) if analytic.size else 0.0
     size = max(np.max(np.abs(analytic)) if analytic.size else 0.0, np.max(np.abs(numeric)) if numeric.size else 0.0)
@@ -94,7 +94,7 @@ def test_closed_form_hessian_values(case):
             hi, = evaluate([d.grads["x"]], point, {x: values["x"] + e})
             lo, = evaluate([d.grads["x"]], point, {x: values["x"] - e})
             fd[:, j] = (hi - lo) / (2 * EPS)
-        ok, err = _close(H, fd)
+        ok, err = close(H, fd)
         assert ok, (case, err)
 
 
@@ -169,7 +169,7 @@ def test_rule_hvp_matches_finite_differences_of_the_gradient(op):
         for a, h, p, m, g in zip(args, got, hi, lo, g0):
             numeric = (np.asarray(p, float) - np.asarray(m, float)) / (2 * EPS)
             analytic = np.broadcast_to(np.asarray(h, float), np.shape(x0[a]))
-            ok, err = _close(analytic, numeric, float(np.max(np.abs(g))) if np.size(g) else 1.0)
+            ok, err = close(analytic, numeric, float(np.max(np.abs(g))) if np.size(g) else 1.0)
             assert ok, (op, a.attrs[0], err)
 
 
@@ -203,7 +203,7 @@ def test_generated_hvp_matches_finite_differences(op):
         g0 = m.value_and_grad(**point)[1]
         for n in m.HVP_WRT:
             assert np.shape(got[n]) == np.shape(point[n]), (op, n)
-            ok, err = _close(got[n], want[n], float(np.max(np.abs(g0[n]))))
+            ok, err = close(got[n], want[n], float(np.max(np.abs(g0[n]))))
             assert ok, (op, formula, n, err)
 
 
@@ -247,7 +247,7 @@ def test_generated_hessian_matches_finite_differences(case):
             v = rng.standard_normal(n)
             want = _fd_hvp(m, point, {"x": v})["x"]
             for got in (H @ v, m.hvp(v, **point)):
-                ok, err = _close(got, want, float(np.max(np.abs(g0))))
+                ok, err = close(got, want, float(np.max(np.abs(g0))))
                 assert ok, (case, err)
 
 
@@ -273,7 +273,7 @@ def test_generated_hvp_of_several_variables_takes_and_returns_dicts():
     assert set(out) == {"A", "x"}
     want = _fd_hvp(m, point, direction)
     for n in out:
-        assert _close(out[n], want[n])[0]
+        assert close(out[n], want[n])[0]
 
 
 # ----- command line -----
@@ -381,5 +381,5 @@ def test_structured_hessians_match_the_jacobian_of_the_gradient(formula, shapes)
             hi, = evaluate([d.grads["x"]], point, {x: values["x"] + e})
             lo, = evaluate([d.grads["x"]], point, {x: values["x"] - e})
             fd[:, j] = (hi - lo) / (2 * EPS)
-        ok, err = _close(H, fd, float(np.max(np.abs(g))))
+        ok, err = close(H, fd, float(np.max(np.abs(g))))
         assert ok, (formula, err)

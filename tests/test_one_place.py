@@ -106,3 +106,15 @@ def test_hessian_terms_are_named_types():
     assert flipped[0] == OuterRight(u, M)
     assert flipped[1] == DiagBetween(E.transpose(R), M, None)
     assert flipped[2] == ScalarTimes(u, E.transpose(R))
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A name with a leading underscore is private to its module: no module of the package imports one."""
+    import ast
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                found += [f"{path.relative_to(PACKAGE)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == []

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from ..cli import add_formula_arguments, split_names
 from ..derivation import Derivation
-from ..emit import DTYPES, check_module, codegen_command, emit_module, is_generated, write_atomic
+from ..emit import DTYPES, TARGETS, check_module, codegen_command, emit_module, is_generated, write_atomic
 from ..errors import FormulaError
 from ..parse import parse_formula
 
-HELP = """Generate a Python module that imports only NumPy and exposes forward(**inputs) and
+HELP = """Generate a Python module that imports only NumPy (--target array-api: only array_api_compat, and
+it runs on NumPy, PyTorch, JAX, CuPy and Dask arrays) and exposes forward(**inputs) and
 value_and_grad(**inputs) -> (value, {name: gradient}), each gradient shaped like its input.
 Symbolic dims are read from the arrays at call time. The derivation is checked against
 central finite differences, and then the generated module itself (as `gradcheck` would),
@@ -23,13 +24,16 @@ example:
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("codegen", help="generate a NumPy gradient module", description=HELP,
+    p = sub.add_parser("codegen", help="generate a NumPy (or array-API) gradient module", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_formula_arguments(p)
     p.add_argument("--wrt", action="append", default=[], metavar="NAME[,NAME]",
                    help="gradients of these inputs only (default: every input)")
     p.add_argument("--batch", action="append", default=[], metavar="NAME[,NAME]",
                    help="inputs with a leading batch axis; the objective becomes the mean over the batch")
+    p.add_argument("--target", choices=list(TARGETS), default="numpy",
+                   help="numpy (default): a module that imports NumPy; array-api: a module in the array API standard "
+                        "that runs on NumPy, CuPy, PyTorch, JAX and Dask arrays (needs array-api-compat)")
     p.add_argument("--dtype", choices=DTYPES, default="float64", help="floating-point type of the arrays (default float64)")
     p.add_argument("-o", "--output", metavar="PATH.py", help="write the module here (default: print it)")
     p.add_argument("--force", action="store_true", help="overwrite PATH even if it is not a symbackprop-generated module")
@@ -60,8 +64,16 @@ def run(args) -> int:
     d = Derivation(program, wrt=[w for w in wrt if w in program.variables] if wrt else None, check=True, seed=args.seed)
     shown = args.command_output or args.output
     hessian, hvp = getattr(args, "hessian", False), getattr(args, "hvp", False)
-    command = codegen_command(program, wrt, batch, args.dtype, shown, hessian, hvp)
-    text = emit_module(d, wrt=wrt, batch=batch, dtype=args.dtype, command=command, hessian=hessian, hvp=hvp)
+    target = getattr(args, "target", "numpy")
+    if target == "array-api":
+        try:
+            import array_api_compat  # noqa: F401  (the module imports it, and the self-check runs the module)
+        except ImportError:
+            raise FormulaError("--target array-api needs the package array-api-compat, which is not installed",
+                               hint="pip install 'symbackprop[array-api]' (or: pip install array-api-compat)") from None
+    command = codegen_command(program, wrt, batch, args.dtype, shown, hessian, hvp, target)
+    text = emit_module(d, wrt=wrt, batch=batch, dtype=args.dtype, command=command, hessian=hessian, hvp=hvp,
+                       target=target)
     note = check_module(text, d, seed=args.seed)     # raises (exit 3) rather than write a wrong module
     if note:
         print(f"note: {note}", file=sys.stderr)

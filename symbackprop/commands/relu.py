@@ -18,7 +18,8 @@ examples:
   symbackprop relu                                  # the notebook: widths 10,20,40; all, output, ridge
   symbackprop relu --width 20 --mode all --optimizer sgd,momentum,adam --steps 30000
   symbackprop relu --seeds 30 --optimizer sgd,momentum,adam --steps 30000 --out seeds/
-  symbackprop relu --target 'abs(x - 0.5)' --width 10 --steps 20000"""
+  symbackprop relu --target 'abs(x - 0.5)' --width 10 --steps 20000
+  symbackprop relu --backend jax --no-plots          # the same steps, jax.jit and lax.scan (needs .[jax])"""
 
 
 def _ints(text):
@@ -55,6 +56,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive_int, default=40, help="minibatch size, drawn with replacement (default 40)")
     p.add_argument("--ridge-lambda", type=float, default=None, metavar="LAMBDA",
                    help="ridge penalty λ on the output weights (default 1e-7; try 1e-8 to 1e-3)")
+    p.add_argument("--backend", default="numpy", choices=("numpy", "jax", "torch"),
+                   help="the library that runs the steps: numpy (default), jax (jit-compiled lax.scan; the extra "
+                        "`jax`) or torch (the extra `torch`); jax and torch use the array-API module of the same formula")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the initial nets and the minibatches")
     p.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
                    help="train N nets per configuration (seeds SEED..SEED+N-1) as one stacked computation; "
@@ -95,8 +99,12 @@ def run(args) -> int:
         raise SymbackpropError(f"--ridge-lambda must be 0 or more, got {lam}")
     from ..relu.problem import target_function
     target_function(args.target)                      # a bad --target fails before any training
+    if args.backend != "numpy":
+        from ..relu.backends import load
+        load(args.backend)                            # a missing library fails before any training
     ex = experiment(args.width, modes, optimizers, steps=args.steps, lr=args.lr, batch=args.batch, every=args.every,
-                    seed=args.seed, seeds=args.seeds, target=args.target, ridge_lambda=lam, progress=not args.quiet)
+                    seed=args.seed, seeds=args.seeds, target=args.target, ridge_lambda=lam, progress=not args.quiet,
+                    backend=args.backend)
     print(ex.summary())
     if not args.no_plots:
         paths = ex.save(args.out, gif=not args.no_gif)

@@ -84,6 +84,9 @@ class Experiment:
         """One screen of text: final MSE per run, elbows inside [0, 1], time."""
         lines = [f"target {self.problem.target}, {len(self.problem.x_train)} training points "
                  f"(noise σ={self.problem.noise:g}), seed {self.problem.seed}"]
+        backend = self.options.get("backend", "numpy")
+        if backend != "numpy":
+            lines[0] += f", backend {backend}"
         seeds = self.runs[0].n_seeds
         if seeds:
             lines.append(f"{seeds} seeds per configuration, stacked: test MSE median [25th, 75th percentile]")
@@ -108,15 +111,18 @@ class Experiment:
                 lines.append(f"{r.mode:7} {r.width:>5} {opt:9} {lr:>6} {r.steps[-1]:>8,} {r.train_mse[-1]:>10.4f} "
                              f"{r.test_mse[-1]:>10.4f} {int(inside):>8}/{r.width:<6} {r.seconds:>6.1f}s")
         steps = sum(int(r.steps[-1]) * (r.n_seeds or 1) for r in self.runs)
+        compiling = sum(r.compile_seconds for r in self.runs)
         lines.append(f"total {self.seconds:.1f}s for {steps:,} SGD steps"
-                     + (f" ({self.seconds / steps * 1e6:.1f} µs a step)" if steps else ""))
+                     + (f" ({self.seconds / steps * 1e6:.1f} µs a step)" if steps else "")
+                     + (f"; of which {compiling:.1f}s compiling" if compiling else ""))
         return "\n".join(lines)
 
 
 def experiment(widths=(10, 20, 40), modes=("all", "output", "ridge"), optimizers=("sgd",), *, steps=150_000,
                lr=None, batch=40, every=1000, seed=0, seeds=None, target="notebook", ridge_lambda=RIDGE_LAMBDA,
-               progress=True) -> Experiment:
-    """Train every (width, mode, optimizer) on the notebook's data; `seeds`=N stacks N nets per configuration.
+               progress=True, backend="numpy") -> Experiment:
+    """Train every (width, mode, optimizer) on the notebook's data; `seeds`=N stacks N nets per configuration;
+    `backend` "jax" or "torch" trains with the array-API module on that library (relu.backends).
 
     Ridge and output-only runs start from the same initial hidden layer as the other modes of their width."""
     for m in modes:
@@ -127,6 +133,9 @@ def experiment(widths=(10, 20, 40), modes=("all", "output", "ridge"), optimizers
             raise SymbackpropError(f"unknown optimizer {o!r}", hint="choose from " + ", ".join(OPTIMIZERS))
     if seeds is not None and seeds < 1:
         raise SymbackpropError("--seeds must be at least 1")
+    if backend != "numpy":
+        from .backends import load
+        load(backend)                                 # a missing library fails before any training
     problem = make_problem(target, seed=seed)
     configs = [(w, m, o) for w in widths for m in modes for o in (optimizers if m != "ridge" else (optimizers[0],))]
     total = steps * (seeds or 1) * sum(m != "ridge" for _, m, _ in configs)
@@ -143,7 +152,7 @@ def experiment(widths=(10, 20, 40), modes=("all", "output", "ridge"), optimizers
             if bar is not None:
                 bar.set_description(f"{m} w={w} {o}" if m != "ridge" else f"ridge w={w}")
             r = train(problem, w, m, optimizer=o, lr=lr, steps=steps, batch=batch, every=every, seed=seed,
-                      seeds=seeds, ridge_lambda=ridge_lambda, progress=bar)
+                      seeds=seeds, ridge_lambda=ridge_lambda, progress=bar, backend=backend)
             runs.append(r)
     finally:
         if bar is not None:
@@ -151,4 +160,4 @@ def experiment(widths=(10, 20, 40), modes=("all", "output", "ridge"), optimizers
     return Experiment(problem, runs, time.perf_counter() - t0,
                       dict(widths=list(widths), modes=list(modes), optimizers=list(optimizers), steps=steps,
                            lr=lr, batch=batch, every=every, seed=seed, seeds=seeds, target=target,
-                           ridge_lambda=ridge_lambda))
+                           ridge_lambda=ridge_lambda, backend=backend))

@@ -33,14 +33,17 @@ def regenerate_command(name: str) -> str:
     return BY_NAME[name].command
 
 
-def emit_source(name: str) -> str:
-    """The module's source, emitted now by symbackprop.emit (what `regenerate_command` writes)."""
+def emit_source(name: str, target: str = "numpy") -> str:
+    """The module's source, emitted now by symbackprop.emit (what `regenerate_command` writes; with
+    target="array-api", what `codegen --target array-api` writes for the same formula)."""
     from ..emit import emit_module
     from ..parse import parse_formula
 
     formula, shapes, batch, wrt = MODULES[name]
-    return emit_module(parse_formula(formula, list(shapes)), wrt=list(wrt), batch=list(batch),
-                       command=regenerate_command(name))
+    if target == "numpy":
+        return emit_module(parse_formula(formula, list(shapes)), wrt=list(wrt), batch=list(batch),
+                           command=regenerate_command(name))
+    return emit_module(parse_formula(formula, list(shapes)), wrt=list(wrt), batch=list(batch), target=target)
 
 
 def checked_in(name: str) -> Path | None:
@@ -71,6 +74,27 @@ def load_module(name: str) -> types.ModuleType:
         module = load_source(emit_source(name), modname)
     sys.modules.setdefault(modname, module)
     _LOADED[name] = module
+    return module
+
+
+def array_api_module(name: str) -> types.ModuleType:
+    """The array-API module of `name` (e.g. "relu_net"): the same formula and options as the NumPy module,
+    printed for the array API standard (`codegen --target array-api`), so one file runs on JAX and
+    PyTorch arrays. The checked-in generated/<name>_array_api.py where there is one, else emitted in memory."""
+    key = name + "_array_api"
+    if key in _LOADED:
+        return _LOADED[key]
+    if name not in MODULES:
+        raise SymbackpropError(f"unknown generated module {name!r}", hint="one of " + ", ".join(MODULES))
+    path = checked_in(key)
+    modname = f"symbackprop_generated_{key}"
+    if path is not None:
+        module = load_file(path, modname)
+    else:
+        from ..emit import load_source
+        module = load_source(emit_source(name, "array-api"), modname)
+    sys.modules.setdefault(modname, module)
+    _LOADED[key] = module
     return module
 
 

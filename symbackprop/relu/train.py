@@ -46,6 +46,8 @@ class Run:
     train_mse: np.ndarray = field(default_factory=lambda: np.zeros(0))
     test_mse: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seconds: float = 0.0
+    backend: str = "numpy"
+    compile_seconds: float = 0.0       # of `seconds`: compiling the step (jax.jit, torch.compile)
 
     @property
     def label(self) -> str:
@@ -103,11 +105,13 @@ def _slice(width: int, names) -> slice:
 def train(problem: Problem, width: int, mode: str = "all", *, optimizer: str = "sgd", lr: float | None = None,
           steps: int = 150_000, batch: int = 40, every: int = 1000, seed: int = 0, seeds: int | None = None,
           ridge_lambda: float = RIDGE_LAMBDA, init: dict | None = None, progress=None,
-          grad=None) -> Run:
+          grad=None, backend: str = "numpy") -> Run:
     """Train one net (or `seeds` nets stacked, as one computation) and keep a snapshot every `every` steps.
 
     Gradients come from the generated module for the mode (generated/relu_net.py, relu_net_output.py);
     `grad` (a function like the module's grad(**inputs) -> {name: gradient}) overrides it (benchmarks only). `init` overrides the notebook's initial net.
+    `backend` "jax" or "torch" runs the same steps with the array-API module on that library
+    (symbackprop.relu.backends): same minibatches, same formulas, so in float64 the same trajectory.
 
     >>> from symbackprop.relu.problem import make_problem
     >>> run = train(make_problem(), 10, steps=200, every=100)
@@ -121,8 +125,13 @@ def train(problem: Problem, width: int, mode: str = "all", *, optimizer: str = "
     if width < 1 or batch < 1 or steps < 0 or every < 1:
         raise SymbackpropError("width, batch and every must be positive and steps non-negative")
     lr = default_lr(mode, optimizer) if lr is None else float(lr)
+    if backend != "numpy":
+        from .backends import load
+        if grad is not None:
+            raise SymbackpropError("`grad` overrides the NumPy backend's gradient only")
+        backend_module = load(backend)
     run = Run(mode, width, optimizer, lr, batch, seed, problem, seeds, ridge_lambda if mode == "ridge" else None,
-              steps=[], history={}, train_mse=[], test_mse=[])
+              steps=[], history={}, train_mse=[], test_mse=[], backend=backend)
     t0 = time.perf_counter()
     if init is None:
         if seeds is None:
@@ -137,6 +146,19 @@ def train(problem: Problem, width: int, mode: str = "all", *, optimizer: str = "
         run.seconds = time.perf_counter() - t0
         return _finish(run)
 
+    chunks = [minibatch_indices(seed + s, width, steps, batch, len(problem.x_train), every)
+              for s in range(seeds or 1)]
+    x, y = problem.x_train, problem.y_train
+    if backend != "numpy":
+        _record(run, 0, views)
+        blocks = (b[0] if seeds is None else np.stack(b, axis=1) for b in zip(*chunks))   # (n, B) or (n, S, B)
+        trained = backend_module.run_blocks(mode, gradients.MODES[mode][1], optimizer, lr,
+                                            {n: views[n] for n in PARAMS}, blocks, x, y, progress)
+        for k, snapshot in enumerate(trained.snapshots):
+            _record(run, min((k + 1) * every, steps), snapshot)
+        run.compile_seconds = trained.compile_seconds
+        run.seconds = time.perf_counter() - t0
+        return _finish(run)
     if grad is not None:
         vag, names = grad, gradients.MODES[mode][1]
     else:
@@ -144,10 +166,7 @@ def train(problem: Problem, width: int, mode: str = "all", *, optimizer: str = "
     sl = _slice(width, names)
     state = _Optimizer(optimizer, lr, theta[..., sl])
     _record(run, 0, views)
-    chunks = [minibatch_indices(seed + s, width, steps, batch, len(problem.x_train), every)
-              for s in range(seeds or 1)]
     done = 0
-    x, y = problem.x_train, problem.y_train
     for blocks in zip(*chunks):
         idx = blocks[0] if seeds is None else np.stack(blocks, axis=1)          # (n, B) or (n, S, B)
         X, Y = x[idx], y[idx]
