@@ -58,7 +58,6 @@ from .formatting import (  # noqa: F401
     sympy_np,
 )
 from .rules_base import (  # noqa: F401  (re-exported: the table's public names)
-from .rules_simplify import PRINTED_AS
     MAX_MATRIX_POWER,
     Fmt,
     Rule,
@@ -100,6 +99,7 @@ from .rules_simplify import PRINTED_AS
     unbroadcast,
     vector_only,
 )
+from .rules_simplify import PRINTED_AS
 
 RULES = E.RULES
 
