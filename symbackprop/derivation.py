@@ -90,31 +90,17 @@ class Derivation:
     def __init__(self, program: Program, wrt=None, check: bool = True, seed: int = 0):
         self.program = program
         self.objective = program.objective
-        self._steps_cache = self._steps_names_cache = self._raw = None
+        self._steps_cache = self._steps_names_cache = None
         self._placeholders: dict[Node, str] = {}
         self.wrt_nodes: dict[str, Node] = resolve_wrt(program, list(program.variables) if wrt is None else wrt)
         self.order = walk(self.objective)
         self.step_names = self._name_steps()
         self.sweep = sweep(self.objective, E.const(1), list(self.wrt_nodes.values()), hold=self._hold)
-        # the results as printed, checked and emitted: simplified once (shared memo: shared parts stay shared)
-        simplified = Simplifier()
+        simplified, sizes = Simplifier(), {}         # the results as printed, checked and emitted (shared memos)
         self.adjoints = {node: simplified(adj) for node, adj in self.sweep.adjoints.items()}
-        sizes: dict = {}
-        self.grads: dict[str, Node] = {
-            n: canonical_scalar(self.adjoints.get(node, E.zeros(node.shape)), program.variables, sizes)
-            for n, node in self.wrt_nodes.items()}
+        self.grads: dict[str, Node] = {n: canonical_scalar(self.adjoints.get(node, E.zeros(node.shape)),
+                                                           program.variables, sizes) for n, node in self.wrt_nodes.items()}
         self.checks: dict[str, Check] = self._self_check(seed) if check else {}
-
-    @property
-    def raw_grads(self) -> dict[str, Node]:
-        """The gradients as the sweep built them, before simplification (derivative macros such as tanh'(z)
-        kept): the checker reads a claim's forgotten factors off these. Everything printed, checked and
-        emitted uses `grads`."""
-        if self._raw is None:
-            self._raw = {n: canonical_scalar(self.sweep.adjoints.get(node, E.zeros(node.shape)),
-                                             self.program.variables)
-                         for n, node in self.wrt_nodes.items()}
-        return self._raw
 
     # ----- naming -----
 
