@@ -83,7 +83,7 @@ def value_and_grad(A, x, y):
     value = np.mean(x4)
     del x4
     # backward
-    grad_x = A.T @ ((-1/m) * y + (1/m) * np.exp(-np.logaddexp(0.0, -x1)))  # (n,)
+    grad_x = A.T @ ((1/m) * np.exp(-np.logaddexp(0.0, -x1)) - (1/m) * y)  # (n,)
     return value, {'x': grad_x}
 
 
@@ -91,7 +91,7 @@ def grad(A, x, y):
     """The gradient alone, as value_and_grad gives it, without computing the value (training loops)."""
     m, n = _dims(A, x, y)
     x1 = A @ x  # (m,)
-    grad_x = A.T @ ((-1/m) * y + (1/m) * np.exp(-np.logaddexp(0.0, -x1)))  # (n,)
+    grad_x = A.T @ ((1/m) * np.exp(-np.logaddexp(0.0, -x1)) - (1/m) * y)  # (n,)
     return {'x': grad_x}
 
 

@@ -123,7 +123,7 @@ def hvp(direction, W2, W1, x, b, y):
     _t1 = 1.0 - x2 ** 2.0  # (h,)
     # along the direction
     _t0 = W1 @ direction  # (h,)
-    return W1.T @ ((-2.0) * _t0 * (W2.T @ x4) * x2 * _t1 + (W2.T @ (W2 @ (_t0 * _t1))) * _t1)
+    return W1.T @ ((W2.T @ (W2 @ (_t0 * _t1)) - 2.0 * _t0 * (W2.T @ x4) * x2) * _t1)
 
 
 HESSIAN_WRT = 'x'
@@ -142,4 +142,4 @@ def hessian(W2, W1, x, b, y):
     # gradient
     _t0 = 1.0 - x2 ** 2.0  # (h,)
     _t1 = _t0 * x2 * (W2.T @ x4)  # (h,)
-    return W1.T @ ((-2.0) * (_t1[:, None] * W1) + _t0[:, None] * (W2.T @ (W2 @ (_t0[:, None] * W1))))
+    return W1.T @ (_t0[:, None] * (W2.T @ (W2 @ (_t0[:, None] * W1))) - 2.0 * (_t1[:, None] * W1))

@@ -64,6 +64,7 @@ from .expr import Node, format_shape, shapes_equal, walk
 from .judge import Judge, split_gradient  # noqa: F401
 from .parse import MAX_FORMULA_CHARS, NAME_RE, Parser, check_notation
 from .printing import to_text
+from .scalar import canonical_scalar
 from .verdict import Counterexample, Verdict  # noqa: F401
 
 # ----- the problem a claim is about -----
@@ -181,7 +182,11 @@ class Problem:
         inter[wrt] = target
         prog = dataclasses.replace(program, objective=objective, intermediates=inter)
         d = Derivation(prog, wrt=[wrt], check=True, seed=self.seed)
-        self._truths[wrt] = (d.grads[wrt], d, target)
+        # the truth as the sweep built it, before simplification: its primes (tanh'(z), …) let the judge name a
+        # forgotten factor; the gradient it prints (d.text) is the simplified one
+        node = d.wrt_nodes[wrt]
+        raw = canonical_scalar(d.sweep.adjoints.get(node, E.zeros(node.shape)), prog.variables)
+        self._truths[wrt] = (raw, d, target)
         return self._truths[wrt]
 
     def _locate(self, name: str, node: Node) -> tuple[Node, list[Node]]:

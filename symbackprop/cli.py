@@ -132,7 +132,7 @@ ASCII = {
     "ᵀ": "^T", "·": "*", "⊙": "(.)", "−": "-", "‖": "||", "𝟙": "ones", "×": "x", "∂": "d", "ℓ": "L",
     "…": "...", "—": "--", "–": "-", "→": "->", "↦": "|->", "≈": "~=", "≤": "<=", "≥": ">=", "≠": "!=",
     "±": "+/-", "⟨": "<", "⟩": ">", "∇": "grad ", "ḡ": "gbar", "Σ": "sum", "Π": "prod", "λ": "lambda",
-    "½": "1/2", "ʹ": "'", "σ": "sigma", "µ": "u", "μ": "u",
+    "½": "1/2", "ʹ": "'", "σ": "sigma", "µ": "u", "μ": "u", "⊘": "./", "∘": "o",
     "✅": "[correct]", "☑": "[transposed]", "❌": "[wrong]", "⚠": "[!]", "\ufe0f": "",
     "₀": "_0", "₁": "_1", "₂": "_2", "₃": "_3", "₄": "_4", "₅": "_5", "₆": "_6", "₇": "_7", "₈": "_8", "₉": "_9",
     "\u00a0": " ", "‘": "'", "’": "'", "“": '"', "”": '"',
@@ -142,8 +142,9 @@ _SUPERSCRIPT_RUN = re.compile(f"[{_SUPERSCRIPTS}]+")
 
 
 def asciify(text: str) -> str:
-    """The ASCII spelling of printed output: Wᵀ -> W^T, a ⊙ b -> a (.) b, 2·x -> 2*x, X⁻¹ -> X^(-1),
-    ‖x‖² -> ||x||^2, 𝟙 -> ones, ∂ℓ/∂x -> dL/dx; anything else outside ASCII as \\N{NAME}.
+    """The ASCII spelling of printed output: Wᵀ -> W^T, a ⊙ b -> a (.) b, a ⊘ b -> a ./ b, 2·x -> 2*x,
+    X⁻¹ -> X^(-1), X⁻ᵀ -> X^(-T), X^∘2 -> X.^2, ‖x‖² -> ||x||^2, 𝟙 -> ones, ∂ℓ/∂x -> dL/dx; anything else
+    outside ASCII as \\N{NAME}.
 
     >>> asciify("∂ℓ/∂W = −2/n²·(X⁻¹)ᵀ ⊙ 𝟙    [n×n]")
     'dL/dW = -2/n^2*(X^(-1))^T (.) ones    [nxn]'
@@ -155,6 +156,7 @@ def asciify(text: str) -> str:
         s = m.group().translate(str.maketrans(_SUPERSCRIPTS, "-0123456789"))
         return f"^({s})" if "-" in s else f"^{s}"
 
+    text = text.replace("⁻ᵀ", "^(-T)").replace("^∘", ".^")     # X⁻ᵀ, and X^∘2 (elementwise) as MATLAB's X.^2
     text = _SUPERSCRIPT_RUN.sub(sup, text)
     return "".join(ch if ch.isascii() else (ASCII[ch] if ch in ASCII else _fallback(ch)) for ch in text)
 

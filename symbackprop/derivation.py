@@ -15,6 +15,7 @@ from .expr import Node, format_shape, walk
 from .parse import Program, parse_formula
 from .printing import print_expr, shared_names
 from .scalar import canonical_scalar
+from .simplify import Simplifier
 
 LAYOUTS = ("gradient", "numerator", "denominator")
 CHECK_TRIALS = 3
@@ -95,10 +96,10 @@ class Derivation:
         self.order = walk(self.objective)
         self.step_names = self._name_steps()
         self.sweep = sweep(self.objective, E.const(1), list(self.wrt_nodes.values()), hold=self._hold)
-        self.adjoints = self.sweep.adjoints
-        self.grads: dict[str, Node] = {
-            n: canonical_scalar(self.adjoints.get(node, E.zeros(node.shape)), program.variables)
-            for n, node in self.wrt_nodes.items()}
+        simplified, sizes = Simplifier(), {}         # the results as printed, checked and emitted (shared memos)
+        self.adjoints = {node: simplified(adj) for node, adj in self.sweep.adjoints.items()}
+        self.grads: dict[str, Node] = {n: canonical_scalar(self.adjoints.get(node, E.zeros(node.shape)),
+                                                           program.variables, sizes) for n, node in self.wrt_nodes.items()}
         self.checks: dict[str, Check] = self._self_check(seed) if check else {}
 
     # ----- naming -----

@@ -210,7 +210,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     seed_name = "_seed"
     if batch:
         # the objective is the mean over the batch: seed the sweep with 1/B so the factor lands
-        # on the smallest shared adjoint, as it would by hand
+        # on the smallest shared adjoint, as it would by hand (these adjoints are not simplified: the
+        # simplifier would pull the seed out of every product; the macros are expanded below either way)
         seed = E.var(seed_name, ())
         adjoints = backprop(d.objective, seed, [program.variables[n] for n in wrt])
         grads = {n: adjoints.get(program.variables[n], E.zeros(program.variables[n].shape)) for n in wrt}

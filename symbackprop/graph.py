@@ -142,6 +142,8 @@ def op_label(node: Node) -> str:
     `x**2` gives `·²`, `0.5 * x` gives `0.5 ·`, `x - 1` gives `· − 1`.
     """
     fmt = _fmt(node, "text")
+    if fmt.through is not None:                      # X⁻ᵀ spans two nodes; each graph node shows its own operation
+        fmt = fmt.plain
     text = fmt.template
     if not node.args:
         return text

@@ -31,6 +31,7 @@ from .evaluate import evaluate, find_point
 from .expr import Node, format_shape
 from .linear_maps import hessian_matrix  # noqa: F401
 from .printing import print_expr, to_latex, to_text
+from .simplify import Simplifier
 from .tolerances import FD_ATOL, FD_EPS, FD_RTOL, SECOND_ORDER_SLACK, TINY
 
 CHECK_TRIALS = 3
@@ -96,7 +97,8 @@ class SecondOrder:
             self.directions[n] = E.var(nm, self.variables[n].shape)
         out = hvp({self.variables[n]: d.grads[n] for n in names},
                   {self.variables[n]: self.directions[n] for n in names})
-        self.hvps: dict[str, Node] = {n: out[self.variables[n]] for n in names}
+        simplified = Simplifier()                    # the forms printed, checked and emitted (as d.grads)
+        self.hvps: dict[str, Node] = {n: simplified(out[self.variables[n]]) for n in names}
         self.hessian: Node | None = None
         self.hessian_note = ""
         if len(names) == 1:
@@ -107,6 +109,7 @@ class SecondOrder:
                                      f"object; the Hessian-vector product is its closed form")
             else:
                 self.hessian = hessian_matrix(self.hvps[n], self.directions[n])
+                self.hessian = None if self.hessian is None else simplified(self.hessian)
                 if self.hessian is None:
                     self.hessian_note = "no closed matrix form was recognised; the Hessian-vector product is exact"
         else:

@@ -51,8 +51,15 @@ def _render(root: Node, style: str, names: dict[Node, str], define: bool, pre: d
         if not node.args:                            # leaves: the template is the text itself
             done[node] = (fmt.template, fmt.prec)
             continue
+        args = node.args
+        if fmt.through is not None:                  # a form over the arguments' own arguments (X⁻ᵀ)
+            inner = args[fmt.through]
+            if inner in names or inner in pre or any(a not in done for a in inner.args):
+                fmt = fmt.plain
+            else:
+                args = inner.args
         parts = []
-        for i, arg in enumerate(node.args):
+        for i, arg in enumerate(args):
             s, p = done[arg]
             parts.append(f"{lo}{s}{hi}" if p < fmt.arg_need(i) else s)
         done[node] = (_fill(fmt.template, parts, style), fmt.prec)

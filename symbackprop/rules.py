@@ -99,6 +99,7 @@ from .rules_base import (  # noqa: F401  (re-exported: the table's public names)
     unbroadcast,
     vector_only,
 )
+from .rules_simplify import PRINTED_AS
 
 def _mean_all(x: Node) -> Node:
     """mean(X); of an array whose entries are all equal (0, s·𝟙) it is that value (no mean(0) of unprinted size)."""
@@ -134,7 +135,7 @@ RULES.update({
                 np=np_binop("*", MUL), text=text_mul, latex=latex_mul, kind="arithmetic"),
     "div": Rule(shape=broadcast_shapes, vjp=binary(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -(g * (ans / b))),
                 fn=np.divide,
-                np=np_binop("/", MUL), text=Fmt("{0}/{1}", MUL, (MUL, MUL + 1)),
+                np=np_binop("/", MUL), text=lambda n: _text_div(n),
                 latex=Fmt("\\frac{{{0}}}{{{1}}}", ATOM),
                 domain="away_from_zero", kind="arithmetic"),
     "pow": Rule(shape=broadcast_shapes,
@@ -152,11 +153,11 @@ RULES.update({
                    text=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)),
                    latex=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)), kind="linalg", builtin=None),
     "T": Rule(shape=lambda a: (a[1], a[0]) if len(a) == 2 else a, vjp=lambda g, ans: (g.T,), fn=np.transpose,
-              np=Fmt("{0}.T", POSTFIX, (POSTFIX,)), text=Fmt("{0}ᵀ", POSTFIX, (POSTFIX + 1,)),
-              latex=Fmt("{0}^\\top", POSTFIX, (POSTFIX + 1,)), kind="linalg"),
+              np=Fmt("{0}.T", POSTFIX, (POSTFIX,)), text=lambda n: _transposed(n, "text"),
+              latex=lambda n: _transposed(n, "latex"), kind="linalg"),
     "dot": Rule(shape=dot_shape, vjp=lambda g, ans: (g * ans.args[1], g * ans.args[0]), fn=np.dot,
-                np=np_binop("@", MUL), text=Fmt("{0}ᵀ{1}", MATMUL, (POSTFIX + 1, MATMUL + 1)),
-                latex=Fmt("{0}^\\top {1}", MATMUL, (POSTFIX + 1, MATMUL + 1)), kind="linalg", builtin=2,
+                np=np_binop("@", MUL), text=lambda n: _dot_form(n, "text"),
+                latex=lambda n: _dot_form(n, "latex"), kind="linalg", builtin=2,
                 build=numpy_matmul),
     "outer": Rule(shape=outer_shape, vjp=lambda g, ans: (E.matmul(g, ans.args[1]), E.matmul(g.T, ans.args[0])),
                   fn=np.outer,
@@ -268,8 +269,8 @@ RULES.update({
     "matrix_power": Rule(shape=lambda a, k: require_square(a, "matrix_power"), vjp=mpow_vjp,
                  fn=lambda x, k: np.linalg.matrix_power(x, k),
                          np=lambda n: Fmt("np.linalg.matrix_power({0}, %d)" % n.attrs[0]),
-                 text=lambda n: Fmt("matrix_power({0}, %d)" % n.attrs[0]),
-                 latex=lambda n: Fmt("\\operatorname{{matrix\\_power}}\\left({0}, %d\\right)" % n.attrs[0]),
+                 text=lambda n: Fmt("{0}" + superscript(n.attrs[0]), POW, (POSTFIX + 1,)),
+                 latex=lambda n: Fmt("{0}^{{%d}}" % n.attrs[0], POW, (POSTFIX + 1,)),
                  batch_safe=True, kind="linalg", builtin=2, build=matrix_power_build,
                  doc="matrix_power(X, k): Xᵏ for an integer constant k (negative k: powers of inv(X)); X ** k is elementwise"),
 })
@@ -290,16 +291,46 @@ def _latex_pow(node):
     p = node.args[1]
     if node.args[0].shape != () and p.op == "const" and p.attrs[0] == -1:
         return Fmt("\\frac{{1}}{{{0}}}", ATOM)
+    if node.args[0].ndim == 2:                       # X^{∘2}: the Hadamard power (X^{2} is the matrix power)
+        return Fmt("{0}^{{\\circ {1}}}", POW, (POW + 1, 0))
     return Fmt("{0}^{{{1}}}", POW, (POW + 1, 0))
 
 
 def _text_pow(node):
     # integer exponents as superscripts (x², x⁻¹); any other exponent is grouped unless atomic: x^(1/3), (2/3)^x
     p = node.args[1]
+    # ... a matrix's elementwise power is the Hadamard power X^∘2 (X² is the matrix power, matrix_power(X, 2))
+    if node.args[0].ndim == 2:
+        return Fmt("{0}^∘{1}", POW, (POW + 1, ATOM))
     # ... but X⁻¹ of an array reads as the matrix inverse: an array's negative power keeps the ^ (X^(−1))
     if p.op == "const" and p.attrs[0].is_Integer and p.attrs[0] != 1 and (p.attrs[0] > 0 or node.args[0].shape == ()):
         return Fmt("{0}" + superscript(int(p.attrs[0])), POW, (POW + 1,))
     return Fmt("{0}^{1}", POW, (POW + 1, POW + 1))
+
+
+def _text_div(node):
+    # a ⊘ b divides entry by entry by an array; a/b divides by a scalar. The divisor is grouped unless it is
+    # atomic, a power or a function value: 2·x/(xᵀx), 𝟙 ⊘ (X w), x/‖x‖
+    if node.args[1].shape != ():
+        return Fmt("{0} ⊘ {1}", MUL, (MUL, POW))
+    return Fmt("{0}/{1}", MUL, (MUL, POW))
+
+
+_T = {"text": Fmt("{0}ᵀ", POSTFIX, (POSTFIX + 1,)), "latex": Fmt("{0}^\\top", POSTFIX, (POSTFIX + 1,))}
+_INV_T = {"text": Fmt("{0}⁻ᵀ", POSTFIX, (POSTFIX + 1,), through=0, plain=_T["text"]),
+          "latex": Fmt("{0}^{{-\\top}}", POSTFIX, (POSTFIX + 1,), through=0, plain=_T["latex"])}
+
+
+def _transposed(node, style):
+    """Xᵀ; the transposed inverse (X⁻¹)ᵀ is X⁻ᵀ."""
+    return _INV_T[style] if node.args[0].op == "inv" else _T[style]
+
+
+def _dot_form(node, style):
+    """aᵀb; aᵀ X b when the right side is a product (aᵀ(X b) is aᵀ X b by associativity)."""
+    chain = node.args[1].op == "matmul"
+    form = "{0}^\\top {1}" if style == "latex" else "{0}ᵀ {1}" if chain else "{0}ᵀ{1}"
+    return Fmt(form, MATMUL, (POSTFIX + 1, MATMUL if chain else MATMUL + 1))
 
 
 # ----- elementwise functions -----
@@ -373,7 +404,9 @@ def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
                    kind="elementwise", builtin=1, domain=f.domain, kink=f.kink, batch_safe=True,
                    np_helper=f.np_helper),
         prime: Rule(shape=same, vjp=lambda g, ans: (vjp_of_expansion(ans, g),), fn=None, np=None,
-                    text=Fmt(prime + "({0})"), latex=Fmt("\\operatorname{{" + name + "}}'\\left({0}\\right)"),
+                    text=Fmt(PRINTED_AS[prime] + "({0})") if prime in PRINTED_AS else Fmt(prime + "({0})"),
+                    latex=Fmt("\\operatorname{{" + PRINTED_AS[prime] + "}}\\left({0}\\right)") if prime in PRINTED_AS
+                    else Fmt("\\operatorname{{" + name + "}}'\\left({0}\\right)"),
                     kind="elementwise", expand=lambda node: expand_prime(node.args[0]), domain=f.domain,
                     kink=f.kink, batch_safe=True),
     }

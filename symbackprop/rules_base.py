@@ -37,6 +37,10 @@ class Fmt:
     template: str
     prec: int = ATOM
     need: tuple = ()
+    # `through=i`: the fields are the arguments of argument i (X⁻ᵀ prints T(inv(X)) from X), unless argument
+    # i prints as a name; then `plain` is the template
+    through: int | None = None
+    plain: "Fmt | None" = None
 
     def arg_need(self, i: int) -> int:
         return self.need[i] if i < len(self.need) else 0

@@ -64,22 +64,38 @@ def from_sympy_scalar(e, variables: dict[str, Node]) -> Node:
 MAX_TREE = 200
 
 
-def _tree_size(root: Node) -> int:
-    """Nodes in the expression *tree* (shared nodes counted every time), counting stops past MAX_TREE."""
-    count, stack = 0, [root]
-    while stack and count <= MAX_TREE:
-        node = stack.pop()
-        count += 1
-        stack.extend(node.args)
-    return count
+def _tree_size(root: Node, memo: dict | None = None) -> int:
+    """Nodes in the expression *tree* (shared nodes counted every time), capped at MAX_TREE + 1. `memo` (one
+    dict across calls) keeps the sizes of the nodes seen, so sizing many results sharing one DAG costs its size."""
+    memo = {} if memo is None else memo
+    if root in memo:
+        return memo[root]
+    stack = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in memo:
+            continue
+        if ready:
+            total = 1
+            for a in node.args:
+                total += memo[a]
+                if total > MAX_TREE:
+                    total = MAX_TREE + 1
+                    break
+            memo[node] = total
+            continue
+        stack.append((node, True))
+        stack.extend((a, False) for a in node.args if a not in memo)
+    return memo[root]
 
 
-def canonical_scalar(root: Node, variables: dict[str, Node]) -> Node:
-    """A plain scalar expression in its simplest of a few SymPy canonical forms (else unchanged)."""
+def canonical_scalar(root: Node, variables: dict[str, Node], sizes: dict | None = None) -> Node:
+    """A plain scalar expression in its simplest of a few SymPy canonical forms (else unchanged). `sizes`: a
+    dict shared by the calls for the results of one derivation (see _tree_size)."""
     if not root.args or root.shape != ():
         return root
     from .printing import expand_macros
-    if _tree_size(root) > MAX_TREE:
+    if _tree_size(root, sizes) > MAX_TREE:
         return root                                  # SymPy trees would repeat shared nodes: keep the DAG
     plain = expand_macros([root])[0]
     if not is_plain_scalar(plain):

@@ -14,14 +14,16 @@ first:
                                  one level, left to right
     A B   uᵀv   u vᵀ            juxtaposition: the matrix product (vectors are columns, vᵀ a row)
     −a                           negation (binds tighter than juxtaposition, as the printer's table says)
-    a^b  a²  a³  a⁻²             elementwise power; ⁻¹ of a square matrix is its inverse
-    Aᵀ  A⁻¹                      transpose, inverse
+    a^b  a²  a³  a⁻²             elementwise power of scalars and vectors; of a square matrix, the matrix
+                                 power (X², (Xᵀ)³, ⁻¹ its inverse)
+    X^∘2  X^∘(−1)                a matrix's elementwise (Hadamard) power
+    Aᵀ  A⁻¹  A⁻ᵀ                 transpose, inverse, transposed inverse
     f(x) f'(x)  ‖x‖  tr det log det diag sum mean softmax logsumexp  𝟙 (ones)  I (identity)
     max(X) min(X) ∇max(X) ∇min(X)  max(a, b) min(a, b) (elementwise)  matrix_power(X, k)
 
 LaTeX: `+ -`, `\\,` and `\\cdot` (scalar product), `\\odot`, `\\frac{a}{b}`, juxtaposition (matrix
 product; of two scalars, their product, as in `\\frac{1}{m n}`), `^{...}`, `^\\top`, `^{-1}`,
-`\\operatorname{f}\\left(x\\right)`, `\\operatorname{f}'\\left(x\\right)`, `\\det`, `\\log\\det`,
+`^{\\circ 2}` (Hadamard power), `^{-\\top}`, `\\operatorname{f}\\left(x\\right)`, `\\operatorname{f}'\\left(x\\right)`, `\\det`, `\\log\\det`,
 `\\left\\|x\\right\\|`, `\\mathbf{1}`, `\\sqrt{..}`, names `W_{1}`, `\\mathrm{abc}`, `\\alpha`.
 
 Text that does not follow the notation (Python's `*` or `**`, a shape mismatch, a `⁻¹` that
@@ -328,7 +330,9 @@ _TEXT_TOKENS = re.compile(r"""
   | (?P<nabla>∇(?:max|min)(?=\())
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<primes>'*)
   | (?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<invt>⁻ᵀ)
   | (?P<sup>[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)
+  | (?P<hpow>\^∘)
   | (?P<sym>[-+−·⊙⊘/^()‖ᵀ𝟙,])
 """, re.VERBOSE)
 
@@ -352,7 +356,9 @@ _LATEX_TOKENS = re.compile(r"""
   | (?P<frac>\\frac(?![A-Za-z]))
   | (?P<sqrt>\\sqrt(?:\[(?P<root>[0-9]+)\])?(?![A-Za-z]))
   | (?P<top>\^\\top(?![A-Za-z]))
+  | (?P<invtop>\^\{-\\top\})
   | (?P<invsup>\^\{-1\})
+  | (?P<hpow>\^\{\\circ(?![A-Za-z]))
   | (?P<smul>\\,|\\cdot(?![A-Za-z]))
   | (?P<had>\\odot(?![A-Za-z]))
   | (?P<mathrm>\\mathrm\{(?P<rm>[A-Za-z]+)\}(?:_\{(?P<rmsub>[A-Za-z0-9,]+)\})?)
@@ -403,8 +409,12 @@ def tokenize_text(s: str) -> list[tuple]:
                 out.append(("NAME", name))
         elif m.group("num"):
             out.append(("NUM", m.group("num")))
+        elif m.group("invt"):
+            out.append(("INVT", "⁻ᵀ"))
         elif m.group("sup"):
             out.append(("SUP", int(m.group("sup").translate(_SUPERSCRIPT))))
+        elif m.group("hpow"):
+            out.append(("HCARET", "^∘"))
         else:
             out.append((_SYMBOLS[m.group("sym")], m.group("sym")))
     return out
@@ -443,8 +453,12 @@ def tokenize_latex(s: str) -> list[tuple]:
             out.append(("SQRT", int(m.group("root") or 2)))
         elif m.group("top"):
             out.append(("T", "ᵀ"))
+        elif m.group("invtop"):
+            out.append(("INVT", "⁻ᵀ"))
         elif m.group("invsup"):
             out.append(("SUP", -1))
+        elif m.group("hpow"):                       # ^{\circ k}: the group's opening brace is in the token
+            out += [("HCARET", "^∘"), ("LB", "{")]
         elif m.group("smul"):
             out.append(("SMUL", "·"))
         elif m.group("had"):
@@ -521,12 +535,15 @@ class _Parser:
         base = self.atom()
         while True:
             k = self.peek()
-            if k == "CARET":
+            if k in ("CARET", "HCARET"):
                 self.take()
-                base = ("^", base, self.exponent())
+                base = ("^" if k == "CARET" else "^∘", base, self.exponent())
             elif k == "SUP":
                 p = self.take()[1]
                 base = ("inv", base) if p == -1 else ("^", base, ("num", float(p)))
+            elif k == "INVT":
+                self.take()
+                base = ("T", ("inv", base))
             elif k == "T":
                 self.take()
                 base = ("T", base)
@@ -602,7 +619,7 @@ class _Parser:
             return ("/", self.group(), self.group())
         if kind == "SQRT":                          # \sqrt{x}, \sqrt[3]{x}
             g = self.group()
-            return ("call", "sqrt", 0, [g]) if val == 2 else ("^", g, ("num", 1.0 / val))
+            return ("call", "sqrt", 0, [g]) if val == 2 else ("^∘", g, ("num", 1.0 / val))
         raise ReadError(f"an operand is due, found {val!r}")
 
 
@@ -659,7 +676,9 @@ def _eval(tree, env, latex, expect=None):
     if kind == "@":
         return _matmul(_eval(tree[1], env, latex), _eval(tree[2], env, latex), latex)
     a, b = _eval(tree[1], env, latex, expect), _eval(tree[2], env, latex, expect)
-    if kind == "^":
+    if kind == "^" and not isinstance(a, Fill) and np.ndim(a) == 2 and a.shape[0] == a.shape[1] > 1:
+        return _matrix_power(a, b)                   # X², (Xᵀ)³: a square matrix's power is the matrix power
+    if kind in ("^", "^∘"):
         return _ew(np.power, a, b, "^", expect)
     if kind == "·":
         if not (isinstance(a, Fill) or _is_scalar(a) or _is_scalar(b) or isinstance(b, Fill)):

@@ -49,7 +49,7 @@ UNDEFINED = [
      "missing-factor", ["relu'(W x) is missing", "W x has negative entries"]),
     ("sum(abs(x)**1.5)", {"x": "n"}, "x", "1.5 * x ** 0.5",
      lambda W: (lambda x: np.sum(np.abs(x) ** 1.5)), lambda W: (lambda x: 1.5 * x ** 0.5),
-     "missing-factor", ["abs'(x) is missing", "x has negative entries"]),
+     "missing-factor", ["sign(x) is missing", "x has negative entries"]),
     ("x @ x", {"x": "n"}, "x", "2*exp(log(x))",
      lambda W: (lambda x: x @ x), lambda W: (lambda x: 2 * np.exp(np.log(x))),
      "undefined", ["undefined at points where x has negative entries"]),

@@ -19,9 +19,9 @@ COOKBOOK = [
     ("trace(A @ X @ B)", {"A": "p,m", "X": "m,n", "B": "n,p"}, "X", "Aᵀ Bᵀ", lambda A, X, B: A.T @ B.T),
     ("trace(X.T @ B @ X)", {"X": "m,n", "B": "m,m"}, "X", None, lambda X, B: (B + B.T) @ X),
     ("norm(X)**2", {"X": "m,n"}, "X", "2·X", lambda X: 2 * X),
-    ("logdet(X)", {"X": "n,n"}, "X", "(X⁻¹)ᵀ", lambda X: inv(X).T),
-    ("det(X)", {"X": "n,n"}, "X", "det(X)·(X⁻¹)ᵀ", lambda X: np.linalg.det(X) * inv(X).T),
-    ("a @ inv(X) @ b", {"a": "n", "X": "n,n", "b": "n"}, "X", "−(X⁻¹)ᵀ a bᵀ (X⁻¹)ᵀ",
+    ("logdet(X)", {"X": "n,n"}, "X", "X⁻ᵀ", lambda X: inv(X).T),
+    ("det(X)", {"X": "n,n"}, "X", "det(X)·X⁻ᵀ", lambda X: np.linalg.det(X) * inv(X).T),
+    ("a @ inv(X) @ b", {"a": "n", "X": "n,n", "b": "n"}, "X", "−X⁻ᵀ a bᵀ X⁻ᵀ",
      lambda a, X, b: -inv(X).T @ np.outer(a, b) @ inv(X).T),
     # Cookbook (91): ∂ tr(A Xᵏ)/∂X = Σ_{i<k} (Xⁱ A Xᵏ⁻¹⁻ⁱ)ᵀ
     ("trace(A @ matrix_power(X, 3))", {"A": "n,n", "X": "n,n"}, "X", None,

@@ -211,8 +211,11 @@ def test_matrix_power_is_not_the_elementwise_power():
     d = sb.derive("sum(matrix_power(X, 2) - X ** 2)", shapes={"X": "2,2"})
     X = np.array([[1.0, 2.0], [3.0, 4.0]])
     assert np.isclose(evaluate([d.objective], Point({}, {"X": X}))[0], np.sum(X @ X - X * X))
-    assert "matrix_power(X, 2)" in d.program.source and "matrix_power" in sb.derive(
+    # printed: X² is the matrix power, X^∘2 the elementwise one (issue 13)
+    assert "matrix_power(X, 2)" in d.program.source and "3·(Xᵀ)²" in sb.derive(
         "trace(matrix_power(X, 3))", shapes={"X": "n,n"}).text()
+    from symbackprop.printing import to_text
+    assert to_text(d.program.objective) == "sum(X² − X^∘2)"
 
 
 # ----- subgradients: ties split evenly (as autograd), the same in derive and in codegen -----
@@ -325,4 +328,4 @@ def test_checker_judges_a_broadcast_bias_gradient(capsys):
     assert cli_main(args + ["--claim", "sum(tanh'(X @ W + b), axis=1)"]) == 1      # summed over the wrong axis
     assert cli_main(args + ["--claim", "mean(tanh'(X @ W + b), axis=0)"]) == 1     # off by the factor B
     out = capsys.readouterr().out
-    assert "verdict: correct" in out and "tanh'(X W + 𝟙 bᵀ)ᵀ 𝟙" in out
+    assert "verdict: correct" in out and "(1 − tanh(X W + 𝟙 bᵀ)^∘2)ᵀ 𝟙" in out      # tanh′ in closed form
