@@ -329,7 +329,7 @@ _TEXT_TOKENS = re.compile(r"""
   | (?P<logdet>log\ det(?=\())
   | (?P<nabla>∇(?:max|min)(?=\())
   | (?P<sized>[𝟙I])(?P<size>[ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ₀₁₂₃₄₅₆₇₈₉]+|_\([^()]*\))
-  | (?P<onesub>𝟙)_(?P<onename>[A-Za-z0-9]+)
+  | (?P<onesub>𝟙)_(?P<onename>[A-Za-z0-9_]+)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<primes>'*)
   | (?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<sup>[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)

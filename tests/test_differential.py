@@ -686,6 +686,11 @@ def test_long_run_regressions(text, shapes):
     ("sum((C @ (w + a)))", {"w": "m", "C": "n,m"}),         # sum(Cᵀ 𝟙): 𝟙 a vector or a ones matrix?
     ("sum((C @ diag(M)))", {"C": "n,m", "M": "m,m"}),       # diag(Cᵀ 𝟙)
     ("abs(logdet((M @ M.T + diag(1 + (w - w) * (w - w)))))", {"w": "m", "M": "m,m"}),   # diag(1 + 0)
+    # printed 𝟙 or 0 whose size only the context fixes (now 𝟙ₙ, Iₙ, and f(s·𝟙) folds to f(s)·𝟙)
+    ("sum(softmax(softmax(w)))", {"w": "n"}),               # x1 ⊙ (x2 ⊙ (𝟙 − x2ᵀ𝟙) − x1ᵀ(x2 ⊙ (𝟙 − x2ᵀ𝟙)))
+    ("sum(tanh(w - w) @ M)", {"w": "n", "M": "n,m"}),       # tanh(0) 𝟙ᵀ
+    ("norm(M @ tanh(w - w) + u)", {"w": "n", "M": "m,n", "u": "m"}),    # M tanh(0) + u
+    ("det(diag(tanh(w - w)) + M)", {"w": "n", "M": "n,n"}),  # diag(tanh(0)) + M
 ])
 def test_long_run_print_regressions(text, shapes):
     formula = S.formula_from_text(text, shapes)
