@@ -8,12 +8,12 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .derive import sweep
+from .sweep import sweep
 from .errors import FormulaError, InternalError
 from .evaluate import directional_check, find_point
 from .expr import Node, format_shape, walk
 from .parse import Program, parse_formula
-from .printing import render, shared_names
+from .printing import print_expr, shared_names
 from .scalar import canonical_scalar
 
 LAYOUTS = ("gradient", "numerator", "denominator")
@@ -179,7 +179,7 @@ class Derivation:
 
     def definitions(self, names: dict[Node, str], roots, style="text") -> list[tuple[str, str, tuple]]:
         """Definitions of the names the printed results use, in forward order."""
-        return [(k, render(node, style, names, define=True), node.shape)
+        return [(k, print_expr(node, style, names, define=True), node.shape)
                 for k, node in self.defined_nodes(names, roots)]
 
     def text(self, wrt=None, layout: str = "gradient") -> str:
@@ -189,7 +189,7 @@ class Derivation:
         names = self.result_names(roots)
         lines = []
         for n, r in zip(names_, roots):
-            s = _row(render(r, "text", names), r, layout, "text")
+            s = _row(print_expr(r, "text", names), r, layout, "text")
             lines.append(f"∂{self.objective_name}/∂{n} = {s}    [{_layout_shape(self.grads[n].shape, layout)}]")
         where = self.definitions(names, roots)
         if where:
@@ -205,7 +205,7 @@ class Derivation:
         obj = latex_ident(self.objective_name)
         rows = []
         for n, r in zip(names_, roots):
-            s = _row(render(r, "latex", tex), r, layout, "latex")
+            s = _row(print_expr(r, "latex", tex), r, layout, "latex")
             rows.append(f"\\frac{{\\partial {obj}}}{{\\partial {latex_ident(n)}}} &= {s}")
         for k, v, _ in self.definitions(tex, roots, "latex"):
             rows.append(f"{k} &= {v}")
@@ -247,10 +247,10 @@ class Derivation:
         local_names = {**shown, **placeholders}
 
         def show(node, nm=shown):
-            return render(node, style, nm)
+            return print_expr(node, style, nm)
 
         def define(node):
-            return render(node, style, shown, define=True)
+            return print_expr(node, style, shown, define=True)
 
         def shape(sh):
             return f" \\quad ({_latex_shape(sh)})" if latex else f"    [{format_shape(sh)}]"
@@ -375,17 +375,17 @@ class Derivation:
             "layout": layout,
             "objective": self.objective_name,
             "gradients": {n: {"shape": [str(d) for d in _layout_dims(self.grads[n].shape, layout)],
-                              "text": _row(render(r, "text", names), r, layout, "text"),
-                              "latex": _row(render(r, "latex", tex), r, layout, "latex"),
-                              "numpy": render(r, "np", names)}
+                              "text": _row(print_expr(r, "text", names), r, layout, "text"),
+                              "latex": _row(print_expr(r, "latex", tex), r, layout, "latex"),
+                              "numpy": print_expr(r, "np", names)}
                           for n, r in zip(names_, roots)},
-            "where": {k: {"text": render(node, "text", every, define=True),
-                          "latex": render(node, "latex", every_tex, define=True),
-                          "numpy": render(node, "np", every, define=True),
+            "where": {k: {"text": print_expr(node, "text", every, define=True),
+                          "latex": print_expr(node, "latex", every_tex, define=True),
+                          "numpy": print_expr(node, "np", every, define=True),
                           "shape": [str(d) for d in node.shape]}
                       for k, node in self.defined_nodes(every, where_roots)},
-            "steps": [{"node": label, "local": render(local, "text", {**every, **placeholders}),
-                       "adjoint": render(full, "text", every), "shape": [str(d) for d in shape]}
+            "steps": [{"node": label, "local": print_expr(local, "text", {**every, **placeholders}),
+                       "adjoint": print_expr(full, "text", every), "shape": [str(d) for d in shape]}
                       for label, local, full, shape in steps],
             "check": {n: {"trials": c.trials, "passed": c.passed, "worst_relative_error": c.worst_error,
                           "note": c.note} for n, c in self.checks.items()},

@@ -23,7 +23,7 @@ import jinja2
 
 from . import expr as E
 from .derivation import Derivation, resolve_wrt
-from .derive import backprop
+from .sweep import backprop
 from .errors import FormulaError, InternalError
 from .expr import Node, walk
 from .parse import RESERVED, Program

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 
-from .expr import RULES, Node, walk, substitute
+from .expr import RULES, Node, substitute, walk
 from .rules import ATOM, Fmt
 
 _PARENS = {"text": ("(", ")"), "latex": ("\\left(", "\\right)"), "np": ("(", ")")}
@@ -24,7 +24,7 @@ def expand_macros(roots: list[Node]) -> list[Node]:
     return expand_macros(out) if any(RULES[n.op].expand for n in walk(out)) else out
 
 
-def render(root: Node, style: str = "text", names: dict[Node, str] | None = None, define: bool = False) -> str:
+def print_expr(root: Node, style: str = "text", names: dict[Node, str] | None = None, define: bool = False) -> str:
     """Print `root` in `style` ('text', 'latex' or 'np'); nodes in `names` print as their names
     (except `root` itself when `define` is true: then it prints as its definition).
 
@@ -89,15 +89,15 @@ def _fill(template: str, parts: list[str], style: str) -> str:
 
 
 def to_text(node: Node, names=None) -> str:
-    return render(node, "text", names)
+    return print_expr(node, "text", names)
 
 
 def to_latex(node: Node, names=None) -> str:
-    return render(node, "latex", names)
+    return print_expr(node, "latex", names)
 
 
 def to_numpy(node: Node, names=None) -> str:
-    return render(node, "np", names)
+    return print_expr(node, "np", names)
 
 
 def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", known: dict[Node, str] | None = None,
@@ -118,11 +118,11 @@ def shared_names(roots: list[Node], names: dict[Node, str], prefix: str = "t", k
     taken = set(out.values()) | set(reserved)
     counter = 0
     for node in order:
-        if node in out or not node.args or uses.get(node, 0) < 2 or len(render(node, "text", out)) <= SMALL:
+        if node in out or not node.args or uses.get(node, 0) < 2 or len(print_expr(node, "text", out)) <= SMALL:
             continue
         if known and node in known:
             out[node] = known[node]
-        elif len(render(node, "text", out)) <= BIG:
+        elif len(print_expr(node, "text", out)) <= BIG:
             continue                                 # short enough to repeat
         else:
             counter += 1

@@ -1,5 +1,5 @@
 """Linear-map rules, one entry per operator of the rule table: how the Hessian reader
-(hessian._Linear) represents an operator's result when some arguments are linear in a
+(linear_maps._Linear) represents an operator's result when some arguments are linear in a
 vector direction v.
 
 `LINEAR[op](lin, node, reps)` gets the reader `lin` (its helpers: scale, neg, add, left,

@@ -5,8 +5,9 @@ import difflib
 import json
 from dataclasses import dataclass
 
-from .check import STATUS_TEXT, Problem, Verdict
+from .check import Problem
 from .errors import FormulaError, SymbackpropError
+from .verdict import STATUS_TEXT, Verdict
 
 SOLUTION_KEYS = {"title", "problem", "claims", "notes"}
 PROBLEM_KEYS = {"formula", "shapes", "elementwise", "functions", "lets", "seed"}

@@ -31,7 +31,7 @@ import strategies as S
 from symbackprop import SymbackpropError, parse_formula
 from symbackprop import expr as E
 from symbackprop.cli import main
-from symbackprop.derive import backprop
+from symbackprop.sweep import backprop
 from symbackprop.emit import MARKER
 from symbackprop.parse import MAX_EXPANSION, MAX_FORMULA_CHARS, MAX_GRAPH_NODES, MAX_NESTING
 from symbackprop.testing import check_grads, load_module

@@ -10,7 +10,7 @@ import pytest
 import symbackprop as sb
 from symbackprop import expr as E
 from symbackprop.cli import main as cli_main
-from symbackprop.derive import backprop
+from symbackprop.sweep import backprop
 from symbackprop.emit import emit_module, load_source
 from symbackprop.evaluate import Point, Substitute, evaluate
 from symbackprop.expr import RULES, Node

@@ -87,17 +87,18 @@ def test_one_set_of_tolerances():
 
 def test_no_private_names_across_modules():
     """SecondOrder and the checker use the derivation's, expr's and the parser's public names. (Left for
-    after the per-operator split: rules.py, emit.py and hessian._Linear.apply still use E._sum and the like.)"""
+    after the per-operator split: rules.py, emit.py and linear_maps._Linear.apply still use E._sum and the like.)"""
     pattern = re.compile(r"\b(?:d|self\.d|parser|self\.p\.parser)\._[a-z]\w*|\bE\._(?:split_coeff|scaled)\b|"
                          r"from \.derivation import _")
-    for name in ("hessian.py", "check.py", "render.py", "derivation.py", "commands/derive.py"):
+    for name in ("hessian.py", "linear_maps.py", "check.py", "judge.py", "verdict.py", "render.py", "graph.py",
+                 "derivation.py", "commands/derive.py"):
         assert pattern.findall((PACKAGE / name).read_text(encoding="utf-8")) == [], name
 
 
 def test_hessian_terms_are_named_types():
     """The terms of a matrix linear in v read by name (t.M, t.u), and still by position in _Linear.apply."""
     from symbackprop import expr as E
-    from symbackprop.hessian import DiagBetween, OuterLeft, OuterRight, ScalarTimes, _Linear
+    from symbackprop.linear_maps import DiagBetween, OuterLeft, OuterRight, ScalarTimes, _Linear
     M, u, R = E.var("M", (3, 5)), E.var("u", (4,)), E.var("R", (3, 2))
     t = OuterLeft(M, u)
     assert (t.M, t.u) == (M, u) and (t[0], t[1], t[2]) == ("ol", M, u)

@@ -9,7 +9,7 @@ from symbackprop import cli
 from symbackprop.derivation import derive
 from symbackprop.evaluate import evaluate
 from symbackprop.expr import RULES
-from symbackprop.render import build_graph, format_value, op_label, random_values
+from symbackprop.graph import build_graph, format_value, op_label, random_values
 
 PART_D = "0.5 * norm(W2 @ Phi(W1 @ x + b) - y)**2"
 PART_D_SHAPES = {"W1": "h,d", "W2": "k,h", "x": "d", "b": "h", "y": "k"}

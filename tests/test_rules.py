@@ -9,7 +9,7 @@ import sympy
 
 import symbackprop  # noqa: F401  (fills the table)
 from symbackprop import expr as E
-from symbackprop.derive import backprop
+from symbackprop.sweep import backprop
 from symbackprop.evaluate import Point, Substitute, evaluate
 from symbackprop.expr import RULES, Node
 from symbackprop.rules import ELEMENTWISE

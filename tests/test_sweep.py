@@ -1,4 +1,4 @@
-"""The one reverse sweep (symbackprop.derive.sweep) and the views that read its record: the gradients, the
+"""The one reverse sweep (symbackprop.sweep.sweep) and the views that read its record: the gradients, the
 chain-rule steps and the backward graph."""
 import dataclasses
 
@@ -7,11 +7,11 @@ import pytest
 
 from symbackprop import expr as E
 from symbackprop.derivation import derive
-from symbackprop.derive import sweep
+from symbackprop.sweep import sweep
 from symbackprop.errors import InternalError
 from symbackprop.evaluate import evaluate
 from symbackprop.expr import RULES, Node
-from symbackprop.render import build_graph, random_values
+from symbackprop.graph import build_graph, random_values
 
 CASES = [
     ("0.5 * norm(W2 @ Phi(W1 @ x + b) - y)**2", {"W1": "h,d", "x": "d", "b": "h", "W2": "k,h", "y": "k"}, ["Phi"], []),

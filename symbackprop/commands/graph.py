@@ -11,8 +11,9 @@ from ..cli import add_formula_arguments, split_names
 from ..derivation import Derivation
 from ..errors import FormulaError
 from ..parse import parse_formula
-from ..render import COLUMN_PX, FORMATS, RANKDIRS, RENDERERS, build_graph, point_from_arrays, random_values, \
-    write_atomic, write_graph, output_format
+from ..files import write_atomic
+from ..graph import build_graph, point_from_arrays, random_values
+from ..render import COLUMN_PX, FORMATS, RANKDIRS, RENDERERS, output_format, write_graph
 
 HELP = """Draw the formula's computation graph: one node per operation, variables (the
 sources) to the objective (the sink), shared sub-expressions once with fan-out.
