@@ -17,12 +17,14 @@ first:
     a^b  a²  a³  a⁻²             elementwise power; ⁻¹ of a square matrix is its inverse
     Aᵀ  A⁻¹                      transpose, inverse
     f(x) f'(x)  ‖x‖  tr det log det diag sum mean softmax logsumexp  𝟙 (ones)  I (identity)
+    𝟙ₙ 𝟙_d 𝟙_(m×n) Iₙ I_d        ones and identity of the stated size (bare 𝟙 and I: the size the
+                                 context needs, as in W 𝟙)
     max(X) min(X) ∇max(X) ∇min(X)  max(a, b) min(a, b) (elementwise)  matrix_power(X, k)
 
 LaTeX: `+ -`, `\\,` and `\\cdot` (scalar product), `\\odot`, `\\frac{a}{b}`, juxtaposition (matrix
 product; of two scalars, their product, as in `\\frac{1}{m n}`), `^{...}`, `^\\top`, `^{-1}`,
 `\\operatorname{f}\\left(x\\right)`, `\\operatorname{f}'\\left(x\\right)`, `\\det`, `\\log\\det`,
-`\\left\\|x\\right\\|`, `\\mathbf{1}`, `\\sqrt{..}`, names `W_{1}`, `\\mathrm{abc}`, `\\alpha`.
+`\\left\\|x\\right\\|`, `\\mathbf{1}`, `\\mathbf{1}_{n}`, `I_{n}`, `\\sqrt{..}`, names `W_{1}`, `\\mathrm{abc}`, `\\alpha`.
 
 Text that does not follow the notation (Python's `*` or `**`, a shape mismatch, a `⁻¹` that
 could be an inverse or a reciprocal, 𝟙 of a size the context does not fix) raises ReadError:

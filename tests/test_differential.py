@@ -652,7 +652,12 @@ def test_roundtrip_reader_reads_the_notation():
     assert np.allclose(ev("\\operatorname{relu}'\\left(v\\right) \\odot W_{}".replace("W_{}", "u"), True),
                        ((v > 0) * u).reshape(-1, 1))
     assert np.allclose(ev("\\left(W^{-1}\\right)^\\top u", True), (np.linalg.inv(W).T @ u).reshape(-1, 1))
-    for bad in ["1/(n*a)", "n**(-2)", "u v", "u·W", "a u", "relu'"]:
+    assert np.allclose(ev("𝟙ₙ − uᵀ𝟙"), np.full((2, 1), -2.0)) and np.allclose(ev("a·Iₙ"), 2 * np.eye(2))
+    assert np.allclose(ev("𝟙_n vᵀ"), np.outer([1, 1], v)) and np.allclose(ev("𝟙_(n×n) W"), [[4, 6], [4, 6]])
+    assert np.allclose(ev("I_n ⊙ W"), np.diag([1.0, 4.0]))
+    assert np.allclose(ev("\\mathbf{1}_{n} - \\mathbf{1}_{n \\times n} u", True), [[-2.0], [-2.0]])
+    assert np.allclose(ev("a \\, I_{n}", True), 2 * np.eye(2))
+    for bad in ["1/(n*a)", "n**(-2)", "u v", "u·W", "a u", "relu'", "𝟙ₘ", "𝟙_(n×n) vᵀ"]:
         with pytest.raises(R.ReadError):
             ev(bad)
 
