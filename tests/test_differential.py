@@ -393,7 +393,11 @@ def _confirm_expectation(case: S.ClaimCase, rng) -> None:
     claim_tree = ast.parse(case.claim, mode="eval").body
     agree = differ = 0
     values = {}
-    for i in range(16):                               # each point, then its negation: kinks of both signs
+    # each point, then its negation: kinks of both signs; a wrong claim gets up to 64 points, as w @ x + b
+    # with n = 95 keeps the sign of w @ x under negation (w and x both flip), so 16 can all miss its error
+    for i in range(16 if case.expect == "correct" else 64):
+        if i >= 16 and differ:
+            break
         values = S.random_values(f, rng, {"n": 4, "m": 3}) if i % 2 == 0 else \
             {k: -v for k, v in values.items()}
         value, grads, kinks = _oracle(f, values)
@@ -476,6 +480,13 @@ def test_checker_regressions(label, formula, shapes, wrt, claim, seed, bug):
             *[a for k, v in shapes.items() for a in ("-s", f"{k}={v}")]]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(argv) == 1
+
+
+def test_confirmation_sees_a_missing_scalar_kink_factor():
+    """Found by the long run: the test's own confirmation compared 16 points, all with w @ x + b > 0."""
+    case = S.ClaimCase("abs(w @ x + b) * m + sum(t * t)", {"w": "95", "x": "95", "t": "n"}, "b", "m * 1", "wrong",
+                       "missing-kink")
+    _confirm_expectation(case, np.random.default_rng(4678))
 
 
 @pytest.mark.parametrize("formula,shapes,wrt,claim", [
