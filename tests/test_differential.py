@@ -707,6 +707,8 @@ def test_long_run_regressions(text, shapes):
     ("sum(tanh(w - w) @ M)", {"w": "n", "M": "n,m"}),       # tanh(0) 𝟙ᵀ
     ("norm(M @ tanh(w - w) + u)", {"w": "n", "M": "m,n", "u": "m"}),    # M tanh(0) + u
     ("det(diag(tanh(w - w)) + M)", {"w": "n", "M": "n,n"}),  # diag(tanh(0)) + M
+    # found by the long run: the steps named z1 (which the objective ignores) and defined it nowhere
+    ("z1 = ((a * a + 0.5) ** (-1/3)); ((a * a + 0.5) ** (2/3))", {}),
 ])
 def test_long_run_print_regressions(text, shapes):
     formula = S.formula_from_text(text, shapes)
