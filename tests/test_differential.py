@@ -466,6 +466,20 @@ CHECK_REGRESSIONS = [     # (label, formula, shapes, wrt, claim, checker seed, K
 ]
 
 
+def test_checker_sees_a_claim_nan_where_a_kink_argument_is_flat():
+    """Found by the long run: in abs(relu(a)), abs's argument relu(a) is 0 for every a < 0, so no point of
+    that side was sampled, and a claim NaN there (times exp(log(a))/a) was `correct`. The derivative is 0 for
+    a < 0 (abs(relu(a)) is 0 there); the claim is NaN at a = −1 (checked here with NumPy)."""
+    claim = "sign(relu(a)) * step(a) * exp(log(a)) / a"
+    with np.errstate(all="ignore"):
+        assert np.isnan(np.sign(max(-1.0, 0)) * float(-1.0 > 0) * np.exp(np.log(-1.0)) / -1.0)
+    for seed in range(3):
+        problem = Problem("abs(relu(a))", {}, seed=seed)
+        assert problem.check("a", claim).status == "wrong", seed
+        assert problem.check("a", "sign(relu(a)) * step(a)").status == "correct", seed
+        assert problem.check("a", "step(a)").status == "correct", seed
+
+
 @pytest.mark.parametrize("label,formula,shapes,wrt,claim,seed,bug",
                          [pytest.param(*c, marks=_xfail_until(c[-1])) for c in CHECK_REGRESSIONS],
                          ids=[c[0] for c in CHECK_REGRESSIONS])
