@@ -72,6 +72,12 @@ class _Ctx:
         text = self.segment(node).replace("_", "")
         if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) or (isinstance(v, int) and v > 1e300):
             self.fail(node, "number too large", hint="numbers must be finite 64-bit floats", cls=LimitError)
+        if isinstance(v, float) and v == 0.0:             # 0.1e-999991010: exact, it would be a rational of a
+            if re.split("[eE]", text)[0].strip("0."):      # million digits that SymPy folds for minutes
+                self.fail(node, "number too small: it rounds to 0 in 64-bit floats",
+                          hint="numbers must be 0 or at least about 5e-324 in size; rescale the formula",
+                          cls=LimitError)
+            return E.const(0)
         try:
             value = sympy.Rational(text) if len(text) < 40 else sympy.Float(v)
         except (TypeError, ValueError):
