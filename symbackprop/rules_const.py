@@ -11,6 +11,7 @@ from __future__ import annotations
 import sympy
 
 from . import expr as E
+from .errors import SymbackpropError
 from .expr import Node
 from .rules import ELEMENTWISE
 
@@ -42,3 +43,23 @@ def folding(name: str):
 
 
 E.CONSTRUCTORS.update({name: folding(name) for name in ELEMENTWISE})
+
+
+_power = E.CONSTRUCTORS["pow"]
+
+
+def _folding_power(a: Node, b: Node) -> Node:
+    """(s·𝟙) ** c = (s ** c)·𝟙 for a constant c, so no `0²` of a zero vector is printed (found by the long run)."""
+    s = _constant_entry(a) if a.shape != () and b.op == "const" else None
+    if s is not None:
+        try:
+            scalar = _power(s, b)
+        except SymbackpropError:                     # 0 ** −1: left as it is written
+            return _power(a, b)
+        value = scalar.attrs[0] if scalar.op == "const" else None
+        if value is None or (value.is_finite and value.is_real):
+            return E.mul(scalar, E.ones(a.shape))
+    return _power(a, b)
+
+
+E.CONSTRUCTORS["pow"] = _folding_power
