@@ -726,6 +726,8 @@ def test_long_run_regressions(text, shapes):
     ("norm(M @ tanh(w - w) + u)", {"w": "n", "M": "m,n", "u": "m"}),    # M tanh(0) + u
     ("det(diag(tanh(w - w)) + M)", {"w": "n", "M": "n,n"}),  # diag(tanh(0)) + M
     ("dot(w, ((w - w) ** 2))", {"w": "m"}),                  # found by the long run: wᵀ0²
+    ("norm(((w - w) - abs(a)))", {"w": "m"}),                # found by the long run: x2 = 0 − abs(a)
+    ("norm(((C - C) - a))", {"C": "n,m"}),                   # ‖0 − a‖
     # found by the long run: the steps named z1 (which the objective ignores) and defined it nowhere
     ("z1 = ((a * a + 0.5) ** (-1/3)); ((a * a + 0.5) ** (2/3))", {}),
 ])
