@@ -242,8 +242,8 @@ def test_printed_constants_read_back_as_the_same_number(name, build, value, c, d
 @pytest.mark.parametrize("formula, shapes, flags, want", [
     ("sum(x ** (1/3))", ["x=n"], [], "∂ℓ/∂x = 1/3·x^(−2/3)    [n]"),
     ("sum((2/3) ** (x*y))", ["x=n", "y=n"], [], "∂ℓ/∂x = log(2/3)·(2/3)^(x ⊙ y) ⊙ y    [n]"),
-    ("mean(X)", ["X=m,n"], [], "∂ℓ/∂X = 1/(m·n)·𝟙    [m×n]"),
-    ("mean(x)**2 - 0.2*mean(x*x)", ["x=n"], ["--hessian", "--wrt", "x"], "∂²ℓ/∂x² = 2/n²·𝟙 𝟙ᵀ − 2/(5·n)·I    [n×n]"),
+    ("mean(X)", ["X=m,n"], [], "∂ℓ/∂X = 1/(m·n)·𝟙_(m×n)    [m×n]"),
+    ("mean(x)**2 - 0.2*mean(x*x)", ["x=n"], ["--hessian", "--wrt", "x"], "∂²ℓ/∂x² = 2/n²·𝟙ₙ 𝟙ₙᵀ − 2/(5·n)·Iₙ    [n×n]"),
     ("mean(tanh(x)) * mean(x)", ["x=n"], ["--hessian", "--wrt", "x"],
      "∂²ℓ/∂x² = 1/n²·𝟙 (1 − x1²)ᵀ + 1/n²·(1 − x1²) 𝟙ᵀ − 2/n·mean(x)·diag((1 − x1²) ⊙ x1)    [n×n]"),
     ("0.1*sum(x) + 1e-8*sum(x)", ["x=n"], [], "∂ℓ/∂x = 0.10000001·𝟙    [n]"),
