@@ -440,7 +440,7 @@ class Builder(Calls):
 
         def op(v):
             if self._matrix(v):                      # S³: the matrix power; S⁻² = (S⁻¹)²
-                return self._matrix_power(v, val(E.const(k)), tree)
+                return self._matrix_power(v, val(E.const(k)), tree, str(k))
             if k < 0 and v.kind != SCALAR:
                 raise Failure(f"`{self.text(tree)}`: a negative power of a vector is ambiguous (inverse or "
                                f"reciprocal?)", hint="write x^(−2) for the entrywise power")
@@ -449,7 +449,8 @@ class Builder(Calls):
 
     def rule_power(self, tree):
         e = self.value(tree.children[2])
-        return self._postfix(tree, lambda v: self._matrix_power(v, e, tree) if self._matrix(v)
+        exponent = re.sub(r"^\{(.*)\}$", r"\1", self.text(tree.children[2]).strip())
+        return self._postfix(tree, lambda v: self._matrix_power(v, e, tree, exponent) if self._matrix(v)
                              else self._power(v, e))
 
     def rule_hadamard_power(self, tree):
@@ -460,11 +461,13 @@ class Builder(Calls):
     def _matrix(v: Val) -> bool:
         return v.kind == MAT and not v.alts
 
-    def _matrix_power(self, v: Val, e: Val, tree) -> Val:
+    def _matrix_power(self, v: Val, e: Val, tree, exponent: str) -> Val:
         """X², X^{k}, X^(k) of a matrix: the matrix power, as textbooks write it (symbackprop prints a
         matrix's elementwise power as the Hadamard power X^∘2, X^{\\circ 2})."""
         shown = self.text(tree)
-        hadamard = "the elementwise power is X^∘k (LaTeX X^{\\circ k})"
+        base = self.text(tree.children[0])
+        grouped = exponent if re.fullmatch(r"\w+", exponent) else f"({exponent})"
+        hadamard = f"the elementwise (Hadamard) power is {base}^∘{grouped} (LaTeX {base}^{{\\circ {exponent}}})"
         k = M.integer_constant(e.node) if not e.pending and e.kind == SCALAR else None
         if k is None:
             raise Failure(f"`{shown}`: a power of a matrix is its matrix power, which needs an integer exponent",

@@ -243,6 +243,12 @@ HANDOUT = ("0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", {"W1": "h,d", "W2": "k,h"
     ("mean(A) + mean(mean(u) * u) + sum(x ** (1/3)) + sum(matrix_power(S, 3))",
      {"A": "m,n", "u": "n", "x": "n", "S": "n,n"}, (), ()),
     ("sum(sigmoid(W @ x) * tanh(x @ W)) + sum(erf(x)) + norm(outer(x, x) - S)", {"W": "n,n", "x": "n", "S": "n,n"}, (), ()),
+    # the textbook forms (docs/formula-language.md, "How results are written"): A^∘(−2/3), A^{\circ 2} (the
+    # Hadamard power of a matrix), S⁻ᵀ, ⊘, (S x)², aᵀ X b; sigmoid ⊘ softplus, 1 − tanh², σ ⊙ (1 − σ), cos, sign
+    ("sum(A ** 2) + sum(abs(A) ** (1/3)) + sum(inv(S).T @ x) + sum(x / (S @ x)) + x @ S @ x",
+     {"A": "m,n", "S": "n,n", "x": "n"}, (), ()),
+    ("sum(log(softplus(A))) + sum(tanh(x) * sin(x)) + sum(exp(S) * sigmoid(S)) + sum(abs(x)) + norm(x) ** 2 / (x @ x)",
+     {"A": "m,n", "S": "n,n", "x": "n"}, (), ()),
 ])
 def test_printed_results_read_back_in_math_notation(text, shapes, elementwise, functions):
     assert roundtrip(text, shapes, elementwise, functions) >= 4
