@@ -273,6 +273,8 @@ FOUND = [
     ("z1 = diag(w); sum((w @ (z1 + M)))", {"w": "m", "M": "m,m"}),                        # steps: diag(w 𝟙ᵀ)
     ("mean(matrix_power(sign(M - M), 3)) / exp(tanh(norm(A)**2))", {"A": "m,n", "M": "m,m"}),   # matrix_power(0, 3)
     ("z1 = diag(w); sum(((z1 + 0.5) / (-(softplus((-c)) + 0.1))))", {"w": "m"}),            # steps: diag(𝟙/x3)
+    ("sum((((A - A) * (A - A) + 0.5) ** tanh(a)))", {"A": "m,n"}),            # sum((0.5·𝟙)^∘x1 ⊙ log(0.5·𝟙))
+    ("sum((((w - w) * (w - w) + 0.5) ** tanh(a)))", {"w": "m"}),              # ((0.5·𝟙)^x1)ᵀlog(0.5·𝟙)
 ]
 
 
