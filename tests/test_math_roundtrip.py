@@ -275,6 +275,9 @@ FOUND = [
     ("z1 = diag(w); sum(((z1 + 0.5) / (-(softplus((-c)) + 0.1))))", {"w": "m"}),            # steps: diag(𝟙/x3)
     ("sum((((A - A) * (A - A) + 0.5) ** tanh(a)))", {"A": "m,n"}),            # sum((0.5·𝟙)^∘x1 ⊙ log(0.5·𝟙))
     ("sum((((w - w) * (w - w) + 0.5) ** tanh(a)))", {"w": "m"}),              # ((0.5·𝟙)^x1)ᵀlog(0.5·𝟙)
+    ("dot(w, maximum((w - w), a))", {"w": "m"}),                                # steps: x1 = max(0, a) [m]
+    ("dot(w, maximum((w - w), 0.5))", {"w": "m"}),                              # steps: wᵀmax(0, 0.5)
+    ("dot(w, maximum((w - w), trace(M)))", {"w": "m", "M": "m,m"}),             # steps: max(0, tr(M)) [m]
 ]
 
 
