@@ -41,6 +41,18 @@ def text_lines(printed: str) -> list[tuple[str, str]]:
     return out
 
 
+def text_shapes(printed: str, d) -> list[tuple]:
+    """The shape printed after each equation of a plain-text printout ([m×n], [scalar]), as a shape tuple."""
+    dims = {str(x): x for v in d.program.variables.values() for x in (v.shape or ())}
+    out = []
+    for raw in printed.split("\n"):
+        m = _TEXT_LINE.match(raw.strip())
+        if m:
+            s = m.group("shape")
+            out.append(() if s == "scalar" else tuple(int(p) if p.isdigit() else dims[p] for p in s.split("×")))
+    return out
+
+
 def latex_lines(printed: str) -> list[str]:
     """The right-hand sides of an aligned LaTeX printout, in order."""
     body = printed.strip()
@@ -69,8 +81,9 @@ def read_back(d, style: str, layout: str, elementwise=(), functions=()) -> dict:
     names = list(d.grads)
     parser = Parser({k: tuple(v.shape) for k, v in d.program.variables.items() if v.shape},
                     elementwise, functions)
+    shapes = dict(zip([lhs for lhs, _ in lines], text_shapes(d.text(layout=layout), d)))
     for (lhs, _), text in list(zip(lines, rhs))[len(names):]:          # the `where` bindings, in order
-        node, _ = math_expression(parser, text)
+        node, _ = math_expression(parser, text, shape=shapes[lhs])     # sized as printed: t1 = A 𝟙  [m×m]
         parser.intermediates[lhs] = node
     out = {}
     for name, text in zip(names, rhs):
@@ -278,6 +291,8 @@ FOUND = [
     ("dot(w, maximum((w - w), a))", {"w": "m"}),                                # steps: x1 = max(0, a) [m]
     ("dot(w, maximum((w - w), 0.5))", {"w": "m"}),                              # steps: wᵀmax(0, 0.5)
     ("dot(w, maximum((w - w), trace(M)))", {"w": "m", "M": "m,m"}),             # steps: max(0, tr(M)) [m]
+    # t1 = (I − A pinv(A)) 𝟙  [m×m]: a where binding is read with its printed shape (𝟙 a matrix, not a column)
+    ("z1 = pinv((tanh(M.T) @ tanh(M.T).T + diag(1 + tanh(w) * tanh(w)))); sum(z1)", {"w": "m", "M": "m,m"}),
 ]
 
 
