@@ -319,6 +319,11 @@ def power(a: Node, b: Node) -> Node:
             return const(_const_power(a.attrs[0], p))
         if p == 2 and a.op == "norm":
             return Node("sqnorm", (a.args[0],))      # ‖X‖² has its own, simpler rule
+    fa, fb = (_fill_value(a) if a.shape != () else None), (_fill_value(b) if b.shape != () else None)
+    if fa is not None and b.shape == ():             # (s·𝟙)^t = s^t·𝟙: sum((0.5·𝟙)^t) would print with no size
+        return mul(power(fa, b), ones(a.shape))
+    if fb is not None and a.shape == ():             # t^(s·𝟙) = t^s·𝟙
+        return mul(power(a, fb), ones(b.shape))
     return Node("pow", (a, b))
 
 

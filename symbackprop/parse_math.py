@@ -12,8 +12,10 @@ What the notation means (docs/formula-language.md, "Math notation"):
 - Vectors are columns; `xᵀ` is a row. Juxtaposition (and `·`, `\\cdot`, `\\,`, `*`, which bind looser)
   is the product: scalar·anything, A B, A x, u vᵀ (outer), uᵀv (inner), uᵀA (a row).
 - `⊙ ∘ \\odot` and `⊘ / \\oslash \\frac` are elementwise; a row may meet every row of a matrix (NumPy's
-  broadcasting), nothing else broadcasts. Powers `x²`, `x^2`, `X^{k}` are elementwise, as symbackprop
-  prints them; `X⁻¹`, `X^{-1}` is the inverse of a square matrix (of a scalar, its reciprocal).
+  broadcasting), nothing else broadcasts. A power of a scalar or a vector (`x²`, `x^2`, `x^{1/3}`) is
+  elementwise; of a matrix (`S³`, `S^{3}`, `S^2`) it is the matrix power (an integer exponent, a square
+  matrix), as symbackprop prints it; `X^∘2`, `X^{\\circ 2}` is the elementwise (Hadamard) power of any
+  operand. `X⁻¹`, `X^{-1}` is the inverse of a square matrix (of a scalar, its reciprocal).
 - `𝟙` (`\\mathbf{1}`) and `I` take the size the context gives them (`X W + 𝟙 bᵀ`, `A + I`).
 - A run of letters is a declared name if it is one (`xy` declared, or a variable already used);
   otherwise names written together, if it splits into declared names (`Wx` is W x when W and x are
@@ -437,20 +439,51 @@ class Builder(Calls):
         k = int(str(tree.children[1]).translate(SUPERSCRIPT_DIGITS))
 
         def op(v):
+            if self._matrix(v):                      # S³: the matrix power; S⁻² = (S⁻¹)²
+                return self._matrix_power(v, val(E.const(k)), tree, str(k))
             if k < 0 and v.kind != SCALAR:
-                raise Failure(f"`{self.text(tree)}`: a negative power of an array is ambiguous (inverse or "
-                               f"reciprocal?)", hint="write (X⁻¹)² for a power of the inverse, X^(−2) for the "
-                                                    "entrywise power")
+                raise Failure(f"`{self.text(tree)}`: a negative power of a vector is ambiguous (inverse or "
+                               f"reciprocal?)", hint="write x^(−2) for the entrywise power")
             return self._power(v, val(E.const(k)))
         return self._postfix(tree, op)
 
     def rule_power(self, tree):
         e = self.value(tree.children[2])
+        exponent = re.sub(r"^\{(.*)\}$", r"\1", self.text(tree.children[2]).strip())
+        return self._postfix(tree, lambda v: self._matrix_power(v, e, tree, exponent) if self._matrix(v)
+                             else self._power(v, e))
+
+    def rule_hadamard_power(self, tree):
+        e = self.value(tree.children[2])
         return self._postfix(tree, lambda v: self._power(v, e))
 
+    @staticmethod
+    def _matrix(v: Val) -> bool:
+        return v.kind == MAT and not v.alts
+
+    def _matrix_power(self, v: Val, e: Val, tree, exponent: str) -> Val:
+        """X², X^{k}, X^(k) of a matrix: the matrix power, as textbooks write it (symbackprop prints a
+        matrix's elementwise power as the Hadamard power X^∘2, X^{\\circ 2})."""
+        shown = self.text(tree)
+        base = self.text(tree.children[0])
+        grouped = exponent if re.fullmatch(r"\w+", exponent) else f"({exponent})"
+        hadamard = f"the elementwise (Hadamard) power is {base}^∘{grouped} (LaTeX {base}^{{\\circ {exponent}}})"
+        k = M.integer_constant(e.node) if not e.pending and e.kind == SCALAR else None
+        if k is None:
+            raise Failure(f"`{shown}`: a power of a matrix is its matrix power, which needs an integer exponent",
+                          hint=hadamard)
+        if v.pending:
+            if v.eye is not None:                   # (s·I)ᵏ = sᵏ·I
+                return Val(MAT, None, v.dims, lambda d: M.matrix_power(v.build(d), k), "I",
+                           eye=E.power(v.eye, E.const(k)))
+            return Val(MAT, None, v.dims, lambda d: M.matrix_power(v.build(d), k), v.what)
+        if len(v.dims) == 2 and not E.shapes_equal((v.dims[0],), (v.dims[1],)):
+            raise Failure(f"`{shown}`: a power of a matrix is its matrix power, and this matrix "
+                          f"({format_shape(v.node.shape)}) is not square",
+                          hint=hadamard)
+        return val(M.matrix_power(v.node, k))
+
     def _power(self, v: Val, e: Val) -> Val:
-        if e.kind != SCALAR and v.kind == SCALAR:
-            return elementwise(E.power, v, e, "^")
         return elementwise(E.power, v, e, "^")
 
 

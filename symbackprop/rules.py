@@ -424,13 +424,17 @@ def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
 
 def _elementwise_constructor(name: str, f: Elementwise):
     """f(x), with f of a zero array folded to f(0)·𝟙 where f(0) is finite: sign(0) of a vector would print
-    as a scalar (issue 14: every printed result reads back)."""
+    as a scalar (issue 14: every printed result reads back); f(s·𝟙) is f(s)·𝟙 (sum(log(0.5·𝟙)) would
+    print with no size)."""
     def build(x: Node) -> Node:
         if x.shape != () and E.is_zero(x):
             with np.errstate(all="ignore"):
                 v = float(np.asarray(f.fn(np.float64(0.0))))
             if np.isfinite(v):
                 return E.mul(const(v), E.ones(x.shape))
+        fill = E.fill_value(x) if x.shape != () else None
+        if fill is not None:                         # f(s·𝟙) = f(s)·𝟙: no 𝟙 whose size nothing in a sum fixes
+            return E.mul(E.apply(name, fill), E.ones(x.shape))
         return Node(name, (x,))
     return build
 

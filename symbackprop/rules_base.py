@@ -337,8 +337,20 @@ def logsumexp_build(x, axis=None):
     return Node("logsumexp_rows", (x if axis == 1 else E.transpose(x),))
 
 
+def _constant_fill(x: Node):
+    """s when x is an array whose entries all equal the scalar s (0, s·𝟙), else None."""
+    if x.shape == ():
+        return None
+    return const(0) if E.is_zero(x) else E.fill_value(x)
+
+
 def elementwise_pair(op):
     def build(a, b):
+        # max(s·𝟙, t) with t a scalar is max(s, t)·𝟙: max(0, a) of a zero vector would print with no size
+        for x, y, swap in ((a, b, False), (b, a, True)):
+            s = _constant_fill(x)
+            if s is not None and y.shape == ():
+                return E.mul(Node(op, (y, s) if swap else (s, y)), E.ones(x.shape))
         a, b = E.broadcast_operands(a, b)
         return Node(op, (a, b))
     return build

@@ -89,6 +89,18 @@ def inverse(x: Node) -> Node:
     return E.apply("inv", x)
 
 
+def matrix_power(x: Node, k: int) -> Node:
+    """Xᵏ of a square matrix, k an integer (negative k: a power of X⁻¹): S³ and S^{3} in math notation."""
+    return E.RULES["matrix_power"].build(x, E.const(k))
+
+
+def integer_constant(node: Node):
+    """The value of an integer constant node (2, −1, 3.0), else None."""
+    if node.op == "const" and node.attrs[0].is_integer:
+        return int(node.attrs[0])
+    return None
+
+
 def partial(name: str, indices: tuple, args: tuple) -> Node:
     """∂ᵢⱼf(a, b): the partial derivative of an unspecified scalar function (declared with --function)."""
     return Node("fn", tuple(args), (name, tuple(sorted(indices))))

@@ -48,6 +48,13 @@ def numpy(text, p=None):
     ("softmax(X W, axis=1)", "softmax(X @ W, axis=1)"),
     ("−S⁻¹ u 𝟙ᵀ S⁻¹", "-outer(inv(S) @ u, sum(inv(S), axis=0))"),
     ("𝟙 𝟙ᵀ ⊙ A", "A"),
+    # powers: a square matrix's superscript is its matrix power, X^∘k the elementwise (Hadamard) power
+    ("S³ + (Sᵀ)² u 𝟙ᵀ", "matrix_power(S, 3) + outer(matrix_power(S.T, 2) @ u, u * 0 + 1)"),
+    ("S⁻² + S^(−1) + S^2", "matrix_power(S, -2) + inv(S) + S @ S"),
+    ("P^∘2 + P^∘(1/3)", "P**2 + P**(1/3)"),
+    ("S^∘3 + S² + S²S", "S**3 + S @ S + S @ S @ S"),
+    ("u² + u^2 + u^∘2 + u^(1/3)", "3 * u**2 + u**(1/3)"),
+    ("sin(S)^∘2 ⊘ cos(S)", "sin(S)**2 / cos(S)"),
     # LaTeX
     (r"\big(W_2^\top x_4 \odot \Phi'(x_1)\big)\,x^\top", "outer(W2.T @ x4 * Phi'(x1), x)"),
     (r"\frac{1}{2}\left\|W_1 x + b\right\|^2", "0.5 * norm(W1 @ x + b)**2"),
@@ -62,6 +69,10 @@ def numpy(text, p=None):
     (r"u^\top A u \cdot 3", "u @ A @ u * 3"),
     (r"\sum_i u_i v_i + \sum_{j=1}^{n} (u_j - v_j)^2", "sum(u * v) + sum((u - v)**2)"),
     (r"A + 2 I", "A + 2 * matrix_power(A, 0)"),
+    (r"S^{3} + A^2 + S^{-\top} + \left(S^\top\right)^{2}", "matrix_power(S, 3) + A @ A + inv(S).T + S.T @ S.T"),
+    (r"P^{\circ 2} + P^{\circ \frac{1}{3}}", "P**2 + P**(1/3)"),
+    (r"S^{\circ 2} + S^{2} + u^{2} \mathbf{1}^\top + u^{\circ 3} \mathbf{1}^\top", "S**2 + S @ S + outer(u**2 + u**3, u * 0 + 1)"),
+    (r"\frac{1}{P} + P^{∘ -2}", "1 / P + P**(-2)"),
     (r"\frac{2 u}{n}", "2 * u / n"),
     (r"W_1x + b", "W1 @ x + b"),
     (r"|u| \odot \mathbf{1}", "abs(u)"),
@@ -94,6 +105,21 @@ def test_math_is_detected(written):
                                      "x * y", "(x @ x +\\\n 1)"])
 def test_numpy_is_detected(written):
     assert detect_notation(written) == "numpy"
+
+
+@pytest.mark.parametrize("written,message", [
+    ("P²", r"matrix power, and this matrix \(m×n\) is not square"),
+    (r"P^{2}", r"matrix power, and this matrix \(m×n\) is not square"),
+    (r"S^{1/2}", r"matrix power, which needs an integer exponent.*\n.*\n.*\nhint: the elementwise \(Hadamard\) power is S\^∘\(1/2\)"),
+    ("S^u", "matrix power, which needs an integer exponent"),
+    ("u⁻²", "negative power of a vector is ambiguous"),
+])
+def test_a_matrix_power_that_is_not_one(written, message):
+    """A matrix's power is its matrix power: a non-square matrix or a non-integer exponent is an error that
+    points to the elementwise power X^∘k, never silently the elementwise power."""
+    with pytest.raises(ShapeError, match=message) as e:
+        math(written)
+    assert "^∘" in (e.value.hint or "") or written == "u⁻²"
 
 
 def test_names_written_together_follow_the_declared_names():

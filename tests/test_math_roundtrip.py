@@ -41,6 +41,18 @@ def text_lines(printed: str) -> list[tuple[str, str]]:
     return out
 
 
+def text_shapes(printed: str, d) -> list[tuple]:
+    """The shape printed after each equation of a plain-text printout ([m×n], [scalar]), as a shape tuple."""
+    dims = {str(x): x for v in d.program.variables.values() for x in (v.shape or ())}
+    out = []
+    for raw in printed.split("\n"):
+        m = _TEXT_LINE.match(raw.strip())
+        if m:
+            s = m.group("shape")
+            out.append(() if s == "scalar" else tuple(int(p) if p.isdigit() else dims[p] for p in s.split("×")))
+    return out
+
+
 def latex_lines(printed: str) -> list[str]:
     """The right-hand sides of an aligned LaTeX printout, in order."""
     body = printed.strip()
@@ -69,8 +81,9 @@ def read_back(d, style: str, layout: str, elementwise=(), functions=()) -> dict:
     names = list(d.grads)
     parser = Parser({k: tuple(v.shape) for k, v in d.program.variables.items() if v.shape},
                     elementwise, functions)
+    shapes = dict(zip([lhs for lhs, _ in lines], text_shapes(d.text(layout=layout), d)))
     for (lhs, _), text in list(zip(lines, rhs))[len(names):]:          # the `where` bindings, in order
-        node, _ = math_expression(parser, text)
+        node, _ = math_expression(parser, text, shape=shapes[lhs])     # sized as printed: t1 = A 𝟙  [m×m]
         parser.intermediates[lhs] = node
     out = {}
     for name, text in zip(names, rhs):
@@ -243,6 +256,12 @@ HANDOUT = ("0.5 * norm(W2 @ relu(W1 @ x + b) - y)**2", {"W1": "h,d", "W2": "k,h"
     ("mean(A) + mean(mean(u) * u) + sum(x ** (1/3)) + sum(matrix_power(S, 3))",
      {"A": "m,n", "u": "n", "x": "n", "S": "n,n"}, (), ()),
     ("sum(sigmoid(W @ x) * tanh(x @ W)) + sum(erf(x)) + norm(outer(x, x) - S)", {"W": "n,n", "x": "n", "S": "n,n"}, (), ()),
+    # the textbook forms (docs/formula-language.md, "How results are written"): A^∘(−2/3), A^{\circ 2} (the
+    # Hadamard power of a matrix), S⁻ᵀ, ⊘, (S x)², aᵀ X b; sigmoid ⊘ softplus, 1 − tanh², σ ⊙ (1 − σ), cos, sign
+    ("sum(A ** 2) + sum(abs(A) ** (1/3)) + sum(inv(S).T @ x) + sum(x / (S @ x)) + x @ S @ x",
+     {"A": "m,n", "S": "n,n", "x": "n"}, (), ()),
+    ("sum(log(softplus(A))) + sum(tanh(x) * sin(x)) + sum(exp(S) * sigmoid(S)) + sum(abs(x)) + norm(x) ** 2 / (x @ x)",
+     {"A": "m,n", "S": "n,n", "x": "n"}, (), ()),
 ])
 def test_printed_results_read_back_in_math_notation(text, shapes, elementwise, functions):
     assert roundtrip(text, shapes, elementwise, functions) >= 4
@@ -267,6 +286,13 @@ FOUND = [
     ("z1 = diag(w); sum((w @ (z1 + M)))", {"w": "m", "M": "m,m"}),                        # steps: diag(w 𝟙ᵀ)
     ("mean(matrix_power(sign(M - M), 3)) / exp(tanh(norm(A)**2))", {"A": "m,n", "M": "m,m"}),   # matrix_power(0, 3)
     ("z1 = diag(w); sum(((z1 + 0.5) / (-(softplus((-c)) + 0.1))))", {"w": "m"}),            # steps: diag(𝟙/x3)
+    ("sum((((A - A) * (A - A) + 0.5) ** tanh(a)))", {"A": "m,n"}),            # sum((0.5·𝟙)^∘x1 ⊙ log(0.5·𝟙))
+    ("sum((((w - w) * (w - w) + 0.5) ** tanh(a)))", {"w": "m"}),              # ((0.5·𝟙)^x1)ᵀlog(0.5·𝟙)
+    ("dot(w, maximum((w - w), a))", {"w": "m"}),                                # steps: x1 = max(0, a) [m]
+    ("dot(w, maximum((w - w), 0.5))", {"w": "m"}),                              # steps: wᵀmax(0, 0.5)
+    ("dot(w, maximum((w - w), trace(M)))", {"w": "m", "M": "m,m"}),             # steps: max(0, tr(M)) [m]
+    # t1 = (I − A pinv(A)) 𝟙  [m×m]: a where binding is read with its printed shape (𝟙 a matrix, not a column)
+    ("z1 = pinv((tanh(M.T) @ tanh(M.T).T + diag(1 + tanh(w) * tanh(w)))); sum(z1)", {"w": "m", "M": "m,m"}),
 ]
 
 
