@@ -151,6 +151,8 @@ class Calls:
         return self._call_name(f.name, positional, keywords, tree, primes)
 
     def _concrete(self, v: Val, item) -> Node:
+        if v.pending and not v.alts and v.dims and all(d is not None for d in v.dims):
+            return v.build()                              # a sized 𝟙ₙ or Iₙ
         if v.pending:
             self.fail(item, f"the size of {v.what} here is not fixed by anything",
                       hint="write it where the expression around it gives it a size (A + I, X W + 𝟙 bᵀ)")

@@ -46,6 +46,10 @@ from .program import MAX_EXPANSION, MAX_NESTING
 from .whitelist import Walker, unencodable
 
 
+#: Subscript letters and digits as printed in sizes (𝟙ₙ, I₄).
+_SUBSCRIPT = str.maketrans("ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ₀₁₂₃₄₅₆₇₈₉", "aeoxhklmnpstijruv0123456789")
+
+
 # ----- the builder -----
 
 @dataclass
@@ -140,6 +144,32 @@ class Builder(Calls):
 
     # --- tokens ---
 
+    def sized_constant(self, tok) -> Val:
+        """𝟙, or 𝟙 and I with the size symbackprop prints where the context does not fix it: 𝟙ₙ, 𝟙_d,
+        𝟙_(m×n), \\mathbf{1}_{n}, Iₙ, I₄. The size is read against the shapes' dims."""
+        text = str(tok)
+        m = re.match(r"(?s)(I|.*?)([ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ₀-₉]+|_\s*\((.*)\)|_\s*\{(.*)\}|_([A-Za-z0-9]+))?\Z", text)
+        size = m and m.group(2)
+        if not size:
+            return ones_value()
+        raw = size.translate(_SUBSCRIPT) if not size.startswith("_") else (m.group(3) or m.group(4) or m.group(5))
+        parts = [q for q in re.split(r"\s*(?:×|\\times|x)\s*", raw.strip()) if q]
+        dims = tuple(self.dim_value(q, tok) for q in parts)
+        if m.group(1) == "I":
+            return Val(MAT, None, (dims[0], dims[0]), identity, "I", eye=E.const(1))
+        if len(dims) == 1:
+            return Val(COL, None, dims, E.ones, "𝟙")
+        return Val(MAT, None, dims[:2], E.ones, "𝟙")
+
+    def dim_value(self, text: str, tok):
+        """A size as printed in a subscript: a dim of the shapes, or a number."""
+        text = text.strip()
+        if text.isdigit():
+            return int(text)
+        if text in self.dims:
+            return self.dims[text]
+        self.fail(tok, f"`{self.text(tok)}`: the size `{text}` is not a dimension of the shapes")
+
     def token(self, tok) -> Val:
         kind = tok.type
         if kind == "NUMBER":
@@ -148,8 +178,8 @@ class Builder(Calls):
             return self.name(tok)
         if kind == "LOGDET":
             return Function(M.LOGDET, 0, tok, self.text(tok))
-        if kind == "ONES":
-            return ones_value()
+        if kind in ("ONES", "EYE_SIZED"):
+            return self.sized_constant(tok)
         if kind == "SUM":
             return Function(M.SUM, 0, tok, "Σ", index=sum_index(str(tok)))
         if kind == "DERIV":
@@ -235,6 +265,9 @@ class Builder(Calls):
                 return Function(fname, 0, tok, c)
         if nm.canonical == "I" and not nm.subs:
             return Val(MAT, None, (None, None), identity, "I", eye=E.const(1))
+        if nm.base == "I" and len(nm.subs) == 1 and not nm.index and (nm.subs[0].isdigit() or nm.subs[0] in self.dims):
+            d = self.dim_value(nm.subs[0], tok)                  # I_d, I_{n}: the identity of that size
+            return Val(MAT, None, (d, d), identity, "I", eye=E.const(1))
         split = self._split(nm)
         if split is not None:
             parts = [self._value_name(part, tok) for part in split]

@@ -332,3 +332,22 @@ def test_found_by_the_fuzzer(text):
     """The hint that names the math mark read it from the text with comments left in (an AttributeError)."""
     with pytest.raises(FormulaError, match="NumPy notation"):
         parse_formula(text, {"W1": "h,d"}, notation="math")
+
+
+@pytest.mark.parametrize("math, numpy", [
+    (r"\mathbf{1}_{n}^\top x + \operatorname{tr}(I_{n}) \, \mathbf{1}_{m}^\top A x", "sum(x) + n * sum(A @ x)"),
+    ("𝟙ₙᵀ x + sum(𝟙_(m×n) ⊙ A) + tr(Iₙ)·sum(x)", "sum(x) + sum(A) + n * sum(x)"),
+    (r"\operatorname{sum}(\mathbf{1}_{m \times n} \odot A) + x^\top I_n x", "sum(A) + x @ x"),
+    ("𝟙_m ᵀ A x", "sum(A @ x)"),
+])
+def test_sized_ones_and_identity_read_back(math, numpy):
+    """𝟙ₙ, 𝟙_(m×n), Iₙ and their LaTeX spellings (as symbackprop prints them where the context does not
+    fix the size) read as ones and identities of that size: the same function as the NumPy spelling."""
+    shapes = {"x": "n", "A": "m,n"}
+    got = parse_formula(math, shapes, notation="math")
+    want = parse_formula(numpy, shapes, notation="numpy")
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        point = random_point(want, rng)
+        a, b = evaluate([got.objective, want.objective], point)
+        assert np.allclose(a, b, rtol=1e-12), (math, a, b)
