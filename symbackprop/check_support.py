@@ -147,7 +147,18 @@ def cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1, d
             point = dataclasses.replace(base, values={**base.values, name: base.values[name] + shift})
         got = _evaluate_point(program, point, roots, kink_args, need, domain_args)
         stale += 1
-        if got is None or not got[1] or not got[2]:
+        if got is None or not got[1]:
+            continue
+        if not got[2]:
+            # a kink argument on its kink, as relu(a) = 0 under abs for every a < 0: no value is compared
+            # there, but a claim undefined where the derivative is finite is wrong there too (found by the
+            # long run: abs(relu(a)) with a claim NaN for a < 0 was never sampled on that side)
+            sample = got[0]
+            new = _sides(sample) & missing
+            if new and need == 1 and len(sample.vals) > 1 and _finite(sample.vals[0]) and not _finite(sample.vals[1]):
+                samples.append(sample)
+                missing -= new
+                stale = 0
             continue
         new = _sides(got[0]) & missing
         if new:

@@ -278,7 +278,7 @@ class Derivation:
             lo, fu = show(local, local_names), show(full)
             rhs = f"{lo} = {fu}" if lo != fu else fu
             lines.append(f"{adj(label)} &= {rhs}{shape(sh)}" if latex else f"  {adj(label)} = {rhs}{shape(sh)}")
-        defined = set(forward)
+        defined = {node for node in self.order if node in forward}   # a name the forward pass never printed
         printed = [full for _, _, full, _ in steps] + [local for _, local, _, _ in steps]
         where = [(k, n) for k, n in self.defined_nodes(names, printed) if n not in defined]
         if where:

@@ -10,7 +10,7 @@ import sympy
 
 from .expr import RULES, Node, walk
 from .printing import expand_macros
-from .tolerances import FD_ATOL, FD_EPS, FD_RTOL, TINY  # noqa: F401  (FD_*: re-exported, named in tolerances)
+from .tolerances import FD_ATOL, FD_EPS, FD_MAX_CONDITION, FD_RTOL, TINY  # noqa: F401  (FD_*: re-exported, named in tolerances)
 
 #: inv of a matrix worse conditioned than this counts as undefined (the point is not used).
 MAX_CONDITION = 1e12
@@ -138,13 +138,44 @@ def finite(x) -> bool:
 
 
 def find_point(program, rng, roots, dims=None):
-    """A random point where every root evaluates finite; None if no scheme finds one."""
+    """A random point where every root evaluates finite, and where finite differences can resolve the roots:
+    the argument of every op whose domain is `well_conditioned` (inv, det, logdet, pinv) has a condition
+    number at most FD_MAX_CONDITION. Where none of the draws is that well conditioned, the best-conditioned
+    finite one; (None, None) if no draw is finite. Returns (point, values of the roots)."""
+    roots = list(roots)
+    guarded = conditioning_guards(roots)
+    best = None
     for attempt in range(9):
         point = random_point(program, rng, scheme=attempt % 3, dims=dims)
-        vals = evaluate(roots, point)
-        if all(finite(v) for v in vals):
-            return point, vals
-    return None, None
+        vals = evaluate(roots + guarded, point)
+        if all(finite(v) for v in vals[:len(roots)]):
+            cond = worst_condition(vals[len(roots):])
+            if cond <= FD_MAX_CONDITION:
+                return point, vals[:len(roots)]
+            if best is None or cond < best[0]:
+                best = (cond, point, vals[:len(roots)])
+    return (best[1], best[2]) if best is not None else (None, None)
+
+
+def conditioning_guards(roots: list[Node]) -> list[Node]:
+    """The matrix arguments of the ops in `roots` whose domain is `well_conditioned` (read off the rule table)."""
+    return [n.args[0] for n in walk(expand_macros(list(roots)))
+            if RULES[n.op].domain == "well_conditioned" and n.args and len(n.args[0].shape) == 2]
+
+
+def worst_condition(matrices) -> float:
+    """The largest condition number among `matrices` (inf for one that is not finite); 1 for none."""
+    worst = 1.0
+    for m in matrices:
+        m = np.asarray(m, dtype=float)
+        if m.ndim != 2:
+            continue
+        if not np.all(np.isfinite(m)):
+            return math.inf
+        with np.errstate(all="ignore"):
+            c = float(np.linalg.cond(m))
+        worst = max(worst, c if math.isfinite(c) else math.inf)
+    return worst
 
 
 @dataclass

@@ -221,6 +221,8 @@ def sub(a: Node, b: Node) -> Node:
         return a
     if is_zero(a) and b.shape == shape:
         return neg(b)
+    if is_zero(a) or is_zero(b):                     # 0 − s (an array of zeros): −s·𝟙, shaped (not `0 − s`)
+        return mul(neg(b) if is_zero(a) else a, ones(shape))
     if a.op == "const" and b.op == "const":
         return const(a.attrs[0] - b.attrs[0])
     if b.op == "neg":

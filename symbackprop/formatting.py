@@ -105,6 +105,28 @@ def superscript(k: int) -> str:
     return str(k).translate(_SUPERSCRIPT)
 
 
+_SUBSCRIPT = str.maketrans("aeoxhklmnpstijruv0123456789", "ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ₀₁₂₃₄₅₆₇₈₉")
+_SUBSCRIPTABLE = set("aeoxhklmnpstijruv0123456789")
+
+
+def size_subscript(shape: tuple, style: str = "text") -> str:
+    """The size of 𝟙 or I, as the subscript that follows the symbol: in text 𝟙ₙ (a one-letter size that
+    Unicode has a subscript for, or digits), else 𝟙_d, 𝟙_hidden; 𝟙_(m×n) (a matrix); in LaTeX \\mathbf{1}_{n},
+    \\mathbf{1}_{m \\times n}, I_{n}.
+
+    >>> size_subscript(("n",)), size_subscript(("d",)), size_subscript(("m", "n")), size_subscript((4,), "latex")
+    ('ₙ', '_d', '_(m×n)', '_{4}')
+    """
+    parts = [str(d) for d in shape]
+    if style == "latex":
+        return "_{" + " \\times ".join(p if p.isdigit() else latex_name(p) for p in parts) + "}"
+    if len(parts) == 1 and (len(parts[0]) == 1 or parts[0].isdigit()) and set(parts[0]) <= _SUBSCRIPTABLE:
+        return parts[0].translate(_SUBSCRIPT)
+    if len(parts) == 1 and parts[0].isidentifier():
+        return "_" + parts[0]
+    return "_(" + "×".join(parts) + ")"
+
+
 def number_np(v) -> str:
     """A constant as NumPy source: exact integers stay ints, others become floats (repr round-trips)."""
     if isinstance(v, sympy.Integer) or (isinstance(v, int)):

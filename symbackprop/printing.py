@@ -61,6 +61,8 @@ def _render(root: Node, style: str, names: dict[Node, str], define: bool, pre: d
         parts = []
         for i, arg in enumerate(args):
             s, p = done[arg]
+            if i in rule.contracts and arg not in names and RULES[arg.op].unsized is not None:
+                s = RULES[arg.op].unsized(arg, style) or s       # W 𝟙, xᵀ𝟙, A I: the product fixes the size
             parts.append(f"{lo}{s}{hi}" if p < fmt.arg_need(i) else s)
         done[node] = (_fill(fmt.template, parts, style), fmt.prec)
     return done[root]

@@ -54,6 +54,7 @@ from .formatting import (  # noqa: F401
     number_fmt,  # (re-exported)
     number_np,
     number_text,
+    size_subscript,
     superscript,
     sympy_np,
 )
@@ -109,6 +110,9 @@ def _mean_all(x: Node) -> Node:
 
 RULES = E.RULES
 
+#: The bare 𝟙 and I, for a product that fixes their size (Rule.contracts).
+_BARE = {("ones", "text"): "𝟙", ("ones", "latex"): "\\mathbf{1}", ("eye", "text"): "I", ("eye", "latex"): "I"}
+
 RULES.update({
     # ----- leaves -----
     "var": Rule(shape=None,
@@ -118,10 +122,15 @@ RULES.update({
                      "text": lambda n: Fmt(*number_fmt(n.attrs[0]))}),     # with its precedence: 1/3 is a quotient
     "zeros": Rule(shape=None, fn=lambda shape: np.zeros(shape),
                   **leaf_forms(lambda n: "0", lambda n: "0", lambda n: f"np.zeros({shape_src(n.shape)})")),
+    # 𝟙 and I print with their size (𝟙ₙ, I_d, \\mathbf{1}_{n}), except where a product fixes it (W 𝟙, xᵀ𝟙)
     "ones": Rule(shape=None, fn=lambda shape: np.ones(shape),
-                 **leaf_forms(lambda n: "𝟙", lambda n: "\\mathbf{1}", lambda n: f"np.ones({shape_src(n.shape)})")),
+                 **leaf_forms(lambda n: "𝟙" + size_subscript(n.shape), lambda n: "\\mathbf{1}" + size_subscript(n.shape, "latex"),
+                         lambda n: f"np.ones({shape_src(n.shape)})"),
+                 unsized=lambda n, style: _BARE.get(("ones", style)) if n.ndim == 1 else None),
     "eye": Rule(shape=None, fn=lambda shape: np.eye(shape[0]),
-                **leaf_forms(lambda n: "I", lambda n: "I", lambda n: f"np.eye({n.shape[0]})")),
+                **leaf_forms(lambda n: "I" + size_subscript(n.shape[:1]), lambda n: "I" + size_subscript(n.shape[:1], "latex"),
+                        lambda n: f"np.eye({n.shape[0]})"),
+                unsized=lambda n, style: _BARE.get(("eye", style))),
 
     # ----- arithmetic (elementwise, scalars broadcast) -----
     "add": Rule(shape=broadcast_shapes, vjp=binary(lambda g, ans, a, b: g, lambda g, ans, a, b: g), fn=np.add,
@@ -151,14 +160,14 @@ RULES.update({
     # ----- linear algebra -----
     "matmul": Rule(shape=matmul_shape, vjp=matmul_vjp, fn=np.matmul, np=np_binop("@", MUL),
                    text=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)),
-                   latex=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)), kind="linalg", builtin=None),
+                   latex=Fmt("{0} {1}", MATMUL, (MATMUL, MATMUL)), kind="linalg", builtin=None, contracts=(0, 1)),
     "T": Rule(shape=lambda a: (a[1], a[0]) if len(a) == 2 else a, vjp=lambda g, ans: (g.T,), fn=np.transpose,
               np=Fmt("{0}.T", POSTFIX, (POSTFIX,)), text=lambda n: _transposed(n, "text"),
               latex=lambda n: _transposed(n, "latex"), kind="linalg"),
     "dot": Rule(shape=dot_shape, vjp=lambda g, ans: (g * ans.args[1], g * ans.args[0]), fn=np.dot,
                 np=np_binop("@", MUL), text=lambda n: _dot_form(n, "text"),
                 latex=lambda n: _dot_form(n, "latex"), kind="linalg", builtin=2,
-                build=numpy_matmul),
+                build=numpy_matmul, contracts=(0, 1)),
     "outer": Rule(shape=outer_shape, vjp=lambda g, ans: (E.matmul(g, ans.args[1]), E.matmul(g.T, ans.args[0])),
                   fn=np.outer,
                   np=Fmt("np.outer({0}, {1})"), text=Fmt("{0} {1}ᵀ", MATMUL, (MATMUL, POSTFIX + 1)),
@@ -263,8 +272,9 @@ RULES.update({
     "rows": Rule(shape=lambda a, m: (m, a[0]) if len(a) == 1 else vector_only(a, "rows"),
                  vjp=rows_vjp, fn=lambda v, m: np.broadcast_to(v, (m,) + np.shape(v)),
                  np=lambda n: Fmt("np.broadcast_to({0}, %s)" % shape_src(n.shape)),
-                 text=Fmt("𝟙 {0}ᵀ", MATMUL, (POSTFIX + 1,)),
-                 latex=Fmt("\\mathbf{{1}} {0}^\\top", MATMUL, (POSTFIX + 1,)), kind="arithmetic",
+                 text=lambda n: Fmt("𝟙" + latex_escape(size_subscript(n.shape[:1])) + " {0}ᵀ", MATMUL, (POSTFIX + 1,)),
+                 latex=lambda n: Fmt("\\mathbf{{1}}" + latex_escape(size_subscript(n.shape[:1], "latex")) + " {0}^\\top", MATMUL,
+                                     (POSTFIX + 1,)), kind="arithmetic",
                  doc="𝟙 vᵀ: a vector broadcast along the rows of a matrix (NumPy's (m, n) + (n,))"),
     "matrix_power": Rule(shape=lambda a, k: require_square(a, "matrix_power"), vjp=mpow_vjp,
                  fn=lambda x, k: np.linalg.matrix_power(x, k),

@@ -64,6 +64,10 @@ class Rule:
     kink: bool = False                 # not differentiable at 0: checks sample both sides of its argument
     batch_safe: bool = False           # its NumPy form is right with a leading batch axis on the arguments
     np_helper: str = ""                # source of a helper function its `np` form calls (a generated module's)
+    contracts: tuple = ()              # argument positions a product contracts whole (matmul, dot): there a 𝟙 or I
+                                       # takes its size from the other factor and prints without it (W 𝟙, xᵀ𝟙)
+    unsized: Callable | None = None    # leaves printed with their size (𝟙ₙ, Iₙ): (node, style) -> the bare
+                                       # symbol where a product fixes the size, or None where it does not
 
 
 def behaviour(table: dict, op: str, what: str):

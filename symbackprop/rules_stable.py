@@ -22,6 +22,11 @@ def _positive_const(n: Node):
     return v if v.is_positive else None
 
 
+def _at_least_one(n: Node) -> bool:
+    """A numeric constant ≥ 1 (sigmoid(s) ** p with p ≥ 1 is no smaller than it is accurate: left as it is)."""
+    return n.op == "const" and not getattr(n.attrs[0], "free_symbols", None) and bool(n.attrs[0] >= 1)
+
+
 def _plus_exp(a: Node):
     """(c, z) when a = c + exp(z) with c a positive constant, else None."""
     if a.op != "add":
@@ -46,11 +51,18 @@ def stabilise(root: Node) -> Node:
     x / (1 + exp(z)) -> x * sigmoid(-z) (so 1/(1 + exp(-z)) is sigmoid(z));
     log(sigmoid(z)) -> -softplus(-z); log(1 - sigmoid(z)) -> -softplus(z);
     log(softmax(z)) -> z - logsumexp(z); log(sum(exp(z))) -> logsumexp(z);
+    sigmoid(s) ** p -> exp(-p·softplus(-s)) unless p is a constant ≥ 1 (sigmoid(s) rounds to a denormal or 0
+    below s ≈ -708, where sigmoid(s) ** 0.5 = exp(-354) still is a normal number; and its gradient
+    p·sigmoid(s) ** (p - 1)·sigmoid'(s) is 0·inf there);
     and last log(softplus(z)) -> log(softplus(max(z, -20))) + min(z + 20, 0) (see SOFTPLUS_TAIL), so
     softplus never underflows to 0 under the log (z = -1000)."""
     for _ in range(8):
         mapping = {}
         for n in walk(root):
+            if n.op == "pow" and n.args[0].op == "sigmoid" and not _at_least_one(n.args[1]):
+                p, s = n.args[1], n.args[0].args[0]           # sigmoid(s) ** p = exp(-p·softplus(-s))
+                mapping[n] = Node("exp", (-(p * Node("softplus", (-s,))),))
+                continue
             if n.op in ("div", "pow") and (n.op == "div" or (n.args[1].op == "const" and n.args[1].attrs[0] == -1)):
                 den = n.args[1] if n.op == "div" else n.args[0]
                 ce = _plus_exp(den)

@@ -14,6 +14,9 @@ from .parse import Program
 #: Examples per batched input in the self-check's point; points tried before the check is skipped.
 CHECK_BATCH = 3
 CHECK_POINTS = 2
+#: Points where the objective or a gradient is larger than this are not used: central differences of
+#: values near the float64 limit (x * 1e308) overflow, and say nothing about the module.
+MAX_MAGNITUDE = 1e250
 
 
 def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
@@ -30,7 +33,7 @@ def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
     rng = np.random.default_rng(seed)
     failing = None
     for _ in range(CHECK_POINTS):
-        inputs = _check_point(d.program, module, rng)
+        inputs = _check_point(d.program, module, rng, list(d.grads.values()))
         if inputs is None:
             break
         try:
@@ -51,7 +54,7 @@ def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
         if not failing:
             return None
     if failing is None:
-        return "the module was not checked numerically: no random point was found where the formula is finite"
+        return "the module was not checked numerically: no random point was found where the formula and its gradients are finite"
     what = sorted(failing)[0]
     against = "its own value_and_grad()" if "()" in what else "its own forward()"
     raise InternalError(f"self-check of the generated module failed: its {what} disagrees with central "
@@ -59,14 +62,20 @@ def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
                         f"symbackprop; please report it with the formula, shapes and options.")
 
 
-def _check_point(program: Program, module, rng):
-    """Inputs for the module where the formula is finite: one random point (derive's self-check
-    draws them the same way); batched inputs get CHECK_BATCH examples that differ, each finite
-    together with the shared inputs (a repeat of the first example where none is found)."""
+def _check_point(program: Program, module, rng, grads=()):
+    """Inputs for the module where the formula and the derivation's gradients `grads` are finite: one
+    random point, drawn as derive's self-check draws them (so `x * 1e308` is not checked where its
+    gradient overflows); batched inputs get CHECK_BATCH examples that differ, each finite together with
+    the shared inputs (a repeat of the first example where none is found)."""
     import numpy as np
     from .evaluate import Point, evaluate, find_point, finite, random_point
-    first, _ = find_point(program, rng, [program.objective])
-    if first is None:
+    for _ in range(3):                               # values near overflow: differences of them overflow
+        first, vals = find_point(program, rng, [program.objective] + list(grads))
+        if first is None:
+            return None
+        if all(np.max(np.abs(np.asarray(v, dtype=float)), initial=0.0) < MAX_MAGNITUDE for v in vals):
+            break
+    else:
         return None
     examples = [first]
     for _ in range(CHECK_BATCH - 1 if module.BATCHED else 0):

@@ -9,6 +9,13 @@ claimed derivative with the derived one at random points, where both are exact u
 FD_EPS = 1e-6
 FD_RTOL = 1e-5
 FD_ATOL = 1e-8
+#: Finite differences cannot resolve a function of a matrix whose condition number is large: perturbing X
+#: by FD_EPS·max|X| moves X⁻¹ (and det, log det, pinv, and powers of them) by about FD_EPS·cond(X) relative,
+#: and the central difference's error grows as the square of that (off by 1e-3 at cond ≈ 1e9, and beyond
+#: FD_RTOL from cond ≈ 2e3 under a cube, inv(X) ** 3). So the self-checks draw their points where the argument
+#: of every op whose domain is `well_conditioned` has a condition number at most this; where no draw does,
+#: the best-conditioned point found.
+FD_MAX_CONDITION = 1e3
 #: Second order: central differences of the gradient round off more (about 1e-16·|g|/FD_EPS), so the
 #: absolute tolerance is larger, scaled by the gradient's size.
 FD_ATOL_SECOND = 1e-7

@@ -65,6 +65,9 @@ class Walker:
             off, length = self.where(node)
             raise e.located(self.source, off, length)
 
+    #: A literal that rounds to 0 with a decimal exponent beyond this is refused (read exactly, 1e-400 is fine).
+    MAX_EXPONENT_DIGITS = 1000
+
     def visit_Constant(self, node):
         v = node.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -72,6 +75,14 @@ class Walker:
         text = self.segment(node).replace("_", "")
         if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) or (isinstance(v, int) and v > 1e300):
             self.fail(node, "number too large", hint="numbers must be finite 64-bit floats", cls=LimitError)
+        mantissa, _, exponent = text.lower().partition("e")
+        digits = exponent.lstrip("+-")
+        if isinstance(v, float) and v == 0.0 and digits and (len(digits) > 6 or int(digits) > self.MAX_EXPONENT_DIGITS):
+            if mantissa.strip("0."):                       # 0.1e-999991010: exact, a rational of a billion
+                self.fail(node, "number too small: it rounds to 0 in 64-bit floats",   # digits (minutes of SymPy)
+                          hint="numbers must be 0 or at least about 5e-324 in size; rescale the formula",
+                          cls=LimitError)
+            return E.const(0)
         try:
             value = sympy.Rational(text) if len(text) < 40 else sympy.Float(v)
         except (TypeError, ValueError):

@@ -19,12 +19,14 @@ first:
     X^∘2  X^∘(−1)                a matrix's elementwise (Hadamard) power
     Aᵀ  A⁻¹  A⁻ᵀ                 transpose, inverse, transposed inverse
     f(x) f'(x)  ‖x‖  tr det log det diag sum mean softmax logsumexp  𝟙 (ones)  I (identity)
+    𝟙ₙ 𝟙_d 𝟙_(m×n) Iₙ I_d        ones and identity of the stated size (bare 𝟙 and I: the size the
+                                 context needs, as in W 𝟙)
     max(X) min(X) ∇max(X) ∇min(X)  max(a, b) min(a, b) (elementwise)  matrix_power(X, k)
 
 LaTeX: `+ -`, `\\,` and `\\cdot` (scalar product), `\\odot`, `\\frac{a}{b}`, juxtaposition (matrix
 product; of two scalars, their product, as in `\\frac{1}{m n}`), `^{...}`, `^\\top`, `^{-1}`,
 `^{\\circ 2}` (Hadamard power), `^{-\\top}`, `\\operatorname{f}\\left(x\\right)`, `\\operatorname{f}'\\left(x\\right)`, `\\det`, `\\log\\det`,
-`\\left\\|x\\right\\|`, `\\mathbf{1}`, `\\sqrt{..}`, names `W_{1}`, `\\mathrm{abc}`, `\\alpha`.
+`\\left\\|x\\right\\|`, `\\mathbf{1}`, `\\mathbf{1}_{n}`, `I_{n}`, `\\sqrt{..}`, names `W_{1}`, `\\mathrm{abc}`, `\\alpha`.
 
 Text that does not follow the notation (Python's `*` or `**`, a shape mismatch, a `⁻¹` that
 could be an inverse or a reciprocal, 𝟙 of a size the context does not fix) raises ReadError:
@@ -322,12 +324,16 @@ def _call(name: str, primes: int, args: list):
 # ----- tokens -----
 
 _SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+#: Sizes printed as subscripts: 𝟙ₙ, Iₘ (the letters Unicode has as subscripts, and digits).
+_SUBSCRIPT = str.maketrans("ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ₀₁₂₃₄₅₆₇₈₉", "aeoxhklmnpstijruv0123456789")
 
 _TEXT_TOKENS = re.compile(r"""
     (?P<ws>\s+)
   | (?P<adj>∂[^\s/]*/∂[A-Za-z_][A-Za-z0-9_]*)           # ∂ℓ/∂x1: an adjoint named in the chain-rule steps
   | (?P<logdet>log\ det(?=\())
   | (?P<nabla>∇(?:max|min)(?=\())
+  | (?P<sized>[𝟙I])(?P<size>[ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ₀₁₂₃₄₅₆₇₈₉]+|_\([^()]*\))
+  | (?P<onesub>𝟙)_(?P<onename>[A-Za-z0-9_]+)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<primes>'*)
   | (?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<invt>⁻ᵀ)
@@ -352,7 +358,7 @@ _LATEX_TOKENS = re.compile(r"""
   | (?P<nablafn>\\nabla\s*\\(?P<nabname>max|min)(?![A-Za-z]))
   | (?P<logdet>\\log\s*\\det)
   | (?P<cmdfn>\\(?:det|log|exp|sin|cos|tanh|tan|max|min)(?![A-Za-z]))
-  | (?P<ones>\\mathbf\{1\})
+  | (?P<ones>\\mathbf\{1\})(?:_\{(?P<onessize>[^{}]+)\})?
   | (?P<frac>\\frac(?![A-Za-z]))
   | (?P<sqrt>\\sqrt(?:\[(?P<root>[0-9]+)\])?(?![A-Za-z]))
   | (?P<top>\^\\top(?![A-Za-z]))
@@ -397,6 +403,12 @@ def tokenize_text(s: str) -> list[tuple]:
             out.append(("NAME", m.group("adj")))
         elif m.group("logdet"):
             out.append(("FUNC", ("logdet", 0)))
+        elif m.group("sized"):
+            size = m.group("size")
+            size = size[2:-1] if size.startswith("_(") else size.translate(_SUBSCRIPT)
+            out.append(("SIZED", ("ones" if m.group("sized") == "𝟙" else "eye", size)))
+        elif m.group("onesub"):
+            out.append(("SIZED", ("ones", m.group("onename"))))
         elif m.group("nabla"):
             out.append(("FUNC", (m.group("nabla"), 0)))
         elif m.group("name"):
@@ -418,6 +430,12 @@ def tokenize_text(s: str) -> list[tuple]:
         else:
             out.append((_SYMBOLS[m.group("sym")], m.group("sym")))
     return out
+
+
+def _latex_size(size: str) -> str:
+    """The size in \\mathbf{1}_{n} or \\mathbf{1}_{m \\times n}, as text: 'n', 'm×n'."""
+    return "×".join(_latex_name(part.strip()) if not part.strip().isdigit() else part.strip()
+                    for part in size.split("\\times"))
 
 
 def tokenize_latex(s: str) -> list[tuple]:
@@ -446,7 +464,8 @@ def tokenize_latex(s: str) -> list[tuple]:
         elif m.group("cmdfn"):
             out.append(("FUNC", (m.group("cmdfn")[1:], 0)))
         elif m.group("ones"):
-            out.append(("ONES", "𝟙"))
+            size = m.group("onessize")
+            out.append(("SIZED", ("ones", _latex_size(size))) if size else ("ONES", "𝟙"))
         elif m.group("frac"):
             out.append(("FRAC", None))
         elif m.group("sqrt"):
@@ -480,7 +499,7 @@ def tokenize_latex(s: str) -> list[tuple]:
 
 # ----- the parser: tokens -> a small tree of tuples -----
 
-_OPERAND_START = {"NUM", "NAME", "FUNC", "LP", "LB", "NOPEN", "BAR", "ONES", "FRAC", "SQRT"}
+_OPERAND_START = {"NUM", "NAME", "FUNC", "LP", "LB", "NOPEN", "BAR", "ONES", "SIZED", "FRAC", "SQRT"}
 
 
 class _Parser:
@@ -586,6 +605,8 @@ class _Parser:
             return ("name", val)
         if kind == "ONES":
             return ("ones",)
+        if kind == "SIZED":                         # 𝟙ₙ, I_d, \mathbf{1}_{n}: a size the text states
+            return ("sized",) + val
         if kind == "FUNC":
             name, primes = val
             if self.peek() == "LB":                 # \log{\left(2 \right)} (SymPy's LaTeX)
@@ -647,6 +668,28 @@ def evaluate(tree, env: dict, latex: bool = False, shape=None):
         return _eval(tree, env, latex, expect)
 
 
+def _sized(kind: str, size: str, env: dict):
+    """𝟙ₙ (a column), 𝟙_(m×n) (a matrix) or Iₙ, of the size the text states (dims from `env`)."""
+    dims = []
+    for part in size.split("×"):
+        part = part.strip()
+        if part.isdigit():
+            dims.append(int(part))
+        elif part in env and np.ndim(env[part]) == 0 and not isinstance(env[part], Fill):
+            dims.append(int(env[part]))
+        else:
+            raise ReadError(f"unknown size {part!r} of {'𝟙' if kind == 'ones' else 'I'}")
+    if kind == "eye":
+        if len(dims) != 1:
+            raise ReadError(f"I of size {size}")
+        return np.eye(dims[0])
+    if len(dims) == 1:
+        return np.ones((dims[0], 1))
+    if len(dims) != 2:
+        raise ReadError(f"𝟙 of size {size}")
+    return np.ones(tuple(dims))
+
+
 def _eval(tree, env, latex, expect=None):
     kind = tree[0]
     if kind == "num":
@@ -657,9 +700,15 @@ def _eval(tree, env, latex, expect=None):
             return env[name]
         if name == "I":
             return Fill(1.0, "eye")
+        if name.startswith("I_") and name[2:] in env:          # I_d (LaTeX I_{d}): the identity of size d
+            return _sized("eye", name[2:], env)
+        if re.fullmatch(r"I[0-9]+", name):                   # LaTeX I_{4}
+            return _sized("eye", name[1:], env)
         raise ReadError(f"unknown name {name!r}")
     if kind == "ones":
         return Fill(1.0, "ones")
+    if kind == "sized":
+        return _sized(tree[1], tree[2], env)
     if kind == "neg":
         v = _eval(tree[1], env, latex, expect)
         return Fill(-v.value, v.kind, v.u, v.v) if isinstance(v, Fill) else -v

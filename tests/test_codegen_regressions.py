@@ -245,6 +245,12 @@ STABLE = {
     "log(2+exp(z))": lambda z: __import__("mpmath").log(2 + __import__("mpmath").exp(z)),
     "log(exp(z) + 0.5)": lambda z: __import__("mpmath").log(0.5 + __import__("mpmath").exp(z)),
     "log(softplus(z))": lambda z: __import__("mpmath").log(_mp_softplus(z)),
+    # found by the long run: sigmoid(z) rounds to a denormal (or 0) below z ≈ -708, so sigmoid(z) ** p lost its
+    # digits there (and came out 0, inf or NaN at -1000); now exp(-p·softplus(-z)) (rules_stable)
+    "sigmoid(z) ** 0.5": lambda z: _mp_sigmoid(z) ** 0.5,
+    "sigmoid(z) ** (-0.5)": lambda z: _mp_sigmoid(z) ** -0.5,
+    "sigmoid(z) ** y": lambda z: _mp_sigmoid(z) ** Y,
+    "sigmoid(z) ** tanh(y)": lambda z: _mp_sigmoid(z) ** __import__("mpmath").tanh(Y),
 }
 
 

@@ -218,6 +218,15 @@ HOSTILE_CASES = [
     ("huge literal", "x * 1e999", [], "too large"),
     ("huge integer", "x * " + "9" * 400, [], "too large"),
     ("huge constant power", "x * 10**10**10", [], "too large"),
+    # found by the long run: exact, these were rationals of 100 000 to a billion digits (minutes of SymPy, or a
+    # ValueError converting them); they round to 0 in float64
+    ("tiny literal, huge exponent", "sum(x) * 0.1e-999991010", ["x=n"], "too small"),
+    ("tiny literal", "sum(x) * 10.1e-999990", ["x=n"], "too small"),
+    ("tiny literal in a product", "0.5 * norm(W2 @ relu(W1 @ x + b) - y)*0.1e-99999*2",
+     ["W1=h,d", "x=d", "b=h", "W2=k,h", "y=k"], "too small"),
+    # found by the long run: the gradient overflows (x ~ 1e308), so codegen's self-check said exit 3
+    ("overflowing gradient", "0.5 * norm(W2 @ relu(W1 @ x + b) - y)*1e308*2",
+     ["W1=h,d", "x=d", "b=h", "W2=k,h", "y=k"], None),
     # exact folding of these would build rationals of billions of digits, in one uninterruptible SymPy call
     ("tiny base, huge exponent", "x * 0.999999 ** 1000000000 + x", [], None),
     ("near-one base, huge exponent", "x * 1.0000001 ** 100000000", [], None),

@@ -28,7 +28,7 @@ COOKBOOK = [
      lambda A, X: sum((np.linalg.matrix_power(X, i) @ A @ np.linalg.matrix_power(X, 2 - i)).T for i in range(3))),
     ("a @ matrix_power(X, 2) @ b", {"a": "n", "X": "n,n", "b": "n"}, "X", None,
      lambda a, X, b: np.outer(a, X @ b) + np.outer(X.T @ a, b)),
-    ("sum(X @ W + c)", {"X": "m,n", "W": "n,p", "c": "p"}, "c", "m·𝟙", lambda X, W, c: X.shape[0] * np.ones(W.shape[1])),
+    ("sum(X @ W + c)", {"X": "m,n", "W": "n,p", "c": "p"}, "c", "m·𝟙ₚ", lambda X, W, c: X.shape[0] * np.ones(W.shape[1])),
 ]
 
 

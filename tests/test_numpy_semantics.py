@@ -156,8 +156,8 @@ def test_row_broadcast_adds_the_vector_to_every_row():
 
 def test_broadcast_prints_as_ones_times_a_row():
     d = sb.derive("sum(tanh(X @ W + b))", shapes={"X": "B,O", "W": "O,O", "b": "O"})
-    assert "X W + 𝟙 bᵀ" in d.text()
-    assert "X W + \\mathbf{1} b^\\top" in d.latex()
+    assert "X W + 𝟙_B bᵀ" in d.text()          # 𝟙 with its size B: no product fixes it
+    assert "X W + \\mathbf{1}_{B} b^\\top" in d.latex()
     src = emit_module(d)
     assert "X @ W + b" in src and "broadcast_to" not in src and "np.tile" not in src
 
@@ -328,4 +328,4 @@ def test_checker_judges_a_broadcast_bias_gradient(capsys):
     assert cli_main(args + ["--claim", "sum(tanh'(X @ W + b), axis=1)"]) == 1      # summed over the wrong axis
     assert cli_main(args + ["--claim", "mean(tanh'(X @ W + b), axis=0)"]) == 1     # off by the factor B
     out = capsys.readouterr().out
-    assert "verdict: correct" in out and "(1 − tanh(X W + 𝟙 bᵀ)^∘2)ᵀ 𝟙" in out      # tanh′ in closed form
+    assert "verdict: correct" in out and "(1 − tanh(X W + 𝟙_B bᵀ)^∘2)ᵀ 𝟙" in out      # tanh′ in closed form

@@ -242,11 +242,11 @@ def test_printed_constants_read_back_as_the_same_number(name, build, value, c, d
 @pytest.mark.parametrize("formula, shapes, flags, want", [
     ("sum(x ** (1/3))", ["x=n"], [], "∂ℓ/∂x = 1/3·x^(−2/3)    [n]"),
     ("sum((2/3) ** (x*y))", ["x=n", "y=n"], [], "∂ℓ/∂x = log(2/3)·(2/3)^(x ⊙ y) ⊙ y    [n]"),
-    ("mean(X)", ["X=m,n"], [], "∂ℓ/∂X = 1/(m·n)·𝟙    [m×n]"),
-    ("mean(x)**2 - 0.2*mean(x*x)", ["x=n"], ["--hessian", "--wrt", "x"], "∂²ℓ/∂x² = 2/n²·𝟙 𝟙ᵀ − 2/(5·n)·I    [n×n]"),
+    ("mean(X)", ["X=m,n"], [], "∂ℓ/∂X = 1/(m·n)·𝟙_(m×n)    [m×n]"),
+    ("mean(x)**2 - 0.2*mean(x*x)", ["x=n"], ["--hessian", "--wrt", "x"], "∂²ℓ/∂x² = 2/n²·𝟙ₙ 𝟙ₙᵀ − 2/(5·n)·Iₙ    [n×n]"),
     ("mean(tanh(x)) * mean(x)", ["x=n"], ["--hessian", "--wrt", "x"],
-     "∂²ℓ/∂x² = 1/n²·𝟙 (1 − x1²)ᵀ + 1/n²·(1 − x1²) 𝟙ᵀ − 2/n·mean(x)·diag((1 − x1²) ⊙ x1)    [n×n]"),
-    ("0.1*sum(x) + 1e-8*sum(x)", ["x=n"], [], "∂ℓ/∂x = 0.10000001·𝟙    [n]"),
+     "∂²ℓ/∂x² = 1/n²·𝟙ₙ (1 − x1²)ᵀ + 1/n²·(1 − x1²) 𝟙ₙᵀ − 2/n·mean(x)·diag((1 − x1²) ⊙ x1)    [n×n]"),
+    ("0.1*sum(x) + 1e-8*sum(x)", ["x=n"], [], "∂ℓ/∂x = 0.10000001·𝟙ₙ    [n]"),
 ])
 def test_constants_print_as_mathematics(formula, shapes, flags, want):
     code, out, err = cli("derive", formula, *[a for s in shapes for a in ("-s", s)], *flags)
@@ -384,8 +384,8 @@ COMMANDS = [
     (["derive", *MLP, "--steps", "--latex"], 0, "x_{1} &= W_{1} x + b \\quad (h) \\\\"),
     (["derive", *MLP, "--json"], 0, '"text": "x4 x2\\u1d40"'),
     (["derive", "mean(x)**2 - 0.2*mean(x*x)", "-s", "x=n", "--hessian", "--hvp", "--wrt", "x"], 0,
-     "d^2L/dx^2 = 2/n^2*ones ones^T - 2/(5*n)*I    [nxn]"),
-    (["derive", "sum(inv(X))", "-s", "X=n,n"], 0, "dL/dX = -X^(-T) ones X^(-T)    [nxn]"),
+     "d^2L/dx^2 = 2/n^2*ones_n ones_n^T - 2/(5*n)*I_n    [nxn]"),
+    (["derive", "sum(inv(X))", "-s", "X=n,n"], 0, "dL/dX = -X^(-T) ones_(nxn) X^(-T)    [nxn]"),
     (["check", "x @ A @ x", "-s", "A=n,n", "-s", "x=n", "--wrt", "x", "--claim", "A @ x"], 1, "A x"),
     (["codegen", *MLP, "-o", "{tmp}/mlp.py"], 0, "wrote"),
     (["codegen", *MLP], 0, "def value_and_grad"),

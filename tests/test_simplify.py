@@ -47,7 +47,7 @@ CASES = [
     ("div_coefficient", E.Node("div", (E.mul(E.const(3), g), x)), "3·g ⊘ x"),
     ("powers_of_products", X.T @ X.T @ X.T, "(Xᵀ)³"),
     ("powers_of_products", X @ (X @ v), "X² v"),
-    ("cancel_inverse", E.Node("inv", (X,)) @ X, "I"),
+    ("cancel_inverse", E.Node("inv", (X,)) @ X, "I₄"),
     ("cancel_inverse", (A @ E.Node("inv", (X,))) @ (X @ B), "A B"),
     ("cancel_inverse", E.transpose(E.Node("inv", (X,))) @ (X.T @ B), "B"),
     ("scalar_out_of_matmul", E.mul(s, A) @ B, "s·A B"),

@@ -46,7 +46,7 @@ CORPUS = [
     ("cookbook 106 (product)", "trace(X @ X @ X @ X)", SQ, "X", "4·(Xᵀ)³", None),
     ("cookbook 108", "trace(X.T @ B @ X)", {"X": "m,n", "B": "m,m"}, "X", "(B + Bᵀ) X", ("Bᵀ X + B X", "not factored")),
     ("cookbook 111", "trace(X @ A @ X.T)", {"X": "m,n", "A": "n,n"}, "X", "X (A + Aᵀ)", ("X A + X Aᵀ", "not factored")),
-    ("cookbook 113", "trace(trace(A) * A)", {"A": "n,n"}, "A", "2·tr(A)·I", None),
+    ("cookbook 113", "trace(trace(A) * A)", {"A": "n,n"}, "A", "2·tr(A)·Iₙ", None),
     ("cookbook 115", "norm(X)**2", {"X": "m,n"}, "X", "2·X", None),
     ("cookbook 124", "trace(inv(X))", SQ, "X", "−(X⁻ᵀ)²", None),
     ("cookbook 123", "trace(A @ inv(X) @ B)", {"A": "n,n", "X": "n,n", "B": "n,n"}, "X", "−X⁻ᵀ Aᵀ Bᵀ X⁻ᵀ", None),
@@ -71,7 +71,7 @@ CORPUS = [
     ("issue 13 power", "(a @ X @ b)**2", {"a": "n", "X": "n,n", "b": "n"}, "X", "2·aᵀ X b·a bᵀ", None),
     ("issue 13 abs", "abs(x @ x)", VEC, "x", "2·sign(xᵀx)·x", None),
     ("issue 13 tan", "sum(sin(x)/cos(x))", VEC, "x", "𝟙 ⊘ cos(x)²",
-     ("𝟙 + sin(x)² ⊘ cos(x)²", "sin² + cos² = 1 is not among the rewrites")),
+     ("𝟙ₙ + sin(x)² ⊘ cos(x)²", "sin² + cos² = 1 is not among the rewrites")),
     # ----- known derivatives, elementwise -----
     ("exp", "sum(exp(X @ w))", {"X": "m,n", "w": "n"}, "w", "Xᵀ exp(X w)", None),
     ("log", "sum(log(X @ w))", {"X": "m,n", "w": "n"}, "w", "Xᵀ (1 ⊘ (X w))", None),
