@@ -155,7 +155,7 @@ def cover_kinks(program, rng, samples, roots, kink_args, symmetric=(), need=1, d
             # long run: abs(relu(a)) with a claim NaN for a < 0 was never sampled on that side)
             sample = got[0]
             new = _sides(sample) & missing
-            if new and need == 1 and len(sample.vals) > 1 and _finite(sample.vals[0]) and not _finite(sample.vals[1]):
+            if new and need == 1 and len(sample.vals) > 1 and all_finite(sample.vals[0]) and not all_finite(sample.vals[1]):
                 samples.append(sample)
                 missing -= new
                 stale = 0
