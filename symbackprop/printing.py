@@ -7,6 +7,7 @@ node given a name in `names` prints as that name.
 from __future__ import annotations
 
 import string
+from collections import OrderedDict
 
 from .expr import RULES, Node, substitute, walk
 from .rules import ATOM, Fmt
@@ -14,14 +15,32 @@ from .rules import ATOM, Fmt
 _PARENS = {"text": ("(", ")"), "latex": ("\\left(", "\\right)"), "np": ("(", ")")}
 
 
+#: The last few expansions, by their roots (nodes are hash-consed, so equal roots are the same DAG): the
+#: self-check evaluates the same gradients at several points, and each evaluation used to expand them anew.
+_EXPANDED: OrderedDict[tuple, tuple] = OrderedDict()
+_EXPANDED_KEEP = 16
+
+
 def expand_macros(roots: list[Node]) -> list[Node]:
     """Replace display-only nodes (tanh'(z), …) by the primitive expressions they stand for."""
+    key = tuple(roots)
+    hit = _EXPANDED.get(key)
+    if hit is None:
+        hit = _EXPANDED[key] = tuple(_expand(list(key)))
+        while len(_EXPANDED) > _EXPANDED_KEEP:
+            _EXPANDED.popitem(last=False)
+    else:
+        _EXPANDED.move_to_end(key)
+    return list(hit)
+
+
+def _expand(roots: list[Node]) -> list[Node]:
     mapping = {n: RULES[n.op].expand(n) for n in walk(roots) if RULES[n.op].expand}
     if not mapping:
-        return list(roots)
+        return roots
     # expansions may themselves hold macros (rare): expand to a fixed point
-    out = substitute(list(roots), mapping)
-    return expand_macros(out) if any(RULES[n.op].expand for n in walk(out)) else out
+    out = substitute(roots, mapping)
+    return _expand(out) if any(RULES[n.op].expand for n in walk(out)) else out
 
 
 def print_expr(root: Node, style: str = "text", names: dict[Node, str] | None = None, define: bool = False) -> str:
