@@ -30,30 +30,11 @@ import re
 import numpy as np
 
 from . import expr as E
-from .check_support import (  # noqa: F401
-    ATOL,
-    KINK_MARGIN,
-    KINK_SCALES,
-    KINK_SHIFTS,
-    KINK_STALE,
-    KINK_TRIES,
-    RTOL,
-    agrees_with_truth,
-    all_finite,
-    array_text,
+from .check_support import (
     canonical,
-    claim_domain_args,
     close,
-    cover_kinks,
-    describe_substitute,
-    good_point,
-    json_array,
     let_items,
-    nice,
-    orient_value,
     shape_specs,
-    signed_terms,
-    tried_dims,
     unname,
 )
 from .check_hints import inner_for_outer

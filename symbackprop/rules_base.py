@@ -11,21 +11,9 @@ import sympy
 from . import expr as E
 from .errors import InternalError, ShapeError
 from .expr import Node, const, format_shape
-from .formatting import (  # noqa: F401
-    ADD,
+from .formatting import (
     ATOM,
-    MATMUL,
     MUL,
-    NEG,
-    POSTFIX,
-    POW,
-    latex_escape,
-    latex_name,
-    number_fmt,  # (re-exported)
-    number_np,
-    number_text,
-    superscript,
-    sympy_np,
 )
 
 

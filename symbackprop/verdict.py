@@ -4,31 +4,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from .check_support import (  # noqa: F401
-    ATOL,
-    KINK_MARGIN,
-    KINK_SCALES,
-    KINK_SHIFTS,
-    KINK_STALE,
-    KINK_TRIES,
-    RTOL,
-    agrees_with_truth,
-    all_finite,
+from .check_support import (
     array_text,
-    canonical,
-    claim_domain_args,
-    close,
-    cover_kinks,
-    describe_substitute,
-    good_point,
     json_array,
-    let_items,
-    nice,
-    orient_value,
-    shape_specs,
-    signed_terms,
-    tried_dims,
-    unname,
 )
 
 STATUS_TEXT = {"correct": "correct", "transposed": "correct up to transpose", "wrong": "wrong",
