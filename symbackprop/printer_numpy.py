@@ -229,7 +229,8 @@ class NumpyPrinter(StatementPlanner):
 class BatchedPrinting:
     """What a printer for inputs with a leading batch axis does on any target (mixed into a printer class):
     the value is the mean over the batch, an unbatched input's gradient the sum over the batch, with
-    products pushed inside the sum (BATCH_SUM) so no per-example tensor is built."""
+    products pushed inside the sum (BATCH_SUM) so no per-example tensor is built. A printer it is mixed
+    into gives `same_grad`: a batched input's gradient that is the same for every example."""
 
     #: The error for an operator with neither a batch form nor batch_safe, {op} its name.
     UNBATCHED = ("Batching rule for `{op}` not implemented: its NumPy form is not known to be right with a "

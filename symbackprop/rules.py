@@ -13,8 +13,8 @@ implemented"); no caller falls back silently.
   leading batch axis, so the batched printer needs no entry for it).
 - Named tables, one per use, filled next to the rules in the rule modules:
   `rules_sympy.SYMPY` (SymPy conversion), `rules_linear.LINEAR` (the linear-map rule the
-  Hessian is read off with), `rules_numpy.NUMPY` / `rules_numpy.BATCH_SUM` (the NumPy printer's
-  special forms: batch axes, batch sums, elided broadcasts, masks).
+  Hessian is read off with), `rules_forms.FORMS` / `.BATCH_SUM` (the code printers' shared special
+  forms: batch axes, batch sums, elided broadcasts), `rules_numpy.NUMPY` (NumPy's own), `rules_array_api`.
 
 A rule may decline a table explicitly: `kind="elementwise"` rules are converted to SymPy as an
 ElementwiseApplyFunction, are not linear (the Hessian reader treats them as nonlinear), and
