@@ -4,6 +4,15 @@ jax.jit, and in PyTorch eager mode (float64, CPU) against hand-written PyTorch. 
 repeats, ratios measured side by side in the same run, at the sizes of bench/codegen_vs_peers.py.
 Autodiff in each library (jax.value_and_grad under jit, torch autograd) is shown for reference.
 
+Two checks of the measurement itself:
+- a control peer, "hand-written again", runs the hand-written code a second time as a peer of its own
+  (under jax.jit, a second compilation of a copy of it): its ratio to the hand-written code is the
+  noise floor of the run, since the two are the same program;
+- under jax.jit the script compares the compiled XLA programs: the kernels (fusions, dots, custom
+  calls) the CPU runs for the generated module against those of the hand-written code.
+The ratio column is the median over rounds of each round's ratio (bench/timing.paired_ratio), so a
+drift of the machine's speed during the run cancels.
+
     python bench/array_api_vs_hand.py                      # the issue's sizes
     python bench/array_api_vs_hand.py --sizes 1,1,32,1 --repeats 3 --number 10   # smoke run
 
@@ -14,6 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import statistics
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +35,7 @@ from symbackprop import parse_formula  # noqa: E402
 from symbackprop.catalog import BY_NAME  # noqa: E402
 from symbackprop.emit import emit_module  # noqa: E402
 from symbackprop.files import load_source  # noqa: E402
-from timing import interleaved_medians  # noqa: E402  (bench/timing.py)
+from timing import interleaved_times, paired_ratio  # noqa: E402  (bench/timing.py)
 
 SIZES = [(1, 1, 32, 1), (32, 16, 32, 4), (128, 64, 128, 16), (256, 256, 256, 64), (1024, 1024, 1024, 256)]
 
@@ -61,15 +72,35 @@ def jax_fns(gen, p):
 
     jp = {k: jnp.asarray(v) for k, v in p.items()}
     gen_jit, hand_jit = jax.jit(gen.value_and_grad), jax.jit(hand)
+    again_jit = jax.jit(types.FunctionType(hand.__code__, hand.__globals__, "hand_again", None, hand.__closure__))
     auto_jit = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
     order = [jp[k] for k in ("W1", "b", "W2", "x", "y")]
     v1, g1 = jax.block_until_ready(gen_jit(**jp))
     v2, g2 = jax.block_until_ready(hand_jit(**jp))
     jax.block_until_ready(auto_jit(*order))
+    jax.block_until_ready(again_jit(**jp))
     assert np.isclose(float(v1), float(v2)) and all(np.allclose(g1[n], g2[n]) for n in g2)
+    mine, theirs = xla_kernels(gen_jit, jp), xla_kernels(hand_jit, jp)
+    print(f"  XLA kernels, generated:    {mine}")
+    print(f"  XLA kernels, hand-written: {theirs}  ({'the same' if mine == theirs else 'DIFFERENT'})")
     return {"generated, jax.jit": lambda: jax.block_until_ready(gen_jit(**jp)),
             "hand-written, jax.jit": lambda: jax.block_until_ready(hand_jit(**jp)),
+            "hand-written again, jit": lambda: jax.block_until_ready(again_jit(**jp)),
             "jax.value_and_grad, jit": lambda: jax.block_until_ready(auto_jit(*order))}
+
+
+def xla_kernels(jitted, kwargs) -> str:
+    """The kernels of the compiled XLA program's entry computation, counted by kind (fusion, dot,
+    custom-call, ...): what the CPU runs per call, whatever the names XLA gave them."""
+    import collections
+    import re
+    text = jitted.lower(**kwargs).compile().as_text()
+    entry = text[text.index("ENTRY"):]
+    entry = entry[:entry.index("\n}")]
+    kinds = collections.Counter(m.group(1) for m in re.finditer(r"= \S+ ([a-z-]+)\(", entry)
+                                if m.group(1) not in ("parameter", "tuple", "get-tuple-element", "bitcast",
+                                                      "constant"))
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
 
 def torch_fns(gen, p):
@@ -102,6 +133,7 @@ def torch_fns(gen, p):
     assert torch.isclose(v1, v2) and all(torch.allclose(g1[n], g2[n]) for n in g2)
     return {"generated, torch eager": lambda: gen.value_and_grad(**tp),
             "hand-written, torch eager": lambda: hand(**tp),
+            "hand-written again, eager": lambda: hand(**tp),
             "torch autograd": autograd}
 
 
@@ -109,7 +141,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", action="append", help="B,d,h,k (repeatable; default: the issue's sizes)")
     ap.add_argument("--repeats", type=int, default=15, help="interleaved rounds (median reported)")
-    ap.add_argument("--number", type=int, default=0, help="calls per timing (default: auto, ~20 ms)")
+    ap.add_argument("--number", type=int, default=0, help="calls per timing (default: auto, about --target s)")
+    ap.add_argument("--target", type=float, default=0.05, help="seconds per timing when --number is auto")
     args = ap.parse_args(argv)
     sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else SIZES
     print(f"load average {os.getloadavg()}  (NumPy {np.__version__})")
@@ -125,10 +158,10 @@ def main(argv=None):
             if fns is None:
                 print(f"  note: {lib} not installed: skipped")
                 continue
-            med = interleaved_medians(fns, args.repeats, args.number)
+            times = interleaved_times(fns, args.repeats, args.number, args.target)
             print(f"  {'':28} {'median':>12} {'÷ hand-written':>15}")
-            for name in fns:
-                print(f"  {name:28} {med[name] * 1e6:>10.1f}µs {med[name] / med[base]:>15.2f}")
+            for name, ts in times.items():
+                print(f"  {name:28} {statistics.median(ts) * 1e6:>10.1f}µs {paired_ratio(times, name, base):>15.2f}")
     print(f"\nload average {os.getloadavg()}")
 
 

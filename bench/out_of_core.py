@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -174,10 +175,10 @@ def main(argv=None) -> int:
         return 0
 
     ram = total_ram()
-    size = parse_bytes(args.size) if args.size else int(1.5 * ram)
+    size = parse_bytes(args.size) if args.size else math.ceil(1.5 * ram)
     chunk = parse_bytes(args.chunk)
     n = args.features
-    rows = max(1, size // (8 * (n + 1)))
+    rows = max(1, -(-size // (8 * (n + 1))))       # rounded up: at least --size bytes
     chunk_rows = max(1, min(rows, chunk // (8 * n)))
     print(f"load average {os.getloadavg()}")
     print(f"RAM {gib(ram)}; data {gib(rows * 8 * (n + 1))} = {rows:,} rows × {n} features (+ labels), "

@@ -17,9 +17,10 @@ def calls_per_timing(fn, target: float = 0.02) -> int:
     return max(1, min(10000, int(target / one)))
 
 
-def interleaved_medians(fns: dict, repeats: int, number: int | None = None) -> dict:
-    """{name: median seconds per call}: every peer once per round, the order rotated each round."""
-    counts = {name: number or calls_per_timing(fn) for name, fn in fns.items()}
+def interleaved_times(fns: dict, repeats: int, number: int | None = None, target: float = 0.02) -> dict:
+    """{name: [seconds per call, one per round]}: every peer once per round, the order rotated each
+    round, so that round r of every peer ran within a second of the others."""
+    counts = {name: number or calls_per_timing(fn, target) for name, fn in fns.items()}
     times = {name: [] for name in fns}
     order = list(fns)
     for r in range(repeats):
@@ -30,4 +31,15 @@ def interleaved_medians(fns: dict, repeats: int, number: int | None = None) -> d
             for _ in range(n):
                 fn()
             times[name].append((time.perf_counter() - t) / n)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def interleaved_medians(fns: dict, repeats: int, number: int | None = None) -> dict:
+    """{name: median seconds per call} over interleaved rounds (interleaved_times)."""
+    return {name: statistics.median(ts) for name, ts in interleaved_times(fns, repeats, number).items()}
+
+
+def paired_ratio(times: dict, name: str, base: str) -> float:
+    """The median over rounds of name's time ÷ base's time in the same round: a drift of the machine's
+    speed during the run (another process, the clock) cancels in each round's ratio."""
+    return statistics.median(a / b for a, b in zip(times[name], times[base]))
