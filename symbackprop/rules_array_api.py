@@ -13,8 +13,8 @@ as the NumPy ones do (rules_numpy's docstring), through these tables:
 - `SPELLING[word]`: how the standard spells the words the shared forms of rules_forms use
   (einsum contractions as vecdot, tensordot or xp.sum; reductions as functions, not methods);
 - `FORMS[op](p, n)`, `BATCHED[op](p, n)`, `BATCH_SUM[op](p, n, consts, scale)`: rules_forms'
-  shared forms plus the few of the array API's own (outer products and 𝟙 vᵀ as broadcasts,
-  diag and the transpose of a vector);
+  shared forms plus the few of the array API's own (outer products as broadcasts, diag and the
+  transpose of a vector);
 - `MASK[op](p, f)`: a 0/1 factor of a float product, printed as the condition of a `where`.
 
 Which values a form refers to (rules_forms.REFS), which nodes are printed in place
@@ -138,6 +138,10 @@ SPELLING = {
     "norm": Fmt("{xp}.linalg.vector_norm({0}, axis={axis})"),
     "trace": Fmt("{xp}.linalg.trace({0})"),
     "max_mask": Fmt("_max_mask({xp}, {0}, axis={axis})"),
+    "min_mask": Fmt("_max_mask({xp}, -{0}, axis={axis})", ATOM, (POSTFIX,)),
+    # 𝟙 vᵀ on its own: v broadcast along the rows
+    "rows": Fmt("{xp}.broadcast_to({0}, {shape})"),
+    "rows_b": Fmt("{xp}.broadcast_to({0}[:, None, :], {batch_shape})", ATOM, (POSTFIX,)),
     "sum0": Fmt("{xp}.sum({0}, axis=0)"),
     "sum_all": Fmt("{xp}.sum({0})"),
 }
@@ -163,13 +167,6 @@ def _outer_form(p, n):
     return f"{us} * {vs}", MUL
 
 
-def _rows(p, n):                                     # 𝟙 vᵀ on its own: v broadcast along the rows
-    v = n.args[0]
-    if p.batched[v]:
-        return f"{p.xp}.broadcast_to({p.paren(v, POSTFIX)}[:, None, :], {p.shape_src(n.shape, True)})", ATOM
-    return f"{p.xp}.broadcast_to({p.ref(v)[0]}, {p.shape_src(n.shape)})", ATOM
-
-
 def _diag(p, n):
     out = build_diag(p, n)
     if out is not None:
@@ -180,7 +177,7 @@ def _diag(p, n):
     return f"_diag({p.xp}, {p.ref(x)[0]})", ATOM
 
 
-FORMS = {**F.FORMS, "outer": _outer_form, "rows": _rows, "diag": _diag}
+FORMS = {**F.FORMS, "outer": _outer_form, "diag": _diag}
 BATCHED = dict(F.BATCHED)                            # diag: FORMS' xp.linalg.diagonal and _diag work on stacks
 
 

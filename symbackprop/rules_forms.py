@@ -13,7 +13,8 @@ multiply in as factors (NumPy) or become the condition of a `where` (the array A
 
 The tables below are the shared part of each target's tables: rules_numpy.NUMPY / BATCHED /
 BATCH_SUM and rules_array_api.FORMS / BATCHED / BATCH_SUM are these plus the few forms that truly
-differ (np.outer, np.tile, NumPy's batched diag; the array API's vector transpose and diag helpers).
+differ (np.outer, NumPy's batched diag, sigmoid's folded minus; the array API's outer products as
+broadcasts, diag, and the transpose of a vector).
 REFS and INLINE (which values a form refers to, which nodes are printed in place) are the same for
 both targets.
 """
@@ -176,6 +177,12 @@ def _dot(p, n):
     return f"{p.paren(u, MUL)} @ {p.paren(v, MUL + 1)}", MUL
 
 
+def _rows(p, n):                                     # 𝟙 vᵀ on its own
+    v = n.args[0]
+    sizes = dict(m=p.dim_src(n.shape[0]), shape=p.shape_src(n.shape), batch_shape=p.shape_src(n.shape, True))
+    return p.spell("rows_b" if p.batched[v] else "rows", v, **sizes)
+
+
 def build_diag(p, n):
     """diag(u vᵀ) as u ⊙ v and diag(P Q) as row-wise inner products (no n×n matrix); None otherwise."""
     a = n.args
@@ -205,6 +212,7 @@ FORMS = {
     "T": lambda p, n: p.transpose(n.args[0]),
     "matmul": _matmul,
     "dot": _dot,
+    "rows": _rows,
     "diag": build_diag,
     "phi": _abstract,
     "fn": _abstract,
@@ -234,16 +242,6 @@ def _batch_form(word: str):
     return form
 
 
-def _b_mask(sign: str):
-    def form(p, n):
-        x = n.args[0]
-        if not p.batched[x]:
-            return None
-        arg = p.ref(x)[0] if not sign else "-" + p.paren(x, POSTFIX)
-        return p.spell("max_mask", arg, axis=_axis(x))
-    return form
-
-
 BATCHED = {
     "sqnorm": _b_sqnorm,
     "sum": _batch_form("reduce"),                    # sum, mean, max, min over each example
@@ -251,8 +249,8 @@ BATCHED = {
     "max": _batch_form("reduce"),
     "min": _batch_form("reduce"),
     "norm": _batch_form("norm"),
-    "maxmask": _b_mask(""),
-    "minmask": _b_mask("-"),
+    "maxmask": _batch_form("max_mask"),
+    "minmask": _batch_form("min_mask"),
     "trace": _batch_form("trace"),
 }
 

@@ -3,7 +3,7 @@
 The forms both targets share are written once in rules_forms (transposes, products, diag(v) @ M
 as a broadcast, batch axes, sums over the batch); this module gives them NumPy's spelling
 (SPELLING: einsum, np.vdot, array methods such as `.sum(axis=0)`) and adds what is NumPy's own:
-np.outer and np.tile (a real, writable array), diag of a batch of matrices, sigmoid(−y) with its
+np.outer, diag of a batch of matrices, sigmoid(−y) with its
 double minus folded, relu' masks as boolean factors of a float product.
 
 The printers (printer_numpy.NumpyPrinter and its subclass BatchedNumpyPrinter) dispatch
@@ -42,6 +42,10 @@ SPELLING = {
     "norm": Fmt("np.linalg.norm({0}, axis={axis})"),
     "trace": Fmt("np.trace({0}, axis1=1, axis2=2)"),
     "max_mask": Fmt("max_mask({0}, axis={axis})"),
+    "min_mask": Fmt("max_mask(-{0}, axis={axis})", ATOM, (POSTFIX,)),
+    # 𝟙 vᵀ on its own: a real (writable) array
+    "rows": Fmt("np.tile({0}, ({m}, 1))"),
+    "rows_b": Fmt("np.repeat({0}[:, None, :], {m}, axis=1)", ATOM, (POSTFIX,)),
     # Σ_b of a batched value: a method call that counts as a product (as it always has: -(x.sum(axis=0)))
     "sum0": Fmt("{0}.sum(axis=0)", MUL, (POSTFIX,)),
     "sum_all": Fmt("{0}.sum()", MUL, (POSTFIX,)),
@@ -60,13 +64,6 @@ def _outer(p, n):
     return f"{us} * {vs}", MUL
 
 
-def _rows(p, n):                                     # 𝟙 vᵀ on its own: a real (writable) array
-    v, m = n.args[0], p.dim_src(n.shape[0])
-    if p.batched[v]:
-        return f"np.repeat({p.paren(v, POSTFIX)}[:, None, :], {m}, axis=1)", ATOM
-    return f"np.tile({p.ref(v)[0]}, ({m}, 1))", ATOM
-
-
 def _sigmoid(p, n):
     """σ(−y) = exp(−logaddexp(0, y)): a negation printed in place folds into the rule's `-{0}` (never `--y`)."""
     x = n.args[0]
@@ -78,7 +75,6 @@ def _sigmoid(p, n):
 NUMPY = {
     **F.FORMS,
     "outer": _outer,
-    "rows": _rows,
     "sigmoid": _sigmoid,
 }
 
