@@ -74,6 +74,7 @@ def test_out_of_core_size_rounds_up():
     ("relu_backends.py", ("--quick",), "width"),
     ("relu_training.py", ("--quick",), "width"),
     ("gpu.py", ("--cpu", "--quick"), "CPU smoke run"),
+    ("derive_scaling.py", ("--sizes", "10", "--sympy-sizes", "4"), "sympy.diff"),
 ])
 def test_smoke_runs(script, args, expect):
     if script == "gpu.py" and not has("torch") and not has("jax"):
@@ -81,6 +82,14 @@ def test_smoke_runs(script, args, expect):
     out = bench(script, *args)
     assert expect in out, out[-2000:]
     assert "load average" in out                                  # every benchmark prints the machine's load
+
+
+def test_web_load():
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    out = bench("web_load.py", "--requests", "60", "--clients", "6", "--slow-every", "30")
+    assert "bound (no simple request delayed by more than the time limit):" in out, out  # its timing: not here
+    assert "0 errors" in out, out
 
 
 def test_fd_vs_analytic(tmp_path):
