@@ -47,6 +47,12 @@ def parse_bytes(text: str) -> int:
     return int(float(text))
 
 
+def rows_for(size: int, features: int) -> int:
+    """Rows of X (float64, `features` columns) and y that make at least `size` bytes: rounded up, so
+    that the data is never below the size asked for (1.5 × RAM by default)."""
+    return max(1, -(-size // (8 * (features + 1))))
+
+
 def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
@@ -178,7 +184,7 @@ def main(argv=None) -> int:
     size = parse_bytes(args.size) if args.size else math.ceil(1.5 * ram)
     chunk = parse_bytes(args.chunk)
     n = args.features
-    rows = max(1, -(-size // (8 * (n + 1))))       # rounded up: at least --size bytes
+    rows = rows_for(size, n)
     chunk_rows = max(1, min(rows, chunk // (8 * n)))
     print(f"load average {os.getloadavg()}")
     print(f"RAM {gib(ram)}; data {gib(rows * 8 * (n + 1))} = {rows:,} rows × {n} features (+ labels), "
