@@ -23,7 +23,7 @@ from __future__ import annotations
 from . import expr as E
 from .errors import FormulaError
 from .expr import Node
-from .rules import ATOM, MUL, NEG, POSTFIX
+from .rules import ADD, ATOM, MUL, NEG, POSTFIX
 
 # ----- shapes of nodes the printers treat specially -----
 
@@ -351,7 +351,7 @@ def _s_add_sub(p, n, consts, scale):
     left, _ = p.bsum(a[0], consts)
     r, pr = p.bsum(a[1], consts)
     sym = "+" if n.op == "add" else "-"
-    return f"{left} {sym} {r if pr > MUL or n.op == 'add' else '(' + r + ')'}", 10
+    return f"{left} {sym} {r if pr > MUL or n.op == 'add' else '(' + r + ')'}", ADD
 
 
 def _s_neg(p, n, consts, scale):
