@@ -3,21 +3,22 @@ printers that print the same planned bodies in the array API standard, through t
 forms of rules_array_api. `ArrayApiPrinter` prints for unbatched inputs; `BatchedArrayApiPrinter`
 overrides what differs with a leading batch axis. The namespace is the local `xp` of each function
 (`xp = _namespace(...)`, read off the inputs); an operator without an array-API form raises an
-InternalError (never a NumPy form printed into an array-API module).
+InternalError (never a NumPy form printed into an array-API module). The printed forms are the
+NumPy printers' own (rules_forms, written once): these classes change only the spelling (SPELLING,
+`xp`, templates from rules_array_api.TEMPLATES, masks as a `where`) and what the standard does
+differently (scalars as 0-d arrays, copies, zeros like an input).
 """
 from __future__ import annotations
 
 import sympy
 
 from .errors import FormulaError, InternalError
-from .expr import RULES, Node
+from .expr import Node
 from .plan import constant
-from .printer_numpy import NumpyPrinter
-from . import expr as E
+from .printer_numpy import BatchedPrinting, NumpyPrinter
 from .expr import walk
-from .rules import ADD, ATOM, MUL, NEG, number_np
-from .rules_array_api import (BATCH_SUM, BATCHED, CAST, FORMS, MASK, SCALED, fill, helpers, product, template,
-                              transpose)
+from .rules import ADD, Fmt
+from .rules_array_api import BATCHED, CAST, FORMS, MASK, SPELLING, helpers, template, transpose
 
 
 def _py(v) -> str:
@@ -33,7 +34,6 @@ class ArrayApiPrinter(NumpyPrinter):
     """Plans and prints the body of `forward`, `value_and_grad`, `hvp` or `hessian` in the array API standard."""
 
     FORMS = (FORMS,)
-    SCALED = SCALED
     TEMPLATE = "module_array_api.py.j2"
     TAKEN = frozenset({"xp", "array_api_compat"})
     CAST = CAST
@@ -41,6 +41,9 @@ class ArrayApiPrinter(NumpyPrinter):
 
     #: The namespace's local name in the generated functions.
     xp = "xp"
+    SPELLING = SPELLING
+    MASK = MASK
+    WHERE_MASKS = True                               # bool × float is not in the standard: masks are a `where`
     #: The input whose dtype and device new arrays (zeros, ones, eye) take; set by emit_module.
     like_input = None
 
@@ -50,18 +53,12 @@ class ArrayApiPrinter(NumpyPrinter):
             raise InternalError("the array-API printer needs an array input to take dtype and device from")
         return f"dtype={self.like_input}.dtype, device=array_api_compat.device({self.like_input})"
 
-    def dim_src(self, s) -> str:
-        if isinstance(s, int):
-            return str(s)
-        if isinstance(s, sympy.Symbol):
-            return self.dimnames[s]
-        return "(" + _py(s.subs({k: sympy.Symbol(v) for k, v in self.dimnames.items()})) + ")"
+    def code(self, e) -> str:
+        return _py(e)
 
     def const_src(self, v) -> str:
-        if getattr(v, "free_symbols", None):
-            return "(" + _py(v.subs({k: sympy.Symbol(nm) for k, nm in self.dimnames.items()})) + ")"
-        if isinstance(v, (int, sympy.Integer)) or v.is_number:
-            return number_np(v)
+        if getattr(v, "free_symbols", None) or isinstance(v, (int, sympy.Integer)) or v.is_number:
+            return super().const_src(v)
         return "(" + _py(v) + ")"
 
     def dt(self):
@@ -97,10 +94,9 @@ class ArrayApiPrinter(NumpyPrinter):
     def helpers() -> dict[str, str]:
         return helpers()
 
-    def template(self, n: Node):
-        fmt = template(n.op, n)
-        parts = [self.arg(x, fmt, i) for i, x in enumerate(n.args)]
-        return fill(self, fmt, parts), fmt.prec
+    def fmt(self, n: Node) -> Fmt:
+        """n's template: rules_array_api.TEMPLATES (an InternalError where it has none)."""
+        return template(n.op, n)
 
     def arg(self, x: Node, fmt, i: int) -> str:
         """Argument i of a printed form: a constant scalar handed to a function (not an operator) is a 0-d
@@ -112,12 +108,6 @@ class ArrayApiPrinter(NumpyPrinter):
     def transpose(self, x: Node):
         return transpose(self, x)
 
-    def product(self, n: Node, consts: list[str]):
-        return product(self, n, consts)
-
-    def mask(self, f: Node) -> str:
-        return MASK[f.op](self, f)
-
     def zero_grad(self, name: str, var: Node) -> str:
         # every input is an array by now (scalars are converted on entry): a zero gradient is shaped like it
         own = self.d.program.variables.get(name)
@@ -126,46 +116,13 @@ class ArrayApiPrinter(NumpyPrinter):
         return f"{self.xp}.zeros({self.shape_src(var.shape)}, {self.like()})"
 
 
-class BatchedArrayApiPrinter(ArrayApiPrinter):
+class BatchedArrayApiPrinter(BatchedPrinting, ArrayApiPrinter):
     """The array-API printer for inputs with a leading batch axis: only what differs is overridden."""
 
     FORMS = (BATCHED, FORMS)
+    UNBATCHED = ("Batching rule for `{op}` not implemented in the array-API printer: register a form in "
+                 "rules_array_api.BATCHED, or declare batch_safe=True. This is a bug in symbackprop; please report it.")
 
-    def template(self, n: Node):
-        rule = RULES[n.op]
-        if self.batched[n] and n.args and not rule.batch_safe:
-            raise InternalError(f"Batching rule for `{n.op}` not implemented in the array-API printer: register a "
-                                f"form in rules_array_api.BATCHED, or declare batch_safe=True. This is a bug in "
-                                f"symbackprop; please report it.")
-        return super().template(n)
-
-    def value_src(self, objective: Node) -> str:
-        if not self.batched[objective]:
-            return super().value_src(objective)
-        s, p = self.bsum(objective, [])
-        return f"{s if p >= MUL else '(' + s + ')'} / {self.B}"
-
-    def batch_grad(self, name, g, var, c, x):
-        if name not in self.batch:
-            # an unbatched input: its gradient is the sum over the batch, whatever the factor
-            if c == -1:
-                s, p = self.bsum(x, [])
-                return "-" + (s if p > NEG else f"({s})")
-            return self.bsum(x, [] if c == 1 else [self.const_src(c)])[0]
-        if not self.batched[g]:                      # the same for every example: a fresh array shaped like the input
-            return f"{self.xp}.zeros_like({name}) + {self.paren(g, ADD + 1)}"
-        return None
-
-    def bsum(self, n: Node, consts: list[str]):
-        """Source of (Π consts) · Σ_b n_b, with products pushed inside so no per-example tensor is built."""
-        if not self.batched[n]:
-            return self.product(E.mul(E.const(1), n), consts + [self.B]) if consts else self.product(n, [self.B])
-        scale = " * ".join(consts)
-        form = BATCH_SUM.get(n.op)
-        if form is not None and n not in self.name:
-            out = form(self, n, consts, scale)
-            if out is not None:
-                return out
-        core = f"{self.xp}.sum({self.ref(n)[0]}, axis=0)" if n.ndim else f"{self.xp}.sum({self.ref(n)[0]})"
-        return (f"{scale} * {core}" if scale else core), MUL if scale else ATOM
-
+    def same_grad(self, name: str, g: Node, var: Node) -> str:
+        """The same for every example: a fresh array shaped like the input."""
+        return f"{self.xp}.zeros_like({name}) + {self.paren(g, ADD + 1)}"

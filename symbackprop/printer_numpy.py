@@ -3,9 +3,13 @@
 `NumpyPrinter` prints a planned body for unbatched inputs; `BatchedNumpyPrinter` overrides only
 what differs when some inputs carry a leading batch axis (batch forms, sums over the batch, the
 value as a mean). Both dispatch generically: the per-operator forms are registered with the
-operators (rules_numpy), and an operator without a special form prints with its rule's `np`
-template. The batched printer raises "Batching rule for X not implemented" for an operator that
-has neither a batch form nor `batch_safe` (never the unbatched form onto batched arrays).
+operators (rules_forms, written once for both targets, and rules_numpy), and an operator without a
+special form prints with its rule's `np` template. The shared forms spell nothing themselves: they
+ask the printer (`xp`, `spell(word, …)` from the SPELLING table, `fmt`/`arg`/`fill` of a template,
+`mask`), which is all a subclass for another target (printer_array_api) changes. `BatchedPrinting`
+holds what every batched printer does (the value as a mean, sums over the batch, the check below);
+the batched printer raises "Batching rule for X not implemented" for an operator that has neither a
+batch form nor `batch_safe` (never the unbatched form onto batched arrays).
 """
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from .errors import FormulaError, InternalError
 from .expr import RULES, Node
 from .plan import StatementPlanner, constant
 from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np, sympy_np
-from .rules_numpy import BATCH_SUM, BATCHED, INLINE, MASK, NUMPY, REFS, SCALED, product, transpose
-from .rules_numpy import CAST, helpers as numpy_helpers
+from .rules_forms import BATCH_SUM, INLINE, REFS, SCALED, product, transpose
+from .rules_numpy import BATCHED, CAST, MASK, NUMPY, SPELLING, helpers as numpy_helpers
 
 
 class NumpyPrinter(StatementPlanner):
@@ -30,6 +34,14 @@ class NumpyPrinter(StatementPlanner):
     #: The module template this printer's bodies go into, and names the module itself defines.
     TEMPLATE = "module.py.j2"
     TAKEN = frozenset({"np"})
+    #: The namespace's name in the printed source, and how it spells the words of rules_forms (p.spell).
+    xp = "np"
+    SPELLING = SPELLING
+    #: 0/1 masks of a float product (relu'): how one prints, and whether masks become a `where`
+    #: (False: NumPy multiplies a boolean mask into a float product).
+    MASK = MASK
+    WHERE_MASKS = False
+    BATCH_SUM = BATCH_SUM
     #: The float32 conversion helper `_cast`, and the arguments its calls pass before the inputs.
     CAST = CAST
     CAST_ARGS = ()
@@ -51,12 +63,16 @@ class NumpyPrinter(StatementPlanner):
 
     # ----- pieces of source -----
 
+    def code(self, e) -> str:
+        """A SymPy expression of the dims as source."""
+        return sympy_np(e)
+
     def dim_src(self, s) -> str:
         if isinstance(s, int):
             return str(s)
         if isinstance(s, sympy.Symbol):
             return self.dimnames[s]
-        return "(" + sympy_np(s.subs({k: sympy.Symbol(v) for k, v in self.dimnames.items()})) + ")"
+        return "(" + self.code(s.subs({k: sympy.Symbol(v) for k, v in self.dimnames.items()})) + ")"
 
     def shape_src(self, shape, batched=False) -> str:
         dims = ([self.B] if batched else []) + [self.dim_src(s) for s in shape]
@@ -74,7 +90,7 @@ class NumpyPrinter(StatementPlanner):
 
     def const_src(self, v) -> str:
         if getattr(v, "free_symbols", None):
-            return "(" + sympy_np(v.subs({k: sympy.Symbol(nm) for k, nm in self.dimnames.items()})) + ")"
+            return "(" + self.code(v.subs({k: sympy.Symbol(nm) for k, nm in self.dimnames.items()})) + ")"
         return number_np(v)
 
     def lift(self, n: Node, ndim: int) -> str:
@@ -112,13 +128,44 @@ class NumpyPrinter(StatementPlanner):
         return self.template(n)
 
     def template(self, n: Node):
-        """n printed with its rule's `np` template."""
+        """n printed with its template."""
+        fmt = self.fmt(n)
+        parts = [self.arg(x, fmt, i) for i, x in enumerate(n.args)]
+        return self.fill(fmt, parts), fmt.prec
+
+    def fmt(self, n: Node) -> Fmt:
+        """n's template: its rule's `np` form."""
         fmt = RULES[n.op].np
         fmt = fmt(n) if callable(fmt) and not isinstance(fmt, Fmt) else fmt
         if fmt is None:
             raise FormulaError(f"codegen has no NumPy form for `{n.op}`")
-        parts = [self.paren(x, fmt.arg_need(i)) for i, x in enumerate(n.args)]
-        return fmt.template.format(*parts), fmt.prec
+        return fmt
+
+    def arg(self, x: Node, fmt: Fmt, i: int) -> str:
+        """Argument i of a template."""
+        return self.paren(x, fmt.arg_need(i))
+
+    def fill(self, fmt: Fmt, parts: list) -> str:
+        return fmt.template.format(*parts, xp=self.xp)
+
+    def spell(self, word: str, *args, **fields):
+        """(source, precedence) of a word of rules_forms in this target's SPELLING, filled with `args`: Nodes
+        and (source, precedence) pairs are bracketed as the spelling needs, strings go in as they are."""
+        form = self.SPELLING.get(word)
+        if form is None:
+            raise InternalError(f"{type(self).__name__} has no spelling of `{word}`: add it to its SPELLING "
+                                f"table. This is a bug in symbackprop; please report it.")
+        if not isinstance(form, Fmt):
+            return form(self, *args)
+        parts = []
+        for i, a in enumerate(args):
+            need = form.arg_need(i)
+            if isinstance(a, Node):
+                a = self.paren(a, need)
+            elif isinstance(a, tuple):
+                a = a[0] if a[1] >= need else f"({a[0]})"
+            parts.append(a)
+        return form.template.format(*parts, xp=self.xp, **fields), form.prec
 
     def transpose(self, x: Node):
         return transpose(self, x)
@@ -127,10 +174,10 @@ class NumpyPrinter(StatementPlanner):
         return product(self, n, consts)
 
     def is_mask(self, f: Node) -> bool:
-        return f.op in MASK and f not in self.name
+        return f.op in self.MASK and f not in self.name
 
     def mask(self, f: Node) -> str:
-        return MASK[f.op](self, f)
+        return self.MASK[f.op](self, f)
 
     def product_of(self, factors, ndim) -> str:
         parts = []
@@ -179,17 +226,21 @@ class NumpyPrinter(StatementPlanner):
         return None
 
 
-class BatchedNumpyPrinter(NumpyPrinter):
-    """The NumPy printer for inputs with a leading batch axis: only what differs is overridden."""
+class BatchedPrinting:
+    """What a printer for inputs with a leading batch axis does on any target (mixed into a printer class):
+    the value is the mean over the batch, an unbatched input's gradient the sum over the batch, with
+    products pushed inside the sum (BATCH_SUM) so no per-example tensor is built. A printer it is mixed
+    into gives `same_grad`: a batched input's gradient that is the same for every example."""
 
-    FORMS = (BATCHED, NUMPY)
+    #: The error for an operator with neither a batch form nor batch_safe, {op} its name.
+    UNBATCHED = ("Batching rule for `{op}` not implemented: its NumPy form is not known to be right with a "
+                 "batch axis (register a form in rules_numpy.BATCHED, or declare batch_safe=True). This is a "
+                 "bug in symbackprop; please report it.")
 
     def template(self, n: Node):
         rule = RULES[n.op]
         if self.batched[n] and n.args and not rule.batch_safe:
-            raise InternalError(f"Batching rule for `{n.op}` not implemented: its NumPy form is not known to be "
-                                f"right with a batch axis (register a form in rules_numpy.BATCHED, or declare "
-                                f"batch_safe=True). This is a bug in symbackprop; please report it.")
+            raise InternalError(self.UNBATCHED.format(op=n.op))
         return super().template(n)
 
     def value_src(self, objective: Node) -> str:
@@ -197,11 +248,6 @@ class BatchedNumpyPrinter(NumpyPrinter):
             return super().value_src(objective)
         s, p = self.bsum(objective, [])
         return f"{s if p >= MUL else '(' + s + ')'} / {self.B}"
-
-    def zero_grad(self, name: str, var: Node) -> str:
-        if name not in self.batch:
-            return super().zero_grad(name, var)
-        return f"np.zeros({self.shape_src(var.shape, True)}{self.dt()})"
 
     def batch_grad(self, name, g, var, c, x):
         if name not in self.batch:
@@ -211,8 +257,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
                 return "-" + (s if p > NEG else f"({s})")
             return self.bsum(x, [] if c == 1 else [self.const_src(c)])[0]
         if not self.batched[g]:
-            s = self.ref(g)[0]
-            return f"np.broadcast_to({self.typed(s) if constant(g) else s}, {self.shape_src(var.shape, True)}).copy()"
+            return self.same_grad(name, g, var)
         return None
 
     def bsum(self, n: Node, consts: list[str]):
@@ -220,11 +265,26 @@ class BatchedNumpyPrinter(NumpyPrinter):
         if not self.batched[n]:
             return self.product(E.mul(E.const(1), n), consts + [self.B]) if consts else self.product(n, [self.B])
         scale = " * ".join(consts)
-        form = BATCH_SUM.get(n.op)
+        form = self.BATCH_SUM.get(n.op)
         if form is not None and n not in self.name:
             out = form(self, n, consts, scale)
             if out is not None:
                 return out
-        s = self.paren(n, POSTFIX)
-        core = f"{s}.sum(axis=0)" if n.ndim else f"{s}.sum()"
-        return (f"{scale} * {core}" if scale else core), MUL
+        core, prec = self.spell("sum0" if n.ndim else "sum_all", n)
+        return (f"{scale} * {core}" if scale else core), (MUL if scale else prec)
+
+
+class BatchedNumpyPrinter(BatchedPrinting, NumpyPrinter):
+    """The NumPy printer for inputs with a leading batch axis: only what differs is overridden."""
+
+    FORMS = (BATCHED, NUMPY)
+
+    def zero_grad(self, name: str, var: Node) -> str:
+        if name not in self.batch:
+            return super().zero_grad(name, var)
+        return f"np.zeros({self.shape_src(var.shape, True)}{self.dt()})"
+
+    def same_grad(self, name: str, g: Node, var: Node) -> str:
+        """A batched input's gradient that is the same for every example: a fresh array of the batch's shape."""
+        s = self.ref(g)[0]
+        return f"np.broadcast_to({self.typed(s) if constant(g) else s}, {self.shape_src(var.shape, True)}).copy()"

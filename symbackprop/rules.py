@@ -13,8 +13,8 @@ implemented"); no caller falls back silently.
   leading batch axis, so the batched printer needs no entry for it).
 - Named tables, one per use, filled next to the rules in the rule modules:
   `rules_sympy.SYMPY` (SymPy conversion), `rules_linear.LINEAR` (the linear-map rule the
-  Hessian is read off with), `rules_numpy.NUMPY` / `rules_numpy.BATCH_SUM` (the NumPy printer's
-  special forms: batch axes, batch sums, elided broadcasts, masks).
+  Hessian is read off with), `rules_forms.FORMS` / `.BATCH_SUM` (the code printers' shared special
+  forms: batch axes, batch sums, elided broadcasts), `rules_numpy.NUMPY` (NumPy's own), `rules_array_api`.
 
 A rule may decline a table explicitly: `kind="elementwise"` rules are converted to SymPy as an
 ElementwiseApplyFunction, are not linear (the Hessian reader treats them as nonlinear), and
@@ -359,6 +359,7 @@ class Elementwise:
     kink: bool = False               # not differentiable at 0 (relu, step, sign, abs)
     canonical: bool = False          # SymPy's scalar canonical forms may round-trip it (scalar.py)
     np_helper: str = ""               # source of a helper its NumPy form calls (NumPy has no such function)
+    np_need: tuple = ()               # its argument's Fmt.need (sigmoid's -{0}: -(-a), never --a)
 
 
 def _erf(x):
@@ -386,7 +387,7 @@ ELEMENTWISE = {
     "sign": Elementwise("np.sign({0})", np.sign, lambda x, y: E.zeros(x.shape), sympy.sign, kink=True),
     "abs": Elementwise("np.abs({0})", np.abs, lambda x, y: apply_fn("sign", x), sympy.Abs, kink=True),
     "sigmoid": Elementwise("np.exp(-np.logaddexp(0.0, -{0}))", _sig, lambda x, y: y * (1 - y),
-                           lambda t: 1 / (1 + sympy.exp(-t))),
+                           lambda t: 1 / (1 + sympy.exp(-t)), np_need=(NEG + 1,)),
     "tanh": Elementwise("np.tanh({0})", np.tanh, lambda x, y: 1 - y ** 2, sympy.tanh, canonical=True),
     "exp": Elementwise("np.exp({0})", np.exp, lambda x, y: y, sympy.exp, canonical=True),
     "log": Elementwise("np.log({0})", np.log, lambda x, y: 1 / x, sympy.log, "positive", canonical=True),
@@ -409,7 +410,7 @@ def _elementwise_rules(name: str, f: Elementwise) -> dict[str, Rule]:
         return f.d(x, apply_fn(name, x))
 
     return {
-        name: Rule(shape=same, vjp=lambda g, ans: (g * Node(prime, ans.args),), fn=f.fn, np=Fmt(f.np, f.np_prec),
+        name: Rule(shape=same, vjp=lambda g, ans: (g * Node(prime, ans.args),), fn=f.fn, np=Fmt(f.np, f.np_prec, f.np_need),
                    text=Fmt(name + "({0})"), latex=Fmt("\\operatorname{{" + name + "}}\\left({0}\\right)"),
                    kind="elementwise", builtin=1, domain=f.domain, kink=f.kink, batch_safe=True,
                    np_helper=f.np_helper),
