@@ -11,6 +11,7 @@ differently (scalars as 0-d arrays, copies, zeros like an input).
 from __future__ import annotations
 
 import sympy
+from sympy.printing.pycode import PythonCodePrinter
 
 from .errors import FormulaError, InternalError
 from .expr import Node
@@ -21,9 +22,38 @@ from .rules import ADD, Fmt
 from .rules_array_api import BATCHED, CAST, FORMS, MASK, SPELLING, helpers, template, transpose
 
 
-def _py(v) -> str:
-    """A SymPy expression of the dims as Python source (no math functions: the module imports no math)."""
-    src = sympy.pycode(v)
+class DimPrinter(PythonCodePrinter):
+    """A SymPy expression of the dims (Python ints read off the shapes) as Python source. Arithmetic is
+    Python's; a function of sizes (log(m) from logsumexp of a constant, √m from the norm of a ones
+    vector) is the namespace's function of a 0-d array in the module's dtype and device, so the module
+    imports no `math` and the value traces under jax.jit like any other constant."""
+
+    FUNCTIONS = ("log", "exp", "sqrt")
+
+    def __init__(self, xp: str, like: str):
+        super().__init__()
+        self.xp, self.like = xp, like
+
+    def _call(self, name: str, arg) -> str:
+        return f"{self.xp}.{name}({self.xp}.asarray({self._print(arg)}, {self.like}))"
+
+    def _print_Function(self, e):
+        if e.func.__name__ in self.FUNCTIONS:
+            return self._call(e.func.__name__, e.args[0])
+        return super()._print_Function(e)
+
+    _print_log = _print_exp = _print_Function
+
+    def _print_Pow(self, e, rational=False):
+        if e.exp == sympy.S.Half:
+            return self._call("sqrt", e.base)
+        if e.exp == -sympy.S.Half:
+            return f"1 / {self._call('sqrt', e.base)}"
+        return super()._print_Pow(e, rational)
+
+
+def dims_source(v, xp: str, like: str) -> str:
+    src = DimPrinter(xp, like).doprint(v)
     if "math." in src or "numpy." in src:
         raise FormulaError(f"the array-API target cannot print the size expression {v}",
                            hint="generate the NumPy module (--target numpy) for this formula")
@@ -54,12 +84,12 @@ class ArrayApiPrinter(NumpyPrinter):
         return f"dtype={self.like_input}.dtype, device=array_api_compat.device({self.like_input})"
 
     def code(self, e) -> str:
-        return _py(e)
+        return dims_source(e, self.xp, self.like())
 
     def const_src(self, v) -> str:
         if getattr(v, "free_symbols", None) or isinstance(v, (int, sympy.Integer)) or v.is_number:
             return super().const_src(v)
-        return "(" + _py(v) + ")"
+        return "(" + self.code(v) + ")"
 
     def dt(self):
         return f", {self.like()}"

@@ -277,6 +277,27 @@ def test_torch_compile():
     assert close(value.numpy(), want_value) and all(close(grads[n].numpy(), want[n]) for n in want)
 
 
+# ----- sizes under a function: log(m), √m (found by the long run: the target refused them) -----
+
+@pytest.mark.parametrize("formula", ["logsumexp(abs((w - w)))", "norm(w - w + 1) * sum(w) + logsumexp(w - w)",
+                                     "sum(w) / norm(w - w + 1)", "w @ w * logsumexp(0 * w)"])
+@pytest.mark.parametrize("lib", ["numpy", "strict", "torch", "jax"])
+def test_functions_of_sizes(formula, lib):
+    """A size expression with a function of the dims is printed with the namespace's function of a 0-d
+    array (the module imports no math); its value is checked on each library against the NumPy module."""
+    to, back = backend(lib)
+    src = codegen(formula, ["-s", "w=m"])
+    assert "math." not in src and "import math" not in src
+    module = load_source(src, "aa_sizes")
+    reference = load_source(codegen(formula, ["-s", "w=m"], target="numpy"), "aa_sizes_ref")
+    point = {"w": np.random.default_rng(3).standard_normal(5)}
+    run_all(module, reference, point, to, back)
+    if lib == "jax":                                 # traces: the log of a size is a constant of the program
+        import jax
+        value, grads = jax.jit(module.value_and_grad)(**{k: to(v) for k, v in point.items()})
+        assert close(back(value), reference.value_and_grad(**point)[0])
+
+
 # ----- random formulas of the differential strategy -----
 
 def _point_ok(reference, point) -> bool:
