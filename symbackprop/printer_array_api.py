@@ -25,8 +25,9 @@ from .rules_array_api import BATCHED, CAST, FORMS, MASK, SPELLING, helpers, temp
 class DimPrinter(PythonCodePrinter):
     """A SymPy expression of the dims (Python ints read off the shapes) as Python source. Arithmetic is
     Python's; a function of sizes (log(m) from logsumexp of a constant, √m from the norm of a ones
-    vector) is the namespace's function of a 0-d array in the module's dtype and device, so the module
-    imports no `math` and the value traces under jax.jit like any other constant."""
+    vector) is the namespace's function of a 0-d array in the module's dtype and device, and an
+    irrational number (2/√π from erf′) its float literal, so the module imports no `math` and the value
+    traces under jax.jit like any other constant."""
 
     FUNCTIONS = ("log", "exp", "sqrt")
 
@@ -37,14 +38,28 @@ class DimPrinter(PythonCodePrinter):
     def _call(self, name: str, arg) -> str:
         return f"{self.xp}.{name}({self.xp}.asarray({self._print(arg)}, {self.like}))"
 
+    @staticmethod
+    def _number(e):
+        """An irrational number (π, √π, log 2) as the float literal that reads back to it, or None."""
+        return repr(float(e)) if e.is_number and not e.is_Rational else None
+
     def _print_Function(self, e):
+        if (number := self._number(e)) is not None:
+            return number
         if e.func.__name__ in self.FUNCTIONS:
             return self._call(e.func.__name__, e.args[0])
         return super()._print_Function(e)
 
     _print_log = _print_exp = _print_Function
 
+    def _print_NumberSymbol(self, e):
+        return repr(float(e))
+
+    _print_Pi = _print_Exp1 = _print_NumberSymbol
+
     def _print_Pow(self, e, rational=False):
+        if (number := self._number(e)) is not None:
+            return number
         if e.exp == sympy.S.Half:
             return self._call("sqrt", e.base)
         if e.exp == -sympy.S.Half:

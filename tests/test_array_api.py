@@ -279,18 +279,26 @@ def test_torch_compile():
 
 # ----- sizes under a function: log(m), √m (found by the long run: the target refused them) -----
 
-@pytest.mark.parametrize("formula", ["logsumexp(abs((w - w)))", "norm(w - w + 1) * sum(w) + logsumexp(w - w)",
-                                     "sum(w) / norm(w - w + 1)", "w @ w * logsumexp(0 * w)"])
+@pytest.mark.parametrize("formula, shapes", [
+    ("logsumexp(abs((w - w)))", ["-s", "w=m"]),
+    ("norm(w - w + 1) * sum(w) + logsumexp(w - w)", ["-s", "w=m"]),
+    ("sum(w) / norm(w - w + 1)", ["-s", "w=m"]),
+    ("w @ w * logsumexp(0 * w)", ["-s", "w=m"]),
+    ("mean(C @ erf(w))", ["-s", "C=n,m", "-s", "w=m"]),          # 2/(√π·n): an irrational constant
+])
 @pytest.mark.parametrize("lib", ["numpy", "strict", "torch", "jax"])
-def test_functions_of_sizes(formula, lib):
+def test_functions_of_sizes(formula, shapes, lib):
     """A size expression with a function of the dims is printed with the namespace's function of a 0-d
-    array (the module imports no math); its value is checked on each library against the NumPy module."""
+    array, an irrational number as its float literal (the module imports no math); values are checked
+    on each library against the NumPy module."""
     to, back = backend(lib)
-    src = codegen(formula, ["-s", "w=m"])
+    src = codegen(formula, shapes)
     assert "math." not in src and "import math" not in src
     module = load_source(src, "aa_sizes")
-    reference = load_source(codegen(formula, ["-s", "w=m"], target="numpy"), "aa_sizes_ref")
-    point = {"w": np.random.default_rng(3).standard_normal(5)}
+    reference = load_source(codegen(formula, shapes, target="numpy"), "aa_sizes_ref")
+    rng = np.random.default_rng(3)
+    point = {"w": rng.standard_normal(5), "C": rng.standard_normal((4, 5))}
+    point = {k: v for k, v in point.items() if k in reference.INPUTS}
     run_all(module, reference, point, to, back)
     if lib == "jax":                                 # traces: the log of a size is a constant of the program
         import jax
