@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .errors import FormulaError, LimitError
+from .errors import FormulaError, Hint, LimitError
 from .expr import Node
 from .rules import RULES
 
@@ -92,7 +92,8 @@ def parse_shapes(specs) -> dict[str, tuple]:
 
 def _split_spec(spec: str):
     if "=" not in spec:
-        raise FormulaError(f"bad shape {spec!r}", hint="write NAME=DIMS with comma-separated dims, e.g. --shape W1=h,d")
+        raise FormulaError(f"bad shape {spec!r}", hint=Hint("write NAME=DIMS with comma-separated dims, e.g. --shape W1=h,d",
+                                                             "write NAME=DIMS with comma-separated dims, e.g. W1=h,d"))
     name, _, dims = spec.partition("=")
     return name.strip(), dims
 
@@ -113,7 +114,8 @@ def _dims(name: str, dims) -> tuple:
             out.append(sympy.Symbol(str(d), integer=True, positive=True))
         else:
             raise FormulaError(f"shape of `{name}`: bad dim {d!r}",
-                               hint="dims are positive integers or names, e.g. --shape W1=h,d or --shape x=3")
+                               hint=Hint("dims are positive integers or names, e.g. --shape W1=h,d or --shape x=3",
+                                         "dims are positive integers or names, e.g. W1=h,d or x=3"))
     if len(out) > 2:
         raise FormulaError(f"shape of `{name}` has {len(out)} dims; symbackprop handles scalars, vectors and matrices")
     return tuple(out)
