@@ -24,6 +24,7 @@ from . import expr as E
 from .errors import FormulaError, Hint, LimitError, ShapeError, SymbackpropError
 from .expr import Node
 from .program import (  # noqa: F401  (re-exported: the parser's public names)
+    IDENTITY_HINT,
     MAX_EXPANSION,
     MAX_FORMULA_CHARS,
     MAX_GRAPH_NODES,
@@ -34,6 +35,7 @@ from .program import (  # noqa: F401  (re-exported: the parser's public names)
     FunctionDef,
     Program,
     builtin_names,
+    identity_lookalike,
     parse_shapes,
 )
 from .math_text import assignment as _math_assignment, check_notation, detect_notation
@@ -72,10 +74,14 @@ class Parser:
             if name in RULES:
                 raise FormulaError(f"`{name}` is a built-in; pick another name for the abstract function")
         dims = {d.name for s in self.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
+        self.dim_names = frozenset(dims)
         for name in self.shapes:
             if name in dims:
                 raise FormulaError(f"`{name}` names both a variable and a dimension",
                                    hint="use different names for dims (e.g. d, h) and variables")
+            why = identity_lookalike(name, dims)
+            if why:
+                raise FormulaError(why, hint=IDENTITY_HINT)
 
     # ----- statements -----
 
@@ -345,6 +351,9 @@ class Parser:
         if name in RULES and RULES[name].builtin is not None:
             raise FormulaError(f"`{name}` is a built-in function and cannot name a {what}", source=source,
                                offset=offset, length=len(name), hint="pick another name")
+        why = identity_lookalike(name, self.dim_names, what) if what != "function" else None
+        if why:
+            raise FormulaError(why, source=source, offset=offset, length=len(name), hint=IDENTITY_HINT)
         taken = (name in self.intermediates or name in self.definitions or name in self.variables
                  or (what != "function" and (name in self.elementwise or name in self.functions)))
         if taken or (what != "function" and name in self.shapes):

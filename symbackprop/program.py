@@ -28,6 +28,20 @@ RESERVED = (set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
             | {"np", "numpy", "math", "sympy", "value", "grads", "inputs"})
 
 
+def identity_lookalike(name: str, dims=(), what: str = "variable") -> str | None:
+    """Why `name` cannot name a variable, intermediate or let: results print the identity matrix as I, Iₙ or
+    I_d (LaTeX I_{n}, I_{4}), so a name I, I4, I_4 or I_n (n a dim) would read as it; else None."""
+    rest = name[2:] if name.startswith("I_") else name[1:] if name.startswith("I") else None
+    if name == "I" or (rest is not None and (rest.isdigit() or (name.startswith("I_") and rest in dims))):
+        return (f"`{name}` cannot name {'an' if what[0] in 'aeiou' else 'a'} {what}: it would read as the identity "
+                f"matrix, which results print as I, Iₙ or I_d")
+    return None
+
+
+#: The fix the refusal of an identity look-alike offers.
+IDENTITY_HINT = "rename it, e.g. J"
+
+
 def builtin_names() -> list[str]:
     """Names users may call, read off the rule table."""
     return sorted(n for n, r in RULES.items() if r.builtin is not None)

@@ -13,12 +13,14 @@ from . import expr as E
 from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
 from .expr import Node
 from .program import (
+    IDENTITY_HINT,
     MAX_EXPANSION,
     NAME_RE,
     PRIME,
     RESERVED,
     FunctionDef,
     builtin_names,
+    identity_lookalike,
 )
 from .rules import RULES, numpy_matmul
 
@@ -105,6 +107,9 @@ class Walker:
             dims = {d.name: d for s in self.p.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
             if name in dims:                         # a size is a number: 2 * x / n
                 return E.const(dims[name])
+            why = identity_lookalike(name, dims)
+            if why:
+                self.fail(node, why, hint=IDENTITY_HINT)
             self.p.variables[name] = E.var(name, self.p.shapes.get(name, ()))
         if name not in self.p.shapes:
             uses = self.p.unshaped_uses.setdefault(name, [])
