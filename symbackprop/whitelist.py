@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import sympy
 
 from . import expr as E
-from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .errors import FormulaError, Hint, LimitError, ShapeError, SymbackpropError
 from .expr import Node
 from .program import (
     IDENTITY_HINT,
@@ -256,8 +256,10 @@ class Walker:
         near = difflib.get_close_matches(name, known, 1)
         hint = f"did you mean `{near[0]}`?" if near else "see docs/formula-language.md for the built-ins."
         self.fail(func, f"unknown function `{name}`",
-                  hint=hint + f" To use an unspecified function, declare it: --elementwise {name} (applied entrywise) "
-                              f"or --function {name} (scalar arguments).")
+                  hint=hint + Hint(f" To use an unspecified function, declare it: --elementwise {name} (applied "
+                                   f"entrywise) or --function {name} (scalar arguments).",
+                                   f" To use an unspecified function, add {name} to Elementwise functions (applied "
+                                   f"entrywise) or to Scalar functions (scalar arguments)."))
 
 
 # ----- helpers -----
