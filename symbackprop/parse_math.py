@@ -293,7 +293,10 @@ class Builder(Calls):
         rest = nm.subs[-1][1:]
         if not self._known(head.canonical) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", rest):
             return None
-        return product(self._value_name(head.canonical, tok), self.resolve(Name(rest, (), False), tok))
+        tail = self.resolve(Name(rest, (), False), tok)
+        if not isinstance(tail, Val):                # x_imax: a function name is no factor (it needs its argument)
+            return None
+        return product(self._value_name(head.canonical, tok), tail)
 
     def _known(self, name: str) -> bool:
         p = self.p
