@@ -22,6 +22,7 @@ the numerator layout), `wrong` (with a diagnosis when one fits), `malformed`.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -69,6 +70,9 @@ class Problem:
         self.lets: dict[str, Node] = {}
         self._graph = set(walk(self.program.objective))
         self._truths: dict[str, tuple] = {}
+        #: results a caller derives from this problem that hold while its lets do (the homework grader's
+        #: verdicts): kept by `fork`, emptied when a let is defined
+        self.memo: dict = {}
         self.claim_text: dict[Node, str] = {}       # the text each parsed claim was written as
         for name, text in let_items(lets):
             self.define(name, text)
@@ -88,8 +92,19 @@ class Problem:
             raise FormulaError(f"`{name}` is a dimension and cannot name an intermediate", hint="pick another name")
         node = self.parse(text, what=f"the definition of {name}")
         self.lets[name] = node
-        self._truths.clear()
+        # new stores, not cleared ones: a fork made before this let keeps the derivatives and memo it shares
+        self._truths, self.memo = {}, {}
         return node
+
+    def fork(self) -> Problem:
+        """A copy that may define lets and read claims without touching this problem. It shares the derivatives
+        already derived, and `memo`, until it defines a let of its own (a let does not change ∂ℓ/∂x for a
+        variable x, so what either derives meanwhile holds for both)."""
+        p = copy.copy(self)
+        p.lets = dict(self.lets)
+        p.claim_row = {}
+        p.claim_text = {}
+        return p
 
     def parse(self, text: str, what: str = "the claim", shape=None) -> Node:
         """Parse a claim (or let) in the formula's context; unknown names are errors. `shape` (the true

@@ -3,6 +3,38 @@ from __future__ import annotations
 
 import importlib
 
+#: The front ends a hint can be worded for: the command line, and the web page (where shapes go into the
+#: page's Shapes field, not a --shape flag).
+FRONTS = ("cli", "web")
+
+
+class Hint(str):
+    """A hint worded for the command line (the string itself), carrying the web page's wording in `web`.
+
+    It is a str, so every caller that prints or compares a hint sees the command-line text unchanged;
+    joining it with `+` keeps both wordings. `SymbackpropError.hint_for("web")` picks the page's."""
+
+    def __new__(cls, cli: str, web: str):
+        self = super().__new__(cls, cli)
+        self.web = web
+        return self
+
+    def worded(self, front: str) -> str:
+        return self.web if front == "web" else str(self)
+
+    def __add__(self, other):
+        return Hint(str(self) + str(other), self.web + _wording(other, "web"))
+
+    def __radd__(self, other):
+        return Hint(str(other) + str(self), _wording(other, "web") + self.web)
+
+    def __reduce__(self):
+        return Hint, (str(self), self.web)
+
+
+def _wording(hint, front: str) -> str:
+    return hint.worded(front) if isinstance(hint, Hint) else str(hint)
+
 
 class SymbackpropError(Exception):
     """Base class of every error the CLI reports as a clean message (exit 2)."""
@@ -24,12 +56,19 @@ class SymbackpropError(Exception):
             self.source, self.offset, self.length = source, offset, max(1, length)
         return self
 
-    def format(self) -> str:
+    def hint_for(self, front: str = "cli") -> str | None:
+        """The hint worded for `front` ("cli" or "web"; see Hint)."""
+        if front not in FRONTS:
+            raise ValueError(f"front must be one of {FRONTS}, got {front!r}")
+        return None if self.hint is None else _wording(self.hint, front)
+
+    def format(self, front: str = "cli") -> str:
         lines = [f"error: {self.message}"]
         if self.source is not None and self.offset is not None:
             lines += _caret(self.source, self.offset, self.length)
-        if self.hint:
-            lines.append(f"hint: {self.hint}")
+        hint = self.hint_for(front)
+        if hint:
+            lines.append(f"hint: {hint}")
         return "\n".join(lines)
 
     def __str__(self) -> str:

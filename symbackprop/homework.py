@@ -66,7 +66,7 @@ def check_claim(problem: Problem, wrt: str, text: str, notation: str = "auto", l
     and lets (another student's identical line) is answered from the problem's cache."""
     if not VERDICT_CACHE:
         return _check(problem, wrt, text, notation, line)
-    cache = problem.__dict__.setdefault("_verdict_cache", {})
+    cache = problem.memo
     key = (wrt, text, notation)
     if key not in cache:
         if len(cache) >= VERDICT_CACHE:
@@ -156,7 +156,7 @@ def grade_text(text: str, path: str = "<text>", *, spec: ProblemSpec | None = No
         spec.seed = seed
     if problem is None:
         problem = build_problem(spec)
-    problem = _fresh(problem)
+    problem = problem.fork()                        # the file's lets stay its own
     layout = layout or spec.layout
     notation = notation or spec.notation
     tex = path.lower().endswith((".tex", ".latex"))
@@ -211,18 +211,6 @@ def grade_text(text: str, path: str = "<text>", *, spec: ProblemSpec | None = No
     return HomeworkReport(path, spec.title, spec.formula, obj, layout, graded, notes, list(spec.wrt))
 
 
-def _fresh(problem: Problem) -> Problem:
-    """A copy of a parsed problem that a homework file may add lets to without touching the original; the
-    derivatives already derived are kept (a let does not change ∂ℓ/∂x for a variable x)."""
-    p = copy.copy(problem)
-    p.lets = dict(problem.lets)
-    p.claim_row = {}
-    problem.__dict__.setdefault("_verdict_cache", {})
-    p._truths = problem._truths                     # shared until the file defines a let (_maybe_define)
-    p.claim_text = {}
-    return p
-
-
 def _maybe_define(problem: Problem, segs, row, notation, notes):
     """`x_1 = W_1 x + b` defines the let x1 unless x1 is already known."""
     name = L.row_definition(segs)
@@ -236,9 +224,7 @@ def _maybe_define(problem: Problem, segs, row, notation, notes):
     if not text:
         return
     try:
-        problem._truths = {}                        # the file's own lets: its own derivations from here on
-        problem._verdict_cache = {}
-        define(problem, name.name, text, notation)
+        define(problem, name.name, text, notation)  # the file's own lets: its own derivations from here on
     except SymbackpropError as e:
         notes.append((row.line, f"the definition of {name.name} was not used: {e.message}"))
 

@@ -11,7 +11,7 @@ import sympy
 
 from . import expr as E
 from . import rules_math as M
-from .errors import FormulaError, ShapeError, SymbackpropError
+from .errors import FormulaError, Hint, ShapeError, SymbackpropError
 from .expr import Node
 from .math_text import Token, Tree, primes_of, read_name
 from .math_values import MAT, ROW, Failure, Val, choose, either, elementwise, unary, val
@@ -131,7 +131,7 @@ class Calls:
         name = nm.canonical
         if name not in self.p.functions:
             self.fail(head, f"`∂{''.join(str(i + 1) for i in indices)}{name}`: `{name}` is not declared as a function",
-                      hint=f"declare it with --function {name}")
+                      hint=Hint(f"declare it with --function {name}", f"add {name} to Scalar functions"))
         values = [self.value(a) for a in args.children]
         if any(i < 0 or i >= len(values) for i in indices):
             self.fail(mark, f"{name} takes {len(values)} arguments; there is no argument {max(indices) + 1}")

@@ -21,9 +21,10 @@ import sys
 import sympy
 
 from . import expr as E
-from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .errors import FormulaError, Hint, LimitError, ShapeError, SymbackpropError
 from .expr import Node
 from .program import (  # noqa: F401  (re-exported: the parser's public names)
+    IDENTITY_HINT,
     MAX_EXPANSION,
     MAX_FORMULA_CHARS,
     MAX_GRAPH_NODES,
@@ -34,6 +35,7 @@ from .program import (  # noqa: F401  (re-exported: the parser's public names)
     FunctionDef,
     Program,
     builtin_names,
+    identity_lookalike,
     parse_shapes,
 )
 from .math_text import assignment as _math_assignment, check_notation, detect_notation
@@ -72,10 +74,14 @@ class Parser:
             if name in RULES:
                 raise FormulaError(f"`{name}` is a built-in; pick another name for the abstract function")
         dims = {d.name for s in self.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
+        self.dim_names = frozenset(dims)
         for name in self.shapes:
             if name in dims:
                 raise FormulaError(f"`{name}` names both a variable and a dimension",
                                    hint="use different names for dims (e.g. d, h) and variables")
+            why = identity_lookalike(name, dims)
+            if why:
+                raise FormulaError(why, hint=IDENTITY_HINT)
 
     # ----- statements -----
 
@@ -108,7 +114,9 @@ class Parser:
             refuse_latex(source, source, 0)
             statements = list(split_statements(source))
         if not statements:
-            raise FormulaError("the formula is empty", hint="e.g. symbackprop derive '0.5 * norm(A @ x - b)**2' --shape A=m,n --shape x=n --shape b=m")
+            raise FormulaError("the formula is empty", hint=Hint(
+                "e.g. symbackprop derive '0.5 * norm(A @ x - b)**2' --shape A=m,n --shape x=n --shape b=m",
+                "e.g. the formula 0.5 * norm(A @ x - b)**2 with A=m,n x=n b=m in Shapes"))
         try:
             objective, objective_name = self._statements(statements, source)
         except ShapeError as e:
@@ -123,7 +131,8 @@ class Parser:
             self._blame_juxtaposition(None, unused[0])
             near = difflib.get_close_matches(unused[0], list(self.variables), 1)
             raise FormulaError(f"a shape is given for `{unused[0]}`, which the formula does not use",
-                               hint=f"did you mean `{near[0]}`?" if near else "remove that --shape, or check the spelling")
+                               hint=f"did you mean `{near[0]}`?" if near else Hint("remove that --shape, or check the spelling",
+                                                                   "remove it from Shapes, or check the spelling"))
         n_nodes = len(E.walk(objective))
         if n_nodes > MAX_GRAPH_NODES:
             raise LimitError(f"the formula's graph has {n_nodes} nodes; the limit is {MAX_GRAPH_NODES}")
@@ -314,7 +323,8 @@ class Parser:
                      else ". As written the shapes do not fit: reorder or transpose the factors")
         unknown = [p for (p, _), n in zip(reading, nodes) if n is None]
         if unknown:
-            hint += f", and give {unknown[0]} a shape with --shape {unknown[0]}=…"
+            hint += Hint(f", and give {unknown[0]} a shape with --shape {unknown[0]}=…",
+                         f", and give {unknown[0]} a shape: add {unknown[0]}=… to Shapes")
         return read, hint
 
     def _define(self, m, text, offset, source):
@@ -341,6 +351,9 @@ class Parser:
         if name in RULES and RULES[name].builtin is not None:
             raise FormulaError(f"`{name}` is a built-in function and cannot name a {what}", source=source,
                                offset=offset, length=len(name), hint="pick another name")
+        why = identity_lookalike(name, self.dim_names, what) if what != "function" else None
+        if why:
+            raise FormulaError(why, source=source, offset=offset, length=len(name), hint=IDENTITY_HINT)
         taken = (name in self.intermediates or name in self.definitions or name in self.variables
                  or (what != "function" and (name in self.elementwise or name in self.functions)))
         if taken or (what != "function" and name in self.shapes):

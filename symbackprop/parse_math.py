@@ -190,7 +190,10 @@ class Builder(Calls):
         self.fail(tok, f"unexpected `{tok}`")
 
     def number(self, tok) -> Val:
-        node = ast.Constant(float(tok) if any(c in str(tok) for c in ".eE") else int(str(tok)))
+        text = str(tok)
+        if not any(c in text for c in ".eE") and len(text.lstrip("0")) > 300:   # past 1e300, and int() stops at
+            self.fail(tok, "number too large", hint="numbers must be finite 64-bit floats", cls=LimitError)  # 4300
+        node = ast.Constant(float(text) if any(c in text for c in ".eE") else int(text))
         return val(self.ctx().visit(self._ast_pos(node, tok)))
 
     def name(self, tok) -> Val:
@@ -290,7 +293,10 @@ class Builder(Calls):
         rest = nm.subs[-1][1:]
         if not self._known(head.canonical) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", rest):
             return None
-        return product(self._value_name(head.canonical, tok), self.resolve(Name(rest, (), False), tok))
+        tail = self.resolve(Name(rest, (), False), tok)
+        if not isinstance(tail, Val):                # x_imax: a function name is no factor (it needs its argument)
+            return None
+        return product(self._value_name(head.canonical, tok), tail)
 
     def _known(self, name: str) -> bool:
         p = self.p

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .errors import FormulaError, LimitError
+from .errors import FormulaError, Hint, LimitError
 from .expr import Node
 from .rules import RULES
 
@@ -26,6 +26,20 @@ NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 PRIME = "ʹ"                                          # U+02B9, a letter Python accepts in identifiers
 RESERVED = (set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
             | {"np", "numpy", "math", "sympy", "value", "grads", "inputs"})
+
+
+def identity_lookalike(name: str, dims=(), what: str = "variable") -> str | None:
+    """Why `name` cannot name a variable, intermediate or let: results print the identity matrix as I, Iₙ or
+    I_d (LaTeX I_{n}, I_{4}), so a name I, I4, I_4 or I_n (n a dim) would read as it; else None."""
+    rest = name[2:] if name.startswith("I_") else name[1:] if name.startswith("I") else None
+    if name == "I" or (rest is not None and (rest.isdigit() or (name.startswith("I_") and rest in dims))):
+        return (f"`{name}` cannot name {'an' if what[0] in 'aeiou' else 'a'} {what}: it would read as the identity "
+                f"matrix, which results print as I, Iₙ or I_d")
+    return None
+
+
+#: The fix the refusal of an identity look-alike offers.
+IDENTITY_HINT = "rename it, e.g. J"
 
 
 def builtin_names() -> list[str]:
@@ -92,7 +106,8 @@ def parse_shapes(specs) -> dict[str, tuple]:
 
 def _split_spec(spec: str):
     if "=" not in spec:
-        raise FormulaError(f"bad shape {spec!r}", hint="write NAME=DIMS with comma-separated dims, e.g. --shape W1=h,d")
+        raise FormulaError(f"bad shape {spec!r}", hint=Hint("write NAME=DIMS with comma-separated dims, e.g. --shape W1=h,d",
+                                                             "write NAME=DIMS with comma-separated dims, e.g. W1=h,d"))
     name, _, dims = spec.partition("=")
     return name.strip(), dims
 
@@ -113,7 +128,8 @@ def _dims(name: str, dims) -> tuple:
             out.append(sympy.Symbol(str(d), integer=True, positive=True))
         else:
             raise FormulaError(f"shape of `{name}`: bad dim {d!r}",
-                               hint="dims are positive integers or names, e.g. --shape W1=h,d or --shape x=3")
+                               hint=Hint("dims are positive integers or names, e.g. --shape W1=h,d or --shape x=3",
+                                         "dims are positive integers or names, e.g. W1=h,d or x=3"))
     if len(out) > 2:
         raise FormulaError(f"shape of `{name}` has {len(out)} dims; symbackprop handles scalars, vectors and matrices")
     return tuple(out)

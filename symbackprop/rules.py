@@ -39,7 +39,7 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .errors import ShapeError
+from .errors import Hint, ShapeError
 from .expr import Node, const, format_shape
 from .formatting import (  # noqa: F401
     ADD,
@@ -464,7 +464,8 @@ def _fn_shape(*shapes_and_attrs):
     for s in shapes:
         if s != ():
             raise ShapeError(f"the abstract function {name} takes scalar arguments, got {format_shape(s)}",
-                             hint=f"declare {name} with --elementwise to apply it to each entry of an array")
+                             hint=Hint(f"declare {name} with --elementwise to apply it to each entry of an array",
+                                       f"add {name} to Elementwise functions to apply it to each entry of an array"))
     return ()
 
 

@@ -33,6 +33,33 @@ def _square(n: Node) -> bool:
 
 # ----- elementwise products and quotients -----
 
+def _into_numerator(c, y: Node, depth: int = 0) -> Node | None:
+    """c·y with the constant c taken into y's innermost constant numerator: c·(d ⊘ b) = (c·d) ⊘ b, through
+    nested quotients and a scalar quotient's product (c·(1/q/r)·x = (c/q/r)·x); None when y has none."""
+    if depth > 3:
+        return None
+    if y.op == "div":
+        top, below = y.args
+        if top.op == "const":
+            return E.div(E.const(c * top.attrs[0]), below)
+        inner = _into_numerator(c, top, depth + 1) if top.shape == y.shape else None
+        return None if inner is None else E.div(inner, below)
+    if y.op == "mul" and y.args[0].shape == () and y.args[0].op == "div":
+        inner = _into_numerator(c, y.args[0], depth + 1)
+        return None if inner is None else E.mul(inner, y.args[1])
+    return None
+
+
+# Registered before fold_reciprocal, which would take the constant out of the numerator again.
+@rule("mul", "c·(1 ⊘ b) = c ⊘ b for a constant c, also inside a quotient: n·1/‖x‖²/‖x‖·x = n/‖x‖²/‖x‖·x "
+             "(a size times a reciprocal reads as the quotient)", when=("div", "mul"))
+def _constant_into_numerator(n, s):
+    c, y = n.args
+    if c.op != "const" or c.shape != () or y.shape != n.shape or c.attrs[0].as_numer_denom()[1] != 1:
+        return None                                  # 1/n·1 ⊘ x² stays: 1/n ⊘ x² reads ambiguously
+    return _into_numerator(c.attrs[0], y)
+
+
 @rule("mul", "a ⊙ (c ⊘ b) = c·(a ⊘ b): a reciprocal folds into the neighbouring factor (g ⊙ log′(u) = g ⊘ u)", when=("div",))
 def _fold_reciprocal(n, s):
     a, b = n.args

@@ -9,7 +9,7 @@ import numpy as np
 import sympy
 
 from . import expr as E
-from .errors import InternalError, ShapeError
+from .errors import Hint, InternalError, ShapeError
 from .expr import Node, const, format_shape
 from .formatting import (
     ATOM,
@@ -104,7 +104,8 @@ def matmul_shape(a, b):
     raise ShapeError(f"matrix product of {format_shape(a)} and {format_shape(b)}: inner dimensions "
                      f"{a[-1] if a else '—'} and {b[0] if b else '—'} differ" if a and b else
                      f"matrix product needs arrays, got {format_shape(a)} and {format_shape(b)}",
-                     hint="check the shapes with --shape, or transpose one side with .T")
+                     hint=Hint("check the shapes with --shape, or transpose one side with .T",
+                               "check the Shapes field, or transpose one side with .T"))
 
 
 def _vectors(a, b, what):

@@ -10,15 +10,17 @@ from typing import TYPE_CHECKING
 import sympy
 
 from . import expr as E
-from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .errors import FormulaError, Hint, LimitError, ShapeError, SymbackpropError
 from .expr import Node
 from .program import (
+    IDENTITY_HINT,
     MAX_EXPANSION,
     NAME_RE,
     PRIME,
     RESERVED,
     FunctionDef,
     builtin_names,
+    identity_lookalike,
 )
 from .rules import RULES, numpy_matmul
 
@@ -105,6 +107,9 @@ class Walker:
             dims = {d.name: d for s in self.p.shapes.values() for d in s if isinstance(d, sympy.Symbol)}
             if name in dims:                         # a size is a number: 2 * x / n
                 return E.const(dims[name])
+            why = identity_lookalike(name, dims)
+            if why:
+                self.fail(node, why, hint=IDENTITY_HINT)
             self.p.variables[name] = E.var(name, self.p.shapes.get(name, ()))
         if name not in self.p.shapes:
             uses = self.p.unshaped_uses.setdefault(name, [])
@@ -251,8 +256,10 @@ class Walker:
         near = difflib.get_close_matches(name, known, 1)
         hint = f"did you mean `{near[0]}`?" if near else "see docs/formula-language.md for the built-ins."
         self.fail(func, f"unknown function `{name}`",
-                  hint=hint + f" To use an unspecified function, declare it: --elementwise {name} (applied entrywise) "
-                              f"or --function {name} (scalar arguments).")
+                  hint=hint + Hint(f" To use an unspecified function, declare it: --elementwise {name} (applied "
+                                   f"entrywise) or --function {name} (scalar arguments).",
+                                   f" To use an unspecified function, add {name} to Elementwise functions (applied "
+                                   f"entrywise) or to Scalar functions (scalar arguments)."))
 
 
 # ----- helpers -----

@@ -137,6 +137,11 @@ def _ew(op, a, b, what: str, expect=None):
     return op(a, b)
 
 
+class Inner(np.float64):
+    """A scalar that a matrix product made of a 1×1 matrix (uᵀv): it may stand next to a row or a column,
+    as the 1×1 matrix it is (x1ᵀ x1 uᵀ u is (x1ᵀx1)(uᵀ) u)."""
+
+
 def _matmul(a, b, latex: bool):
     """Juxtaposition: the matrix product. 𝟙 takes the size the product and its context need."""
     if isinstance(a, Fill) and a.kind == "eye" and not _is_scalar(b):
@@ -164,6 +169,10 @@ def _matmul(a, b, latex: bool):
         raise ReadError("a matrix product of 𝟙 and a scalar")
     if _is_scalar(a) and _is_scalar(b) and latex:     # \frac{1}{m n}: a product of scalars
         return np.float64(a) * np.float64(b)
+    if isinstance(a, Inner) and np.ndim(b) == 2 and np.shape(b)[0] == 1:     # (1×1)(1×n)
+        return float(a) * np.asarray(b, dtype=float)
+    if isinstance(b, Inner) and np.ndim(a) == 2 and np.shape(a)[1] == 1:     # (n×1)(1×1)
+        return np.asarray(a, dtype=float) * float(b)
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.ndim != 2 or b.ndim != 2:
         raise ReadError(f"juxtaposition (matrix product) of shapes {a.shape} and {b.shape}")
@@ -171,7 +180,7 @@ def _matmul(a, b, latex: bool):
         raise ReadError(f"matrix product of shapes {a.shape} and {b.shape}")
     out = a @ b
     if out.shape == (1, 1) and a.shape[0] == 1 and b.shape[1] == 1:
-        return np.float64(out[0, 0])                 # uᵀv: a scalar
+        return Inner(out[0, 0])                      # uᵀv: a scalar (a 1×1 matrix, next to a row or column)
     return out
 
 

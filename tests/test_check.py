@@ -504,3 +504,17 @@ def test_cli_solution_files(tmp_path):
     assert r.returncode == 2 and "sol.yaml:6:" in r.stderr
     r = _cli(HANDOUT, "--wrt", "x")
     assert r.returncode == 2
+
+
+def test_a_fork_shares_derivatives_until_it_defines_a_let():
+    """Problem.fork (what the homework grader uses): the copy reuses what was derived, and its own lets leave
+    the original's lets, derivatives and memo alone."""
+    p = Problem("sum(tanh(A @ x))", {"A": "m,n", "x": "n"})
+    truth = p.truth("x")
+    p.memo["seen"] = 1
+    f = p.fork()
+    assert f.truth("x") is truth and f.memo is p.memo
+    f.define("z", "A @ x")
+    assert "z" in f.lets and "z" not in p.lets
+    assert p.truth("x") is truth and p.memo == {"seen": 1} and f.memo == {}
+    assert f.check("z", "1 - tanh(z) ** 2").ok and f.truth("x") is not truth

@@ -638,6 +638,9 @@ PRINT_REGRESSIONS = [
     # new (found here): the size of I (or of a zero vector) appears nowhere in the printout
     ("sum-of-I", "trace(M + a)", {"M": "m,m"}, [], "print-unsized"),                      # ∂ℓ/∂a = sum(I)
     ("softmax-of-0", "softmax(w - w) @ w", {"w": "m"}, [], "print-unsized"),              # softmax(0)
+    # found by the long run on 4c557a4: the reader (not the printer) took uᵀv for a bare scalar, and refused
+    # it next to a row: x1ᵀ x1 uᵀ u/‖u x1ᵀ‖ is the 1×1 x1ᵀx1 times the 1×n uᵀ, times u
+    ("inner-before-a-row", "norm(outer(u, softmax(w)))", {"u": "n", "w": "m"}, [], "reader"),
 ]
 
 

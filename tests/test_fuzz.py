@@ -472,6 +472,23 @@ def test_fuzz_regression_corpus(case, tmp_path):
         _assert_module_sound(tmp_path / "m.py", case["formula"])
 
 
+BIG = "1" + "0" * 5000                             # past Python's 4300-digit limit on int(str)
+
+
+@pytest.mark.parametrize("argv", [
+    ["codegen", BIG + "a"],                       # found by the long run (4c557a4): NumPy's syntax error, then
+    ["derive", BIG + " x", "--notation", "math"],    # the math notation's int() raised ValueError (a traceback)
+    ["derive", "\\frac{1}{2} " + BIG + " x^2", "--notation", "math"],
+])
+def test_a_huge_integer_in_math_notation_is_one_clean_error(argv, tmp_path):
+    if argv[0] == "codegen":
+        argv = [*argv, "-o", str(tmp_path / "m.py")]
+    rc, out, err, sec = run_cli(argv)
+    assert_clean(rc, out, err, sec)
+    assert rc == 2 and ("number too large" in err or "syntax error" in err), err
+    assert not (tmp_path / "m.py").exists()
+
+
 # ----- the checker: hostile claims and solution files -----
 
 CHECK_BASE = ["check", "0.5 * norm(W2 @ Phi(W1 @ x + b) - y)**2", "-e", "Phi", "--shape", "W1=d,d", "--shape", "W2=d,d",

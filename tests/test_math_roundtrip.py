@@ -267,6 +267,36 @@ def test_printed_results_read_back_in_math_notation(text, shapes, elementwise, f
     assert roundtrip(text, shapes, elementwise, functions) >= 4
 
 
+# ----- the identity and a variable named like it -----
+
+@pytest.mark.parametrize("argv", [
+    ["derive", "sum(I @ x)", "--shape", "I=n,n", "--shape", "x=n"],               # printed `Iᵀ 𝟙`, `x2 = I x`
+    ["derive", "I * sum(x)", "--shape", "x=n"],                                   # a scalar I: `I·𝟙ₙ`
+    ["derive", "sum(I x)", "--shape", "I=n,n", "--shape", "x=n", "--notation", "math"],
+    ["derive", "I = W @ x; sum(I)", "--shape", "W=n,n", "--shape", "x=n"],      # an intermediate
+    ["derive", "sum(I_n @ x)", "--shape", "I_n=n,n", "--shape", "x=n"],         # I_n: LaTeX I_{n}, the identity
+    ["derive", "sum(I4 @ x)", "--shape", "I4=4,4", "--shape", "x=4"],           # I4: LaTeX I_{4}, the identity
+    ["check", "sum(W @ x)", "--shape", "W=n,n", "--shape", "x=n", "--let", "I=W @ x", "--wrt", "I",
+     "--claim", "ones(n)"],                                                      # a let
+])
+def test_a_name_that_reads_as_the_identity_is_refused(argv, capsys):
+    """The results print the identity as I, Iₙ, I_d (LaTeX I_{n}, I_{4}): a variable, intermediate or let named
+    so would read as it (`∂ℓ/∂x = Iᵀ 𝟙 + I x`). It is refused with one message naming the fix."""
+    from symbackprop.cli import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "would read as the identity matrix" in err and "rename it, e.g. J" in err and "Traceback" not in err
+
+
+def test_the_identity_beside_a_renamed_variable_reads_back():
+    """With the variable renamed (J), the identity (tr's gradient) prints as Iₙ and J as J; both read back."""
+    text, shapes = "trace(W) + sum(J @ x) + x @ J @ x", {"W": "n,n", "J": "n,n", "x": "n"}
+    printed = derive(text, shapes, check=False).text()
+    assert "∂ℓ/∂W = Iₙ" in printed and "Jᵀ" in printed
+    assert roundtrip(text, shapes) >= 4
+    assert derive("trace(W) + sum(I_q @ x)", {"W": "n,n", "I_q": "n,n", "x": "n"}, check=False)   # not a dim
+
+
 #: Printouts that did not read back, found by the property (each failed before its fix: symbackprop printed
 #: a zero or I whose size nothing in the text fixes, or the parser read a call where the printer meant a product).
 FOUND = [

@@ -118,3 +118,65 @@ def test_no_module_imports_another_modules_private_names():
                 found += [f"{path.relative_to(PACKAGE)}: {node.module}.{a.name}" for a in node.names
                           if a.name.startswith("_") and not a.name.startswith("__")]
     assert found == []
+
+
+def _private_names_defined(tree) -> set[str]:
+    """The private names a module defines: its functions, classes and module-level names, and the attributes
+    its methods set on self or cls."""
+    import ast
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and \
+                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            out.add(node.attr)
+    for node in tree.body:
+        for target in getattr(node, "targets", [getattr(node, "target", None)]):
+            if isinstance(target, ast.Name):
+                out.add(target.id)
+    return {n for n in out if n.startswith("_") and not n.startswith("__")}
+
+
+#: Private attributes a module still reads from another (module, attribute, the module that defines it); each is
+#: to become a public name. The list may only shrink: an entry no longer found fails the test too.
+KNOWN_PRIVATE_ATTRIBUTES = {
+    ("rules_base.py", "_fill_value", "expr.py"),
+    ("whitelist.py", "_reading", "parse.py"),
+    ("whitelist.py", "_juxtaposition_words", "parse.py"),
+    ("web/tasks.py", "_LOADED", "relu/gradients.py"),
+}
+#: Same name, different attributes: homework_spec sets `_lines` on its own ProblemSpec (read for messages), and
+#: parse_math's reader keeps its source lines in `self._lines`.
+NAME_COLLISIONS = {("homework_spec.py", "_lines", "parse_math.py")}
+
+
+def test_no_module_reads_another_modules_private_attributes():
+    """`obj._name`, where another module of the package defines `_name` and this one does not, reaches into
+    that module's internals (as homework.py did with check.Problem's `_truths`). Access through self or cls is
+    a class's own business and is not counted; nor are other libraries' private names."""
+    import ast
+    trees = {p.relative_to(PACKAGE).as_posix(): ast.parse(p.read_text(encoding="utf-8"))
+             for p in sorted(PACKAGE.rglob("*.py"))}
+    defined = {name: _private_names_defined(tree) for name, tree in trees.items()}
+    found = set()
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")):
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls") or node.attr in defined[name]:
+                continue
+            found |= {(name, node.attr, other) for other, names in defined.items() if node.attr in names}
+    assert found - NAME_COLLISIONS == KNOWN_PRIVATE_ATTRIBUTES
+
+
+def test_the_package_imports_nothing_it_does_not_use():
+    """No unused import in the package (ruff's F401): relu/__init__.py imported train.default_lr for nothing."""
+    import shutil
+    import subprocess
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (the test extra installs it)")
+    r = subprocess.run([ruff, "check", "--isolated", "--select", "F401", "--output-format", "concise",
+                        str(PACKAGE)], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import sympy
 
 from symbackprop import derive, parse_formula
 from symbackprop import expr as E
@@ -83,6 +84,10 @@ CASES = [
     ("outer_of_transposed", E.outer(u, X.T @ v), "u vᵀ X"),
     ("ones_outer", E.mul(E.mul(E.const(2), E.outer(E.ones((N,)), E.ones((N,)))), X), "2·X"),
     ("constant_over_constant", E.Node("mul", (E.const(2), E.div(g, E.mul(E.const(2), x)))), "g ⊘ x"),
+    ("constant_into_numerator", E.Node("mul", (E.const(3), E.Node("div", (one, x)))), "3 ⊘ x"),
+    ("constant_into_numerator", E.Node("mul", (E.const(-5), E.mul(E.div(E.div(one, s), t), x))), "−5/s/t·x"),
+    ("constant_into_numerator", E.Node("mul", (E.const(sympy.Rational(1, 3)), E.Node("div", (one, x)))),
+     "1/3·1 ⊘ x"),                                 # a fraction stays in front: 1/3 ⊘ x reads ambiguously
 ]
 
 
@@ -182,3 +187,15 @@ def test_derivation_checks_what_it_prints():
     assert d.text().startswith("∂ℓ/∂x = 1 ⊘ x")
     assert d.checks["x"].verified
     assert not any(RULES[n.op].expand for n in walk(d.grads["x"]))
+
+
+@pytest.mark.parametrize("formula, printed", [
+    ("n * (1/norm(x))", "∂ℓ/∂x = −n/‖x‖²/‖x‖·x    [n]"),         # was −n·1/‖x‖²/‖x‖·x
+    ("n * sum(1/x)", "∂ℓ/∂x = −n ⊘ x²    [n]"),                     # was −n·1 ⊘ x²
+])
+def test_a_size_times_a_reciprocal_prints_as_the_quotient(formula, printed):
+    """n·(1/y) prints as n/y, as `n / norm(x)` already did; the derive self-check confirms the value."""
+    from symbackprop.derivation import Derivation
+    from symbackprop.parse import parse_formula
+    d = Derivation(parse_formula(formula, {"x": "n"}), check=True)
+    assert d.text() == printed

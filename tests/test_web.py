@@ -103,6 +103,39 @@ def test_math_notation(client):
     assert client.get("/api/derive", params={**q, "notation": "latex"}).status_code == 400
 
 
+@pytest.mark.parametrize("formula, shapes, web, cli", [
+    ("sum(W @ x)", "W=m,n x=m", "check the Shapes field", "check the shapes with --shape"),
+    ("sum(Wz)", "W=m,n", "give z a shape: add z=… to Shapes", "give z a shape with --shape z=…"),
+    ("sum(x)", "x=n yy=m", "remove it from Shapes", "remove that --shape"),
+    ("sum(x)", "x", "e.g. W1=h,d", "e.g. --shape W1=h,d"),
+    ("sum(x)", "x=1.5", "e.g. W1=h,d or x=3", "e.g. --shape W1=h,d or --shape x=3"),
+    ("  ", "x=n", "with A=m,n x=n b=m in Shapes", "--shape A=m,n --shape x=n --shape b=m"),
+    # the page's Elementwise functions and Scalar functions fields, where the command line has flags
+    ("sum(foo(x))", "x=n", "add foo to Elementwise functions (applied entrywise) or to Scalar functions",
+     "--elementwise foo (applied entrywise) or --function foo"),
+])
+def test_shape_hints_name_the_shapes_field_not_the_flag(client, formula, shapes, web, cli):
+    """The page has a Shapes field, not a --shape flag: its hints say so; the command line keeps its own."""
+    from symbackprop.cli import main
+    from symbackprop.web.tasks import shape_specs
+    r = client.get("/api/derive", params={"formula": formula, "shapes": shapes})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert web in error["hint"] and web in error["formatted"]
+    assert "--" not in error["hint"] and "--" not in error["formatted"]
+    if formula.strip():                                            # an empty page form shows the example
+        page = client.get("/", params={"formula": formula, "shapes": shapes})
+        assert page.status_code == 400 and web in page.text.replace("&#39;", "'") and "--shape" not in page.text
+        assert "--elementwise" not in page.text
+    argv = ["derive", *(a for s in shape_specs({"shapes": shapes}) for a in ("--shape", s)), formula]
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 2
+    assert cli in err.getvalue() and web not in err.getvalue()
+
+
 def test_form_post_works_without_javascript(client):
     r = client.post("/", data={"formula": "0.5 * norm(A @ x - b)**2", "shapes": "A=m,n x=n b=m", "wrt": "x"})
     assert r.status_code == 200

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import SymbackpropError
 from .problem import Problem, init_params, make_problem, predict, target_function
-from .train import MODES_ALL, OPTIMIZERS, RIDGE_LAMBDA, Run, default_lr, train
+from .train import MODES_ALL, OPTIMIZERS, RIDGE_LAMBDA, Run, train
 
 __all__ = ["experiment", "Experiment", "Run", "train", "make_problem", "init_params", "predict",
            "target_function", "Problem"]

@@ -330,8 +330,9 @@ def run(kind: str, payload: dict) -> dict:
 
 
 def error_dict(e: SymbackpropError) -> dict:
-    return {"kind": type(e).__name__, "message": e.message, "hint": e.hint, "offset": e.offset,
-            "formatted": e.format()}
+    # The page has a Shapes field where the command line has --shape: the hints are worded for it.
+    return {"kind": type(e).__name__, "message": e.message, "hint": e.hint_for("web"), "offset": e.offset,
+            "formatted": e.format("web")}
 
 
 def compile_graphviz() -> bytes | None:
