@@ -10,16 +10,21 @@ PAUSE = 0.3
 
 
 def calls_per_timing(fn, target: float = 0.02) -> int:
-    """How many calls make one timing of about `target` seconds."""
-    t = time.perf_counter()
+    """How many calls make one timing of about `target` seconds, from the fastest of a few warm calls
+    (a single cold call can take twice as long, and would give one peer half the window of another)."""
     fn()
-    one = max(time.perf_counter() - t, 1e-7)
-    return max(1, min(10000, int(target / one)))
+    one = []
+    for _ in range(5):
+        t = time.perf_counter()
+        fn()
+        one.append(time.perf_counter() - t)
+    return max(1, min(100000, int(target / max(min(one), 1e-7))))
 
 
 def interleaved_times(fns: dict, repeats: int, number: int | None = None, target: float = 0.02) -> dict:
     """{name: [seconds per call, one per round]}: every peer once per round, the order rotated each
-    round, so that round r of every peer ran within a second of the others."""
+    round, so that round r of every peer ran within a second of the others. Each timing follows a
+    pause (PAUSE) and a tenth of its calls untimed, so that no peer pays for the CPU waking up."""
     counts = {name: number or calls_per_timing(fn, target) for name, fn in fns.items()}
     times = {name: [] for name in fns}
     order = list(fns)
@@ -27,6 +32,8 @@ def interleaved_times(fns: dict, repeats: int, number: int | None = None, target
         for name in order[r % len(order):] + order[:r % len(order)]:
             fn, n = fns[name], counts[name]
             time.sleep(PAUSE)
+            for _ in range(max(1, n // 10)):         # untimed: the clock and the thread pools wake up
+                fn()
             t = time.perf_counter()
             for _ in range(n):
                 fn()
