@@ -63,7 +63,7 @@ class DimPrinter(PythonCodePrinter):
         if e.exp == sympy.S.Half:
             return self._call("sqrt", e.base)
         if e.exp == -sympy.S.Half:
-            return f"1 / {self._call('sqrt', e.base)}"
+            return f"(1 / {self._call('sqrt', e.base)})"
         return super()._print_Pow(e, rational)
 
 

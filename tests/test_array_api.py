@@ -473,3 +473,22 @@ def test_numbers_never_reach_the_standards_functions(formula, shapes, batch):
     array = type(xs.asarray(0.0))
     assert isinstance(value, array) and all(isinstance(g, array) for g in grads.values())
     run_all(module, reference, point, to, back)
+
+
+def test_dim_printer_values():
+    """Every size expression the array-API printer writes evaluates (with the NumPy namespace) to the
+    expression's value, precedence included: √, its reciprocal, powers, logs and irrational constants."""
+    import sympy
+    import array_api_compat.numpy as xp
+    from symbackprop.printer_array_api import DimPrinter
+    m, n = sympy.symbols("m n", positive=True)
+    printer = DimPrinter("xp", "dtype=xp.float64")
+    cases = [sympy.log(m), 2 / (sympy.sqrt(sympy.pi) * n), sympy.sqrt(m), 1 / sympy.sqrt(m), n / sympy.sqrt(m),
+             sympy.sqrt(m) + 1, m ** sympy.Rational(-3, 2), sympy.exp(n) / m, sympy.log(m) ** 2 / n,
+             (1 + sympy.sqrt(m)) ** 2, sympy.log(2) * m, 3 - 1 / sympy.sqrt(n * m)]
+    for e in cases:
+        src = printer.doprint(e)
+        assert "math." not in src, src
+        got = float(eval(src, {"xp": xp, "m": 7, "n": 3}))             # our own printed source, not user text
+        want = float(e.subs({m: 7, n: 3}))
+        assert got == pytest.approx(want, rel=1e-15), (e, src, got, want)
