@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from symbackprop.files import load_source  # noqa: E402
 from symbackprop.testing import load_module  # noqa: E402
+from codegen_vs_peers import hand  # noqa: E402  (value_and_grad as one writes it by hand)
 from timing import interleaved_medians  # noqa: E402  (bench/timing.py)
 
 PATH = ROOT / "generated/mlp_relu_batch.py"
@@ -33,18 +34,6 @@ GEN = load_module(PATH)
 KEPT = load_source(re.sub(r"(?m)^ +del .*\n", "", PATH.read_text(encoding="utf-8")), "mlp_relu_batch_kept")
 SIZES = [(64, 512, 512, 512), (512, 512, 512, 512)]
 SMALL = [(1, 1, 32, 1), (32, 16, 32, 4), (40, 1, 40, 1)]
-
-
-def hand(W2, W1, x, b, y):
-    """value_and_grad as one writes it by hand (bench/codegen_vs_peers.py's reference)."""
-    B = x.shape[0]
-    z = x @ W1.T + b
-    a = np.maximum(z, 0.0)
-    r = a @ W2.T - y
-    value = 0.5 * np.vdot(r, r) / B
-    g3 = r / B
-    gz = (g3 @ W2) * (z > 0)
-    return value, {"W1": gz.T @ x, "b": gz.sum(axis=0), "W2": g3.T @ a}
 
 
 def inputs(rng, B, d, h, k):

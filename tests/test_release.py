@@ -109,7 +109,7 @@ def test_grad_leaves_out_what_only_the_value_needs():
 
 
 def _hand(W2, W1, x, b, y):
-    """The MLP's value and gradient as one writes it by hand (bench/memory.py's reference)."""
+    """The MLP's value and gradient as one writes it by hand (bench/codegen_vs_peers.py's reference, written again here so the test does not import bench/)."""
     B = x.shape[0]
     z = x @ W1.T + b
     a = np.maximum(z, 0.0)
