@@ -1,6 +1,7 @@
 """value_and_grad of the two-layer ReLU loss (batch mode) generated with `codegen --target array-api`,
 against hand-written code in the same library: under jax.jit (float64) against hand-written JAX under
-jax.jit, and in PyTorch eager mode (float64, CPU) against hand-written PyTorch. Medians of interleaved
+jax.jit, and in PyTorch eager mode (float64, CPU) against hand-written PyTorch, beside the same formula
+printed by `codegen --target torch` (PyTorch's own functions, no array_api_compat). Medians of interleaved
 repeats, ratios measured side by side in the same run, at the sizes of bench/codegen_vs_peers.py.
 Autodiff in each library (jax.value_and_grad under jit, torch autograd) is shown for reference.
 
@@ -40,12 +41,12 @@ from timing import interleaved_times, paired_ratio  # noqa: E402  (bench/timing.
 SIZES = [(1, 1, 32, 1), (32, 16, 32, 4), (128, 64, 128, 16), (256, 256, 256, 64), (1024, 1024, 1024, 256)]
 
 
-def generated_module():
-    """The array-API twin of generated/mlp_relu_batch.py, emitted in memory."""
+def generated_module(target: str = "array-api"):
+    """The array-API (or PyTorch) twin of generated/mlp_relu_batch.py, emitted in memory."""
     m = BY_NAME["mlp_relu_batch"]
     shapes = dict(s.split("=") for s in m.shapes)
     return load_source(emit_module(parse_formula(m.formula, shapes), wrt=list(m.wrt), batch=list(m.batch),
-                                   target="array-api"), "mlp_relu_batch_array_api")
+                                   target=target), "mlp_relu_batch_" + target.replace("-", "_"))
 
 
 def jax_fns(gen, p):
@@ -128,10 +129,13 @@ def torch_fns(gen, p):
         loss.backward()
         return loss.detach(), (W1.grad, b.grad, W2.grad)
 
-    v1, g1 = gen.value_and_grad(**tp)
+    native = generated_module("torch")
     v2, g2 = hand(**tp)
-    assert torch.isclose(v1, v2) and all(torch.allclose(g1[n], g2[n]) for n in g2)
+    for module in (gen, native):
+        v1, g1 = module.value_and_grad(**tp)
+        assert torch.isclose(v1, v2) and all(torch.allclose(g1[n], g2[n]) for n in g2)
     return {"generated, torch eager": lambda: gen.value_and_grad(**tp),
+            "--target torch, eager": lambda: native.value_and_grad(**tp),
             "hand-written, torch eager": lambda: hand(**tp),
             "hand-written again, eager": lambda: hand(**tp),
             "torch autograd": autograd}

@@ -27,16 +27,16 @@ SIZES = [(32, 16, 32, 4), (128, 64, 128, 16), (256, 256, 256, 64), (1024, 1024, 
 QUICK = [(32, 16, 32, 4), (128, 64, 128, 16)]
 
 
-def array_api_module():
-    """The MLP module printed for the array API (emitted in memory from the catalog's formula)."""
+def array_api_module(target: str = "array-api"):
+    """The MLP module printed for the array API, or for PyTorch (emitted in memory from the catalog's formula)."""
     from symbackprop.catalog import BY_NAME
     from symbackprop.emit import emit_module
     from symbackprop.files import load_source
     from symbackprop.parse import parse_formula
     m = BY_NAME["mlp_relu_batch"]
     shapes = dict(s.split("=") for s in m.shapes)
-    src = emit_module(parse_formula(m.formula, shapes), wrt=list(m.wrt), batch=list(m.batch), target="array-api")
-    return load_source(src, "mlp_relu_batch_array_api")
+    src = emit_module(parse_formula(m.formula, shapes), wrt=list(m.wrt), batch=list(m.batch), target=target)
+    return load_source(src, "mlp_relu_batch_" + target.replace("-", "_"))
 
 
 def inputs(rng, B, d, h, k):
@@ -89,7 +89,7 @@ def torch_backend(cpu: bool):
     sync = (lambda out: None) if cpu else (lambda out: torch.cuda.synchronize())
     return dict(device=f"PyTorch {torch.__version__} on {name}",
                 put=lambda a, dt: torch.as_tensor(np.asarray(a, dtype=dt), device=dev), hand=hand, sync=sync,
-                jit=lambda f: f)
+                jit=lambda f: f, native=array_api_module("torch").value_and_grad)
 
 
 def jax_backend(cpu: bool):
@@ -156,10 +156,17 @@ def main(argv=None):
                     assert np.allclose(a1, a2, rtol=tol, atol=tol * np.abs(a2).max()), (lib, n)
                 fns = {"generated (array API)": lambda: bk["sync"](gen_fn(**p)),
                        "hand-written": lambda: bk["sync"](hand_fn(**p))}
+                if "native" in bk:                   # the same formula printed by --target torch
+                    v3, g3 = bk["native"](**p)
+                    assert all(np.allclose(np.asarray(_host(g3[n])), np.asarray(_host(g2[n])), rtol=tol,
+                                           atol=tol * np.abs(np.asarray(_host(g2[n]))).max()) for n in g2)
+                    fns["--target torch"] = lambda: bk["sync"](bk["native"](**p))
                 med = interleaved_medians(fns, args.repeats, args.number)
                 ratio = med["generated (array API)"] / med["hand-written"]
+                native = (f", --target torch {med['--target torch'] / med['hand-written']:5.2f}"
+                          if "--target torch" in med else "")
                 print(f"  {dtype} B={B} d={d} h={h} k={k}: generated {med['generated (array API)'] * 1e6:9.1f} µs, "
-                      f"hand-written {med['hand-written'] * 1e6:9.1f} µs, ratio {ratio:5.2f}")
+                      f"hand-written {med['hand-written'] * 1e6:9.1f} µs, ratio {ratio:5.2f}{native}")
     if skipped:
         print("\nskipped: " + "; ".join(skipped))
     print(f"\nload average {os.getloadavg()}")

@@ -32,6 +32,7 @@ from .files import load_source, write_atomic  # noqa: F401  (re-exported for cal
 from .plan import constant, release
 from .selfcheck import check_module  # noqa: F401  (re-exported: the commands and tests use it)
 from .printer_array_api import ArrayApiPrinter, BatchedArrayApiPrinter
+from .printer_torch import BatchedTorchPrinter, TorchPrinter
 from .printer_numpy import BatchedNumpyPrinter, NumpyPrinter
 from .rules import number_np
 from .rules_stable import SOFTPLUS_TAIL, stabilise  # noqa: F401  (SOFTPLUS_TAIL: cited by the tests)
@@ -67,6 +68,7 @@ def environment() -> jinja2.Environment:
 TARGETS = {
     "numpy": (NumpyPrinter, BatchedNumpyPrinter),
     "array-api": (ArrayApiPrinter, BatchedArrayApiPrinter),
+    "torch": (TorchPrinter, BatchedTorchPrinter),
 }
 
 
@@ -131,6 +133,7 @@ class ModuleSpec:
     hessian: dict | None            # hessian(): sections, value, doc (None: not generated)
     target: str = "numpy"           # the code-generation target (TARGETS)
     convert: tuple = ()             # lines converting scalar inputs to arrays on entry (array-api target)
+    enter: tuple = ()               # each function's first lines after the shape check (the namespace lookup)
 
 
 def _py_shape(shape, dimnames, batched, batch_dim) -> tuple:
@@ -144,7 +147,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
 
     `target="array-api"` prints the same functions in the array API standard instead: the module
     takes its namespace from its inputs (array_api_compat) and runs on NumPy, CuPy, PyTorch, JAX
-    and Dask arrays.
+    and Dask arrays; `target="torch"` prints them in PyTorch's own functions, in a module that imports
+    torch alone.
 
     `batch` names inputs that get a leading batch axis; the objective is then the mean
     over the batch of the per-example formula. `hvp=True` adds hvp(direction, **inputs)
@@ -321,7 +325,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     shape_doc = [(name, ("(" + ", ".join(map(str, s)) + ("," if len(s) == 1 else "") + ")") if s else "scalar")
                  for name, s in shapes_py.items()]
     if command is None:
-        command = codegen_command(program, wrt if wrt != inputs else None, batch, dtype, None, hessian, hvp)
+        command = codegen_command(program, wrt if wrt != inputs else None, batch, dtype, None, hessian, hvp,
+                                  target)
     formula_doc = "\n".join("    " + line for line in program.source.strip().splitlines())
     formula_doc = formula_doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     spec = ModuleSpec(
@@ -339,6 +344,7 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
         forward_lines=f_lines, forward_value=f_value, vg_forward=vg_forward, vg_backward=vg_backward,
         grad_lines=grad_lines, grads_dict=grads_dict,
         hvp=extra["hvp"], hessian=extra["hessian"], target=target,
+        enter=tuple(em.enter(", ".join(inputs))),
         convert=tuple(em.convert([n for n in inputs if not program.variables[n].ndim and n not in bset], like)
                       if dtype == "float64" else ()),
     )

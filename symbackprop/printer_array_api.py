@@ -67,10 +67,10 @@ class DimPrinter(PythonCodePrinter):
         return super()._print_Pow(e, rational)
 
 
-def dims_source(v, xp: str, like: str) -> str:
+def dims_source(v, xp: str, like: str, target: str = "array-API") -> str:
     src = DimPrinter(xp, like).doprint(v)
     if "math." in src or "numpy." in src:
-        raise FormulaError(f"the array-API target cannot print the size expression {v}",
+        raise FormulaError(f"the {target} target cannot print the size expression {v}",
                            hint="generate the NumPy module (--target numpy) for this formula")
     return src
 
@@ -79,6 +79,8 @@ class ArrayApiPrinter(NumpyPrinter):
     """Plans and prints the body of `forward`, `value_and_grad`, `hvp` or `hessian` in the array API standard."""
 
     FORMS = (FORMS,)
+    #: The target's name in messages, and its per-operator templates (rules_array_api.template).
+    TARGET = "array-API"
     TEMPLATE = "module_array_api.py.j2"
     TAKEN = frozenset({"xp", "array_api_compat"})
     CAST = CAST
@@ -92,14 +94,21 @@ class ArrayApiPrinter(NumpyPrinter):
     #: The input whose dtype and device new arrays (zeros, ones, eye) take; set by emit_module.
     like_input = None
 
+    #: The device of array `{0}`.
+    DEVICE = "array_api_compat.device({0})"
+
     def like(self) -> str:
         """The dtype and device arguments of a new array: those of the inputs."""
         if self.like_input is None:
-            raise InternalError("the array-API printer needs an array input to take dtype and device from")
-        return f"dtype={self.like_input}.dtype, device=array_api_compat.device({self.like_input})"
+            raise InternalError(f"the {self.TARGET} printer needs an array input to take dtype and device from")
+        return f"dtype={self.like_input}.dtype, device={self.DEVICE.format(self.like_input)}"
+
+    def enter(self, args: str) -> list[str]:
+        """The first lines of each generated function after the shape check: the namespace off the inputs."""
+        return [f"{self.xp} = _namespace({args})"]
 
     def code(self, e) -> str:
-        return dims_source(e, self.xp, self.like())
+        return dims_source(e, self.xp, self.like(), self.TARGET)
 
     def const_src(self, v) -> str:
         if getattr(v, "free_symbols", None) or isinstance(v, (int, sympy.Integer)) or v.is_number:

@@ -41,6 +41,9 @@ class NumpyPrinter(StatementPlanner):
     #: (False: NumPy multiplies a boolean mask into a float product).
     MASK = MASK
     WHERE_MASKS = False
+    #: Whether a boolean mask needs an array factor beside it to become a float of the module's dtype
+    #: (False: NumPy's Python number × bool array is a float64 array).
+    MASK_NEEDS_TENSOR = False
     BATCH_SUM = BATCH_SUM
     #: The float32 conversion helper `_cast`, and the arguments its calls pass before the inputs.
     CAST = CAST
@@ -156,7 +159,7 @@ class NumpyPrinter(StatementPlanner):
             raise InternalError(f"{type(self).__name__} has no spelling of `{word}`: add it to its SPELLING "
                                 f"table. This is a bug in symbackprop; please report it.")
         if not isinstance(form, Fmt):
-            return form(self, *args)
+            return form(self, *args, **fields)
         parts = []
         for i, a in enumerate(args):
             need = form.arg_need(i)
@@ -208,6 +211,10 @@ class NumpyPrinter(StatementPlanner):
     def copy(self, src: str) -> str:
         """A copy of a value the caller must not share (an input returned as a gradient)."""
         return src + ".copy()"
+
+    def enter(self, args: str) -> list[str]:
+        """The first lines of each generated function after the shape check (NumPy: none, `np` is imported)."""
+        return []
 
     def convert(self, scalars: list[str], like: str | None) -> list[str]:
         """Lines converting scalar inputs on entry to a function (NumPy: none, Python numbers are fine)."""

@@ -94,14 +94,19 @@ TEMPLATES = {
 }
 
 
+def lookup(table: dict, op: str, n: Node, target: str, where: str) -> Fmt:
+    """The form of `op` (for node n) in a target's TEMPLATES, or an InternalError naming what is missing."""
+    try:
+        fmt = table[op]
+    except KeyError:
+        raise InternalError(f"{target} printing rule for `{op}` not implemented: register it in {where}. "
+                            f"This is a bug in symbackprop; please report it.") from None
+    return fmt(n) if callable(fmt) and not isinstance(fmt, Fmt) else fmt
+
+
 def template(op: str, n: Node) -> Fmt:
     """The array-API form of `op` (for node n), or an InternalError naming what is missing."""
-    try:
-        fmt = TEMPLATES[op]
-    except KeyError:
-        raise InternalError(f"array-API printing rule for `{op}` not implemented: register it in "
-                            f"symbackprop/rules_array_api.py. This is a bug in symbackprop; please report it.") from None
-    return fmt(n) if callable(fmt) and not isinstance(fmt, Fmt) else fmt
+    return lookup(TEMPLATES, op, n, "array-API", "symbackprop/rules_array_api.py")
 
 
 # ----- the words of rules_forms spelled in the standard (p.spell) -----

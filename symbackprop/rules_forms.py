@@ -98,7 +98,8 @@ def product(p, n: Node, consts: list[str]):
         return head, MUL if len(parts) > 1 else (NEG if head.startswith("-") else ATOM)
     if head and any(p.batched[f] for f in scalars):
         head = (f"({head})" if len(parts) > 1 else head) + "[:" + ", None" * n.ndim + "]"
-    floats = not p.WHERE_MASKS and (bool(cs or scalars) or any(not p.is_mask(f) for f in arrays))
+    floats = not p.WHERE_MASKS and ((bool(cs or scalars) and not p.MASK_NEEDS_TENSOR)
+                                    or any(not p.is_mask(f) for f in arrays))
     tail = " * ".join(p.mask(f) if floats and p.is_mask(f) else p.paren(f, MUL + 1) for f in arrays)
     body = f"{head} * {tail}" if head else tail
     if not masks:

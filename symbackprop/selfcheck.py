@@ -28,8 +28,8 @@ def check_module(source: str, d: Derivation, seed: int = 0) -> str | None:
     Returns a note when no usable point was found (nothing checked), else None. Cost: one import
     and a few forward calls per input."""
     import numpy as np
-    from .testing import check_grads, check_second_order
-    module = load_source(source, "symbackprop_selfcheck", keep=False)
+    from .testing import check_grads, check_second_order, on_numpy
+    module = on_numpy(load_source(source, "symbackprop_selfcheck", keep=False))
     rng = np.random.default_rng(seed)
     failing = None
     for _ in range(CHECK_POINTS):

@@ -26,8 +26,48 @@ class GradCheck:
 
 
 def load_module(path):
-    """Import a generated module from its file path (symbackprop.files.load_file)."""
-    return load_file(path)
+    """Import a generated module from its file path (symbackprop.files.load_file), callable with NumPy arrays."""
+    return on_numpy(load_file(path))
+
+
+#: The functions of a generated module.
+FUNCTIONS = ("forward", "value_and_grad", "grad", "hvp", "hessian")
+
+
+class _OnNumpy:
+    """A PyTorch module (`codegen --target torch`) called with NumPy arrays, as the checks call modules:
+    arrays go in as tensors (Python numbers as they are), tensors come back as NumPy arrays."""
+
+    def __init__(self, module, torch):
+        self.module, self.torch = module, torch
+
+    def __getattr__(self, name):
+        value = getattr(self.module, name)
+        if name not in FUNCTIONS:
+            return value
+        return lambda *args, **kwargs: self._back(value(*map(self._to, args),
+                                                        **{k: self._to(v) for k, v in kwargs.items()}))
+
+    def _to(self, v):
+        if isinstance(v, dict):
+            return {k: self._to(x) for k, x in v.items()}
+        return self.torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v
+
+    def _back(self, v):
+        if isinstance(v, dict):
+            return {k: self._back(x) for k, x in v.items()}
+        if isinstance(v, tuple):
+            return tuple(map(self._back, v))
+        return v.detach().cpu().numpy() if isinstance(v, self.torch.Tensor) else v
+
+
+def on_numpy(module):
+    """`module` callable with NumPy arrays: a PyTorch module behind a converting facade, any other as it is
+    (NumPy and array-API modules take NumPy arrays themselves)."""
+    torch = vars(module).get("torch")
+    if torch is None or "np" in vars(module) or not hasattr(torch, "Tensor"):
+        return module
+    return _OnNumpy(module, torch)
 
 
 def random_inputs(module, sizes=None, rng=None, positive=()):

@@ -18,9 +18,11 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 #: Examples per property. "default" is every property without its own entry (the fuzz suite).
 COUNTS = {
     "ci": {"default": 60, "differential": 60, "batch": 150, "claims": 150, "roundtrip": 200,
-          "sympy_view": 25, "array_api": 20, "array_api_batch": 20, "math_roundtrip": 250, "math_fuzz": 200},
+          "sympy_view": 25, "array_api": 20, "array_api_batch": 20, "torch": 40, "torch_batch": 40,
+          "math_roundtrip": 250, "math_fuzz": 200},
     "long": {"default": 2000, "differential": 5000, "batch": 5000, "claims": 4000, "roundtrip": 6000,
-            "sympy_view": 2000, "array_api": 1000, "array_api_batch": 1000, "math_roundtrip": 3000,
+            "sympy_view": 2000, "array_api": 1000, "array_api_batch": 1000, "torch": 1000,
+            "torch_batch": 1000, "math_roundtrip": 3000,
             "math_fuzz": 4000},
     "dev": {"default": 10},
 }

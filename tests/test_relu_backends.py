@@ -86,13 +86,11 @@ def test_jax_step_is_one_scan_per_group(monkeypatch):
                                                     ("all", "momentum", 3)])
 def test_torch_trajectory_follows_numpy(mode, optimizer, seeds):
     pytest.importorskip("torch")
-    pytest.importorskip("array_api_compat")
     _follows_numpy("torch", mode, optimizer, 600, seeds=seeds, every=200)
 
 
 def test_torch_vmap_over_seeds_gives_the_same_numbers():
     torch = pytest.importorskip("torch")
-    pytest.importorskip("array_api_compat")
     from symbackprop.relu import backend_torch
     from symbackprop.relu.train import _flat
     from symbackprop.relu.problem import init_params, minibatch_indices

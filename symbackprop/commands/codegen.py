@@ -8,11 +8,11 @@ from pathlib import Path
 from ..cli import add_formula_arguments, split_names
 from ..derivation import Derivation
 from ..emit import DTYPES, TARGETS, check_module, codegen_command, emit_module, is_generated, write_atomic
-from ..errors import FormulaError
+from ..errors import FormulaError, require_extra
 from ..parse import parse_formula
 
 HELP = """Generate a Python module that imports only NumPy (--target array-api: only array_api_compat, and
-it runs on NumPy, PyTorch, JAX, CuPy and Dask arrays) and exposes forward(**inputs) and
+it runs on NumPy, PyTorch, JAX, CuPy and Dask arrays; --target torch: only torch) and exposes forward(**inputs) and
 value_and_grad(**inputs) -> (value, {name: gradient}), each gradient shaped like its input.
 Symbolic dims are read from the arrays at call time. The derivation is checked against
 central finite differences, and then the generated module itself (as `gradcheck` would),
@@ -33,7 +33,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="inputs with a leading batch axis; the objective becomes the mean over the batch")
     p.add_argument("--target", choices=list(TARGETS), default="numpy",
                    help="numpy (default): a module that imports NumPy; array-api: a module in the array API standard "
-                        "that runs on NumPy, CuPy, PyTorch, JAX and Dask arrays (needs array-api-compat)")
+                        "that runs on NumPy, CuPy, PyTorch, JAX and Dask arrays (needs array-api-compat); torch: a "
+                        "module in PyTorch's own functions that imports torch alone (CPU or CUDA tensors)")
     p.add_argument("--dtype", choices=DTYPES, default="float64", help="floating-point type of the arrays (default float64)")
     p.add_argument("-o", "--output", metavar="PATH.py", help="write the module here (default: print it)")
     p.add_argument("--force", action="store_true", help="overwrite PATH even if it is not a symbackprop-generated module")
@@ -72,6 +73,8 @@ def run(args) -> int:
         except ImportError:
             raise FormulaError("--target array-api needs the package array-api-compat, which is not installed",
                                hint="pip install 'symbackprop[array-api]' (or: pip install array-api-compat)") from None
+    if target == "torch":                            # the self-check runs the module on tensors
+        require_extra("torch", ["torch"], "--target torch")
     command = codegen_command(program, wrt, batch, args.dtype, shown, hessian, hvp, target)
     text = emit_module(d, wrt=wrt, batch=batch, dtype=args.dtype, command=command, hessian=hessian, hvp=hvp,
                        target=target)

@@ -1,7 +1,7 @@
-"""Training on PyTorch (`relu --backend torch`): the array-API generated module's grad on float64 CPU tensors,
-one step per Python iteration (eager).
+"""Training on PyTorch (`relu --backend torch`): the generated module's grad (`codegen --target torch`, in
+PyTorch's own functions) on float64 CPU tensors, one step per Python iteration (eager).
 
-Stacked seeds (--seeds N) use the stacked array-API module (relu_net_seeds: every input batched, as
+Stacked seeds (--seeds N) use the stacked module (relu_net_seeds: every input batched, as
 the NumPy backend does) rather than torch.func.vmap of the one-net step: vmap gave the same numbers
 but took about 50 ms a step at 3 seeds, width 20 (its batched float64 matmul), against well under
 1 ms stacked (SEEDS = "vmap" switches it on; bench/relu_backends.py measures both).
@@ -70,9 +70,9 @@ def run_blocks(mode, names, optimizer, lr, init, blocks, x, y, progress=None, co
     compile = COMPILE if compile is None else compile
     vmap = seeds and (seeds_with or SEEDS) == "vmap"
     if seeds and not vmap:
-        grad = stacked_grad(gradients.array_api_module(module + "_seeds"))
+        grad = stacked_grad(gradients.array_api_module(module + "_seeds", "torch"))
     else:
-        grad = gradients.array_api_module(module).grad
+        grad = gradients.array_api_module(module, "torch").grad
     p = {n: torch.tensor(np.asarray(init[n], dtype=np.float64)) for n in PARAMS}
     m = {n: torch.zeros_like(p[n]) for n in names}
     s = {n: torch.zeros_like(p[n]) for n in names}

@@ -1,8 +1,8 @@
 """Which library runs the training loop (`relu --backend`): NumPy here, JAX and PyTorch in their own
 modules (backend_jax, backend_torch), imported only when asked for.
 
-Every backend trains with the generated gradient module of the mode (the array-API one for JAX and
-PyTorch: the same formula printed by `codegen --target array-api`), on the notebook's seeded
+Every backend trains with the generated gradient module of the mode (for JAX the same formula printed
+by `codegen --target array-api`, for PyTorch by `codegen --target torch`), on the notebook's seeded
 minibatches in the same order, with the same optimizer formulas (train._Optimizer), so in float64 a
 trajectory follows the NumPy run. A backend module has one entry point:
 
@@ -21,7 +21,7 @@ from ..errors import SymbackpropError, require_extra
 BACKENDS = ("numpy", "jax", "torch")
 #: backend -> (module under symbackprop.relu, the optional extra, the packages it imports)
 _EXTRAS = {"jax": ("backend_jax", "jax", ["jax", "array_api_compat"]),
-           "torch": ("backend_torch", "torch", ["torch", "array_api_compat"])}
+           "torch": ("backend_torch", "torch", ["torch"])}
 
 
 @dataclass

@@ -77,11 +77,12 @@ def load_module(name: str) -> types.ModuleType:
     return module
 
 
-def array_api_module(name: str) -> types.ModuleType:
+def array_api_module(name: str, target: str = "array-api") -> types.ModuleType:
     """The array-API module of `name` (e.g. "relu_net"): the same formula and options as the NumPy module,
     printed for the array API standard (`codegen --target array-api`), so one file runs on JAX and
-    PyTorch arrays. The checked-in generated/<name>_array_api.py where there is one, else emitted in memory."""
-    key = name + "_array_api"
+    PyTorch arrays; with target="torch", printed in PyTorch's own functions (`codegen --target torch`).
+    The checked-in generated/<name>_<target>.py where there is one, else emitted in memory."""
+    key = name + "_" + target.replace("-", "_")
     if key in _LOADED:
         return _LOADED[key]
     if name not in MODULES:
@@ -92,7 +93,7 @@ def array_api_module(name: str) -> types.ModuleType:
         module = load_file(path, modname)
     else:
         from ..emit import load_source
-        module = load_source(emit_source(name, "array-api"), modname)
+        module = load_source(emit_source(name, target), modname)
     sys.modules.setdefault(modname, module)
     _LOADED[key] = module
     return module
