@@ -24,7 +24,7 @@ import jinja2
 from . import expr as E
 from .derivation import Derivation, resolve_wrt
 from .sweep import backprop
-from .errors import FormulaError, InternalError
+from .errors import FormulaError, InternalError, require_extra
 from .expr import Node, walk
 from .parse import RESERVED, Program
 from .printing import expand_macros
@@ -70,6 +70,17 @@ TARGETS = {
     "array-api": (ArrayApiPrinter, BatchedArrayApiPrinter),
     "torch": (TorchPrinter, BatchedTorchPrinter),
 }
+
+
+#: What a module of each target imports, and so what codegen's self-check needs: target -> (extra, packages).
+TARGET_NEEDS = {"array-api": ("array-api", ["array_api_compat"]), "torch": ("torch", ["torch"])}
+
+
+def require_target(target: str, what: str) -> None:
+    """A clean error (exit 2) naming the extra when the library a target's module imports is missing."""
+    if target in TARGET_NEEDS:
+        extra, packages = TARGET_NEEDS[target]
+        require_extra(extra, packages, what)
 
 
 def printer_for(batch, target: str = "numpy") -> type:

@@ -67,6 +67,18 @@ class DimPrinter(PythonCodePrinter):
         return super()._print_Pow(e, rational)
 
 
+def _unbracket(src: str) -> str:
+    """src without brackets around the whole of it: `(xp.log(m))` is `xp.log(m)`, `(a) * (b)` stays."""
+    while src.startswith("(") and src.endswith(")"):
+        depth = 0
+        for i, ch in enumerate(src):
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0 and i < len(src) - 1:
+                return src
+        src = src[1:-1]
+    return src
+
+
 def dims_source(v, xp: str, like: str, target: str = "array-API") -> str:
     src = DimPrinter(xp, like).doprint(v)
     if "math." in src or "numpy." in src:
@@ -138,7 +150,11 @@ class ArrayApiPrinter(NumpyPrinter):
         return not any(m.op == "var" and m.attrs[0] in inputs for m in walk(n))
 
     def result(self, src: str) -> str:
-        """A constant scalar the module returns: a 0-d array like the inputs (never a Python float)."""
+        """A constant scalar the module returns: a 0-d array like the inputs (never a Python float). A size
+        expression with a function of the sizes (log m) is one already: its function is of a 0-d array
+        like the inputs (DimPrinter), so it is returned as it is."""
+        if f"{self.xp}." in src:
+            return _unbracket(src)
         return f"{self.xp}.asarray({src}, {self.like()})"
 
     def copy(self, src: str) -> str:

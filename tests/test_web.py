@@ -25,6 +25,7 @@ with warnings.catch_warnings():                 # "use httpx2": starlette's noti
     warnings.simplefilter("ignore", DeprecationWarning)
     from starlette.testclient import TestClient  # noqa: E402
 
+from symbackprop.files import load_source  # noqa: E402
 from symbackprop.web.app import create_app  # noqa: E402
 from symbackprop.web.limits import Limits  # noqa: E402
 
@@ -235,6 +236,34 @@ def test_api_codegen_download_imports_and_is_right(client, tmp_path):
         fd = _central_differences(module.forward, {k_: v.copy() for k_, v in inputs.items()}, name)
         np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-7)
     assert client.post("/api/codegen", json=HANDOUT).json()["module"] == r.text     # deterministic
+
+
+@pytest.mark.parametrize("target, library", [("array-api", "array_api_compat"), ("torch", "torch")])
+def test_api_codegen_for_other_libraries(client, target, library):
+    """`target` picks the module's library, as codegen --target does; its gradient is the NumPy module's."""
+    pytest.importorskip(library)
+    torch = pytest.importorskip("torch")
+    body = client.post("/api/codegen", json={**HANDOUT, "target": target}).json()
+    assert f"--target {target}" in body["command"] and f"import {library}\n" in body["module"]
+    ours = load_source(body["module"], f"web_{target.replace('-', '_')}", keep=False)
+    numpy_module = load_source(client.post("/api/codegen", json=HANDOUT).json()["module"], "web_numpy", keep=False)
+    rng = np.random.default_rng(2)
+    inputs = {"W1": rng.normal(size=(4, 3)), "W2": rng.normal(size=(2, 4)), "x": rng.normal(size=3),
+              "b": rng.normal(size=4), "y": rng.normal(size=2)}
+    value, grads = ours.value_and_grad(**{k: torch.asarray(v) for k, v in inputs.items()})
+    want_value, want = numpy_module.value_and_grad(**inputs)
+    assert float(value) == pytest.approx(want_value, rel=1e-12)
+    for name in inputs:
+        np.testing.assert_allclose(grads[name].numpy(), want[name], rtol=1e-12, atol=1e-14)
+    page = client.get("/", params={**HANDOUT, "target": target}).text
+    assert {"array-api": "Array API module", "torch": "PyTorch module"}[target] in page
+    assert f'<option value="{target}" selected>' in page and f"target={target}" in page    # kept in the links
+
+
+def test_api_codegen_refuses_an_unknown_target(client):
+    r = client.post("/api/codegen", json={**HANDOUT, "target": "cuda"})
+    assert r.status_code == 400
+    assert "`target` must be one of numpy, array-api, torch" in r.json()["error"]["message"]
 
 
 def test_api_check(client):

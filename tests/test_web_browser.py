@@ -136,6 +136,22 @@ def test_layout_and_second_order_options(page, server):
     page.wait_for_function("() => location.search.includes('layout=numerator')", timeout=60_000)
 
 
+def test_module_for_pytorch(page, server, shots):
+    """The module's library is a choice on the page: PyTorch gives a module that imports torch alone."""
+    pytest.importorskip("torch")
+    page.goto(server + "?formula=x%20%40%20x&shapes=x%3Dn")
+    page.wait_for_selector("#module-source")
+    assert "import numpy as np" in page.text_content("#module-source")
+    page.select_option("#target", "torch")
+    page.wait_for_function("() => location.search.includes('target=torch') && "
+                           "document.querySelector('#module-source').textContent.includes('import torch')",
+                           timeout=60_000)
+    assert page.text_content("#module h2") == "PyTorch module"
+    assert "np." not in page.text_content("#module-source")
+    assert "target=torch" in page.get_attribute("#download-module", "href")
+    page.locator("#module").screenshot(path=str(shots / "web-module-torch.png"))
+
+
 def test_wrong_claim_shows_the_diagnosis(page, server, shots):
     page.goto(server + "check")
     page.fill("#claim", "")

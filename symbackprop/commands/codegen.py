@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..cli import add_formula_arguments, split_names
 from ..derivation import Derivation
-from ..emit import DTYPES, TARGETS, check_module, codegen_command, emit_module, is_generated, write_atomic
-from ..errors import FormulaError, require_extra
+from ..emit import (DTYPES, TARGETS, check_module, codegen_command, emit_module, is_generated, require_target,
+                    write_atomic)
+from ..errors import FormulaError
 from ..parse import parse_formula
 
 HELP = """Generate a Python module that imports only NumPy (--target array-api: only array_api_compat, and
@@ -67,14 +68,7 @@ def run(args) -> int:
     shown = args.command_output or args.output
     hessian, hvp = getattr(args, "hessian", False), getattr(args, "hvp", False)
     target = getattr(args, "target", "numpy")
-    if target == "array-api":
-        try:
-            import array_api_compat  # noqa: F401  (the module imports it, and the self-check runs the module)
-        except ImportError:
-            raise FormulaError("--target array-api needs the package array-api-compat, which is not installed",
-                               hint="pip install 'symbackprop[array-api]' (or: pip install array-api-compat)") from None
-    if target == "torch":                            # the self-check runs the module on tensors
-        require_extra("torch", ["torch"], "--target torch")
+    require_target(target, f"--target {target}")   # the module imports it, and the self-check runs the module
     command = codegen_command(program, wrt, batch, args.dtype, shown, hessian, hvp, target)
     text = emit_module(d, wrt=wrt, batch=batch, dtype=args.dtype, command=command, hessian=hessian, hvp=hvp,
                        target=target)

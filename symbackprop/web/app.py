@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 #: Request fields the page and the API read (anything else in a request is ignored).
 TEXT_FIELDS = ("formula", "shapes", "elementwise", "functions", "wrt", "layout", "notation", "rankdir", "batch",
-               "dtype", "seed", "lets", "claim", "width", "steps", "mode", "solution", "filename")
+               "dtype", "target", "seed", "lets", "claim", "width", "steps", "mode", "solution", "filename")
 FLAG_FIELDS = ("hessian", "hvp", "backward", "check")
 API_KINDS = {"derive": "derive", "graph": "graph", "codegen": "codegen", "check": "check",
              "check-solution": "solution", "train": "train"}
@@ -157,7 +157,8 @@ def share_query(payload: dict, keys) -> str:
     return urllib.parse.urlencode(pairs)
 
 
-DERIVE_KEYS = ("formula", "shapes", "notation", "elementwise", "functions", "wrt", "layout", "hessian", "hvp")
+DERIVE_KEYS = ("formula", "shapes", "notation", "elementwise", "functions", "wrt", "layout", "target", "hessian",
+               "hvp")
 CHECK_KEYS = ("formula", "shapes", "notation", "elementwise", "functions", "lets", "wrt", "claim")
 RELU_KEYS = ("width", "steps", "mode", "seed")
 

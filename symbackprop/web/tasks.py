@@ -206,20 +206,24 @@ def _module(d: Derivation, payload: dict) -> dict:
 
 
 def codegen_task(payload: dict, d: Derivation | None = None) -> dict:
-    """The NumPy module (as `symbackprop codegen` writes it), checked before it is returned."""
-    from ..emit import codegen_command, emit_module
+    """The gradient module (as `symbackprop codegen` writes it: NumPy, or the `target` asked for),
+    checked before it is returned."""
+    from ..emit import TARGETS, codegen_command, emit_module, require_target
     prog = d.program if d is not None else program(payload)
     wrt = _names(payload, "wrt") or None
     batch = _names(payload, "batch")
     dtype = _choice(payload, "dtype", DTYPES, "float64")
+    target = _choice(payload, "target", tuple(TARGETS), "numpy")
+    require_target(target, f"a module for {target}")
     hessian, hvp = _flag(payload, "hessian"), _flag(payload, "hvp")
     seed = _int(payload, "seed", 0, 0, 2**31 - 1)
     vars_wrt = [w for w in wrt if w in prog.variables] if wrt else None
     if d is None or vars_wrt != (list(d.wrt_nodes) if wrt else None):
         d = Derivation(prog, wrt=vars_wrt, check=True, seed=seed)
     filename = "grad.py"
-    command = codegen_command(prog, wrt, batch, dtype, filename, hessian, hvp)
-    text = emit_module(d, wrt=wrt, batch=batch, dtype=dtype, command=command, hessian=hessian, hvp=hvp)
+    command = codegen_command(prog, wrt, batch, dtype, filename, hessian, hvp, target)
+    text = emit_module(d, wrt=wrt, batch=batch, dtype=dtype, command=command, hessian=hessian, hvp=hvp,
+                       target=target)
     note = check_module_in_memory(text, d, seed)
     return {"module": text, "filename": filename, "note": note or "", "command": command}
 
