@@ -205,6 +205,7 @@ def test_functions_of_sizes(formula, shapes, lib):
     to, back = backend(lib)
     src = codegen(formula, shapes)
     assert "math." not in src and "import math" not in src
+    assert "asarray((xp." not in src and "asarray(xp." not in src       # an array already: not wrapped again
     module = load_source(src, "aa_sizes")
     reference = load_source(codegen(formula, shapes, target="numpy"), "aa_sizes_ref")
     rng = np.random.default_rng(3)
