@@ -40,7 +40,7 @@ from .check_support import (
 )
 from .check_hints import inner_for_outer
 from .derivation import Derivation, resolve_wrt
-from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .errors import FormulaError, Hint, LimitError, ShapeError, SymbackpropError
 from .evaluate import evaluate, random_dims, random_point
 from .expr import Node, format_shape, shapes_equal, walk
 from .judge import Judge, split_gradient  # noqa: F401
@@ -137,7 +137,9 @@ class Problem:
                 f"{what} uses `{name}`, which is not a variable of the formula, a named intermediate or a let",
                 source=text, offset=m.start() if m else None, length=len(name),
                 hint=(f"did you mean `{near[0]}`? " if near else "")
-                + "Name intermediates with --let NAME=EXPR (or `lets:` in a solution file); known names: "
+                + Hint("Name intermediates with --let NAME=EXPR (or `lets:` in a solution file); known names: ",
+                       "Name intermediates in Named intermediates, one NAME = EXPR a line (or `lets:` in a "
+                       "solution file); known names: ")
                 + ", ".join(names)) from None
         if error is not None:
             raise error

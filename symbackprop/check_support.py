@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
-from .errors import FormulaError
+from .errors import FormulaError, Hint
 from .evaluate import Substitute, evaluate, random_point
 from .expr import Node, walk
 from .rules import ELEMENTWISE
@@ -322,7 +322,8 @@ def let_items(lets):
     for item in lets:
         if isinstance(item, str):
             if "=" not in item:
-                raise FormulaError(f"bad let {item!r}", hint="write NAME=EXPR, e.g. --let x1='W1 @ x + b'")
+                raise FormulaError(f"bad let {item!r}", hint=Hint("write NAME=EXPR, e.g. --let x1='W1 @ x + b'",
+                                                                  "write NAME = EXPR, e.g. x1 = W1 @ x + b"))
             name, _, text = item.partition("=")
             out.append((name.strip(), text))
         else:

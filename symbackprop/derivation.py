@@ -9,7 +9,7 @@ import sympy
 
 from . import expr as E
 from .sweep import sweep
-from .errors import FormulaError, InternalError
+from .errors import FormulaError, Hint, InternalError
 from .evaluate import directional_check, find_point
 from .expr import Node, format_shape, walk
 from .parse import Program, parse_formula
@@ -46,8 +46,10 @@ def resolve_wrt(program: Program, names, *, kinds=("variable", "intermediate"), 
     names = list(names)
     if single is not None and len(names) != 1:
         raise FormulaError(f"{single} is taken with respect to one variable, got {len(names)} ({', '.join(names)})",
-                           hint=f"add --wrt {names[0]}, or use --hvp for several variables" if names else
-                           "add --wrt NAME")
+                           hint=Hint(f"add --wrt {names[0]}, or use --hvp for several variables",
+                                     f"put one name in With respect to ({names[0]}), or tick HVP for several "
+                                     f"variables") if names else
+                           Hint("add --wrt NAME", "put the variable's name in With respect to"))
     pools = [(k, getattr(program, _KIND_POOLS[k]) if _KIND_POOLS[k] else dict(lets or {})) for k in kinds]
     out: dict[str, Node] = {}
     for name in names:

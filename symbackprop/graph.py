@@ -19,7 +19,7 @@ import numpy as np
 
 from . import expr as E
 from .sweep import sweep
-from .errors import FormulaError, LimitError, ShapeError, SymbackpropError
+from .errors import FormulaError, Hint, LimitError, ShapeError, SymbackpropError
 from .expr import RULES, Node, format_shape, walk
 from .printing import to_text
 from .rules import Fmt
@@ -225,7 +225,9 @@ def build_graph(derivation, *, backward: bool = False, point=None, collapse=(), 
     visible = [n for n in order if n not in hidden and n not in folded]
     if len(visible) > MAX_DRAWN_NODES:
         raise LimitError(f"the graph has {len(visible)} nodes to draw, more than {MAX_DRAWN_NODES}",
-                         hint="name intermediates (z = ...; ...) and fold them with --collapse NAME")
+                         hint=Hint("name intermediates (z = ...; ...) and fold them with --collapse NAME",
+                                   "name intermediates (z = ...; ...) in the formula, and fold them into boxes "
+                                   "with the command line's `symbackprop graph --collapse NAME`"))
     ids = {n: f"n{i}" for i, n in enumerate(visible)}
     names = {n: s for n, s in step_names.items() if n not in hidden}
     boxes = [b for b in boxes if b not in hidden]

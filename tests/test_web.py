@@ -266,6 +266,24 @@ def test_api_codegen_refuses_an_unknown_target(client):
     assert "`target` must be one of numpy, array-api, torch" in r.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("endpoint, fields, web", [
+    ("check", {"lets": ["x1 W1 @ x + b"], "wrt": "W1", "claim": "W1"}, "write NAME = EXPR, e.g. x1 = W1 @ x + b"),
+    ("check", {"wrt": "W1", "claim": "outer(x9, x)"}, "Name intermediates in Named intermediates"),
+    ("derive", {"hessian": "1", "wrt": "x,b"}, "put one name in With respect to (x), or tick HVP"),
+])
+def test_check_and_second_order_hints_name_the_fields(client, endpoint, fields, web):
+    """Hints name the page's fields (Named intermediates, With respect to, HVP), not --let, --wrt, --hvp."""
+    r = client.post(f"/api/{endpoint}", json={**HANDOUT, **fields})
+    if endpoint == "derive":                         # the gradients are shown; the second-order panel says why not
+        error = r.json()["second_order"]["error"]
+        assert r.status_code == 200 and "the Hessian is taken with respect to one variable" in error
+        assert web in error and "--" not in error, error
+        return
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert web in error["hint"] and "--" not in error["hint"], error["hint"]
+
+
 def test_api_check(client):
     r = client.post("/api/check", json={**HANDOUT, "lets": ["x1=W1 @ x + b", "x4=W2 @ relu(x1) - y"],
                                         "wrt": "W1", "claim": "outer(W2.T @ x4, x)"})

@@ -156,11 +156,11 @@ def _second_order(d: Derivation, payload: dict, html: bool) -> dict:
     from ..hessian import second_order
     try:
         wrt = _names(payload, "wrt") or list(d.program.variables)
-        resolve_wrt(d.program, wrt, kinds=("variable",), single="--hessian" if _flag(payload, "hessian") else None,
+        resolve_wrt(d.program, wrt, kinds=("variable",), single="the Hessian" if _flag(payload, "hessian") else None,
                     why="second derivatives are taken with respect to variables")
         so = second_order(d, wrt=wrt, check=True, seed=_int(payload, "seed", 0, 0, 2**31 - 1))
     except SymbackpropError as e:
-        return {"error": e.format()}
+        return {"error": e.format("web")}
     out = so.to_dict()
     out["check"] = {k: (v if isinstance(v, (int, float, str, type(None))) else str(v)) for k, v in so.checks.items()}
     out["hvp_text"] = so.hvp_text()
@@ -181,7 +181,7 @@ def _graphs(d: Derivation, payload: dict) -> dict:
             data, _ = render_bytes(source, "svg", "embedded")
             out[key] = {"svg": safe.svg(data), "nodes": len(g.nodes), "edges": len(g.edges)}
         except SymbackpropError as e:
-            out[key] = {"error": e.format()}
+            out[key] = {"error": e.format("web")}
         except safe.Unsafe as e:
             out[key] = {"error": f"error: the graph could not be shown ({e})"}
     return out
@@ -202,7 +202,7 @@ def _module(d: Derivation, payload: dict) -> dict:
     try:
         return codegen_task(payload, d)
     except SymbackpropError as e:
-        return {"error": e.format()}
+        return {"error": e.format("web")}
 
 
 def codegen_task(payload: dict, d: Derivation | None = None) -> dict:
