@@ -251,6 +251,8 @@ def emit_module(source: Derivation | Program, wrt=None, batch=(), dtype: str = "
     cls = batched_printer if bset else printer
     like = next((n for n in inputs if program.variables[n].ndim or n in bset), inputs[0] if inputs else None)
     em = _make(cls, like, d, wrt, bset, dtype, names, dimnames, batch_dim)
+    if batch:
+        em.seed_name, em.seed_total = seed_name, seed_value
     vg_f, vg_b = em.plan(objective, grads, adjoint_names)
     value = em.value_src(em.objective)
     if constant(em.objective):

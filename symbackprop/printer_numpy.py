@@ -20,7 +20,7 @@ from .errors import FormulaError, InternalError
 from .expr import RULES, Node
 from .plan import StatementPlanner, constant
 from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np, sympy_np
-from .rules_forms import BATCH_SUM, INLINE, REFS, SCALED, product, transpose
+from .rules_forms import BATCH_SUM, INLINE, REFS, SCALED, factors_of, product, transpose
 from .rules_numpy import BATCHED, CAST, MASK, NUMPY, SPELLING, helpers as numpy_helpers
 
 
@@ -256,6 +256,20 @@ class BatchedPrinting:
         s, p = self.bsum(objective, [])
         return f"{s if p >= MUL else '(' + s + ')'} / {self.B}"
 
+    def without_seed(self, n: Node):
+        """n = seed · x (a product printed in place with the sweep's seed as one factor): x, else None."""
+        if n.op != "mul" or n in self.name:
+            return None
+        factors = factors_of(self, n)
+        seeds = [f for f in factors if f.op == "var" and f.attrs[0] == self.seed_name]
+        if len(seeds) != 1:
+            return None
+        rest = [f for f in factors if f is not seeds[0]]
+        out = rest[0]
+        for f in rest[1:]:
+            out = E.mul(out, f)
+        return out if out.shape == n.shape else None
+
     def batch_grad(self, name, g, var, c, x):
         if name not in self.batch:
             # an unbatched input: its gradient is the sum over the batch, whatever the factor
@@ -267,9 +281,17 @@ class BatchedPrinting:
             return self.same_grad(name, g, var)
         return None
 
+    #: The seed of a batched reverse sweep (emit sets it: `_seed` = seed_total / B) and the source of seed_total.
+    seed_name = "_seed"
+    seed_total = "1.0"
+
     def bsum(self, n: Node, consts: list[str]):
         """Source of (Π consts) · Σ_b n_b, with products pushed inside so no per-example tensor is built."""
         if not self.batched[n]:
+            unseeded = self.without_seed(n)
+            if unseeded is not None:                 # Σ_b seed·x = B·seed·x = seed_total·x
+                cs = consts + ([self.seed_total] if self.seed_total != "1.0" else [])
+                return self.product(E.mul(E.const(1), unseeded), cs) if cs else self.ref(unseeded)
             return self.product(E.mul(E.const(1), n), consts + [self.B]) if consts else self.product(n, [self.B])
         scale = " * ".join(consts)
         form = self.BATCH_SUM.get(n.op)

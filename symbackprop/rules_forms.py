@@ -346,9 +346,12 @@ def _s_pow(p, n, consts, scale):
 
 
 def _s_add_sub(p, n, consts, scale):
+    """Σ_b (u ± v) = Σ_b u ± Σ_b v, where the sum of a side that is the same for every example is B times it:
+    never the whole sum broadcast to a per-example array (a weight decay beside a per-example outer
+    product built a (B, k, d) tensor)."""
     a = n.args
-    if not (p.batched[a[0]] and p.batched[a[1]]):
-        return None
+    if n.shape != a[0].shape or n.shape != a[1].shape:
+        return None                                  # a broadcast side: the generic sum
     left, _ = p.bsum(a[0], consts)
     r, pr = p.bsum(a[1], consts)
     sym = "+" if n.op == "add" else "-"
