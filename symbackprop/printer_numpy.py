@@ -20,7 +20,7 @@ from .errors import FormulaError, InternalError
 from .expr import RULES, Node
 from .plan import StatementPlanner, constant
 from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np, sympy_np
-from .rules_forms import BATCH_SUM, INLINE, REFS, SCALED, factors_of, product, transpose
+from .rules_forms import BATCH_SUM, INLINE, REFS, SCALED, UNSEEDED, product, transpose
 from .rules_numpy import BATCHED, CAST, MASK, NUMPY, SPELLING, helpers as numpy_helpers
 
 
@@ -257,18 +257,10 @@ class BatchedPrinting:
         return f"{s if p >= MUL else '(' + s + ')'} / {self.B}"
 
     def without_seed(self, n: Node):
-        """n = seed · x (a product printed in place with the sweep's seed as one factor): x, else None."""
-        if n.op != "mul" or n in self.name:
-            return None
-        factors = factors_of(self, n)
-        seeds = [f for f in factors if f.op == "var" and f.attrs[0] == self.seed_name]
-        if len(seeds) != 1:
-            return None
-        rest = [f for f in factors if f is not seeds[0]]
-        out = rest[0]
-        for f in rest[1:]:
-            out = E.mul(out, f)
-        return out if out.shape == n.shape else None
+        """n = seed · x, printed in place (a product with the sweep's seed as one factor, or a sum or negation
+        of such: rules_forms.UNSEEDED): x, else None."""
+        form = UNSEEDED.get(n.op)
+        return None if form is None or n in self.name else form(self, n)
 
     def batch_grad(self, name, g, var, c, x):
         if name not in self.batch:

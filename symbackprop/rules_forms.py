@@ -409,3 +409,34 @@ INLINE = {
     "T": lambda n: not n.args[0].args or n.args[0].op == "var",
     "neg": lambda n: not n.args[0].args,
 }
+
+
+# ----- a batch sum of the sweep's seed times what every example shares: B · (1/B) · x = x -----
+
+def _unseed_product(p, n):
+    factors = factors_of(p, n)
+    seeds = [f for f in factors if f.op == "var" and f.attrs[0] == p.seed_name]
+    if len(seeds) != 1:
+        return None
+    rest = [f for f in factors if f is not seeds[0]]
+    out = rest[0]
+    for f in rest[1:]:
+        out = E.mul(out, f)
+    return out if out.shape == n.shape else None
+
+
+def _unseed_sum(p, n):
+    a, b = (p.without_seed(x) for x in n.args)
+    if a is None or b is None:
+        return None
+    out = E.add(a, b) if n.op == "add" else E.sub(a, b)
+    return out if out.shape == n.shape else None
+
+
+def _unseed_neg(p, n):
+    a = p.without_seed(n.args[0])
+    return None if a is None else E.neg(a)
+
+
+#: op -> (p, n) -> x where n = seed · x (the seed a factor of every term), else None (p.without_seed).
+UNSEEDED = {"mul": _unseed_product, "add": _unseed_sum, "sub": _unseed_sum, "neg": _unseed_neg}

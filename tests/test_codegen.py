@@ -143,6 +143,23 @@ def test_a_weight_decay_beside_a_batch_builds_no_per_example_tensor():
     assert np.allclose(grads["W"], r.T @ x / B + 2 * lam * W, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("formula, shapes, wrt, line", [
+    # a sum of seeded terms the same for every example: B · (1/B) · (lam w + lam w) is 2 lam w (x4 = lam w)
+    ("sum(softplus(-y * (w @ x))) + lam * w @ w", {"w": "d", "x": "d"}, ["w"],
+     "grad_w = 2.0 * x4 - (_seed * ((np.exp(-np.logaddexp(0.0, -x2)) * y) @ x))"),
+    ("-y @ log(softmax(W @ x)) + lam * norm(W)**2", {"W": "k,d", "x": "d", "y": "k"}, ["W"],
+     "grad_W = ((_seed * y.sum(axis=1))[:, None] * _softmax(x3) - _seed * y).T @ x + 2.0 * lam * W"),
+])
+def test_what_every_example_shares_is_not_scaled_by_b_and_back(formula, shapes, wrt, line):
+    """Σ_b of the seed 1/B times an unbatched term is the term itself: printed without `B * (_seed …)`."""
+    src = emit_module(sb.parse_formula(formula, shapes), wrt=wrt, batch=["x", "y"])
+    assert line in src and "B * (" not in src, src
+    module = load_source(src, "shared_terms", keep=False)
+    rng = np.random.default_rng(4)
+    point = random_inputs(module, sizes={"B": 5}, rng=rng)
+    assert all(r.ok for r in check_grads(module, inputs=point).values())
+
+
 def test_relu_net_module_is_hand_written_quality():
     src = (ROOT / "generated/relu_net.py").read_text()
     body = src[src.index("def value_and_grad"):src.index("\ndef grad(")]
