@@ -26,7 +26,6 @@ from hypothesis import assume, event, given, note, settings
 from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 
-import hypothesis_profiles  # (registers and loads the profile)
 import roundtrip as R
 import strategies as S
 from hypothesis_profiles import examples

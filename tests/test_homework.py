@@ -8,9 +8,7 @@ import textwrap
 
 import pytest
 
-from symbackprop import expr as E
 from symbackprop import latexdoc as L
-from symbackprop.check import Problem
 from symbackprop.cli import main
 from symbackprop.errors import SymbackpropError
 from symbackprop.grading import grade_folder

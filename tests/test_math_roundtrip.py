@@ -20,7 +20,6 @@ import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
 import strategies as S
 from hypothesis_profiles import examples
 from symbackprop import derive
-from symbackprop import expr as E
 from symbackprop.evaluate import evaluate, random_point
 from symbackprop.parse import Parser
 from symbackprop.parse_math import math_expression

@@ -1,7 +1,6 @@
 """The ReLU-net trainer (issue 6): data, generated gradients, training loops, optimizers, pictures, CLI."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from symbackprop import derive
-from symbackprop.evaluate import Point, evaluate, find_point
+from symbackprop.evaluate import evaluate, find_point
 from symbackprop.printing import print_expr as render
 from symbackprop.rules_simplify import CLOSED_FORMS
 

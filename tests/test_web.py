@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
-import json
-import os
 import re
 import time
 import warnings
