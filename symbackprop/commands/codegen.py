@@ -13,8 +13,9 @@ from ..errors import FormulaError
 from ..parse import parse_formula
 
 HELP = """Generate a Python module that imports only NumPy (--target array-api: only array_api_compat, and
-it runs on NumPy, PyTorch, JAX, CuPy and Dask arrays; --target torch: only torch) and exposes forward(**inputs) and
-value_and_grad(**inputs) -> (value, {name: gradient}), each gradient shaped like its input.
+it runs on NumPy, PyTorch, JAX, CuPy and Dask arrays; --target torch: only torch) and exposes
+forward(**inputs) and value_and_grad(**inputs) -> (value, {name: gradient}), each gradient shaped
+like its input.
 Symbolic dims are read from the arrays at call time. The derivation is checked against
 central finite differences, and then the generated module itself (as `gradcheck` would),
 before any code is written; a module that fails is never written (internal error, exit 3).
@@ -25,7 +26,7 @@ example:
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("codegen", help="generate a NumPy (or array-API) gradient module", description=HELP,
+    p = sub.add_parser("codegen", help="generate a NumPy (array-API, PyTorch) gradient module", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_formula_arguments(p)
     p.add_argument("--wrt", action="append", default=[], metavar="NAME[,NAME]",
