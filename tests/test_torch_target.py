@@ -180,6 +180,26 @@ def test_float64_stays_float64(formula, shapes, batch):
     run_all(module, reference, point, TO, BACK)
 
 
+@pytest.mark.parametrize("formula, shapes", [
+    ("logsumexp(abs((w - w)))", {"w": "m"}),                       # log(m): a 0-d tensor, not math.log
+    ("norm(w - w + 1) * sum(w) + logsumexp(w - w)", {"w": "m"}),   # √m and log(m)
+    ("mean(C @ erf(w))", {"C": "n,m", "w": "m"}),                  # 2/(√π·n)
+    ("softplus(0.5) + sum(u)", {"u": "n"}),                         # a number handed to a function
+    ("sign(0.5) * a + a * b", {}),
+])
+def test_sizes_and_numbers(formula, shapes):
+    """Sizes under a function, constants handed to functions: the values of the NumPy module, in float64."""
+    reference, module, src = _numpy_and_torch(formula, shapes)
+    assert "math." not in src and "np." not in src
+    rng = np.random.default_rng(6)
+    point = {"w": rng.standard_normal(5), "C": rng.standard_normal((4, 5)), "u": rng.standard_normal(3),
+             "a": 0.7, "b": -1.3}
+    point = {k: v for k, v in point.items() if k in reference.INPUTS}
+    value, grads = module.value_and_grad(**{k: TO(v) if np.ndim(v) else v for k, v in point.items()})
+    assert value.dtype == torch.float64 and all(g.dtype == torch.float64 for g in grads.values())
+    run_all(module, reference, point, TO, BACK)
+
+
 def test_float32_modules():
     check_float32("torch")
 
