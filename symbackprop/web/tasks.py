@@ -376,9 +376,21 @@ def install_graphviz(compiled: bytes | None) -> bool:
         return False
 
 
+#: The libraries of the page's other module targets, imported before the workers fork when installed:
+#: importing torch takes seconds, which a student's first "PyTorch" request would otherwise pay inside
+#: its time limit.
+TARGET_LIBRARIES = ("array_api_compat", "torch")
+
+
 def preload() -> None:
     """The warm-up that can happen once, before workers are forked: imports and the first derivation
     (SymPy's and the printers' caches). Run by the forkserver (pool.py)."""
+    import importlib
+    for name in TARGET_LIBRARIES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass                                     # not installed: that target says so when asked for
     derive_task({**EXAMPLE, "html": True})
     check_task({**EXAMPLE, "wrt": "b", "claim": "W2.T @ (W2 @ relu(W1 @ x + b) - y)"})
 
