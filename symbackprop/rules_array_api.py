@@ -149,6 +149,9 @@ SPELLING = {
     "rows_b": Fmt("{xp}.broadcast_to({0}[:, None, :], {batch_shape})", ATOM, (POSTFIX,)),
     "sum0": Fmt("{xp}.sum({0}, axis=0)"),
     "sum_all": Fmt("{xp}.sum({0})"),
+    # diag's two readings (the array API's own form, _diag below)
+    "diagonal": Fmt("{xp}.linalg.diagonal({0})"),
+    "diag_matrix": Fmt("_diag({xp}, {0})"),
 }
 
 #: relu'(z) = step(z) as a factor of a float product: the condition `z > 0` of a `where`.
@@ -173,13 +176,13 @@ def _outer_form(p, n):
 
 
 def _diag(p, n):
+    """diag of a matrix (its diagonal) or of a vector (the matrix with it on the diagonal), on stacks too:
+    the words `diagonal` and `diag_matrix` of the target's SPELLING."""
     out = build_diag(p, n)
     if out is not None:
         return out
     x = n.args[0]
-    if x.ndim == 2:
-        return f"{p.xp}.linalg.diagonal({p.ref(x)[0]})", ATOM
-    return f"_diag({p.xp}, {p.ref(x)[0]})", ATOM
+    return p.spell("diagonal" if x.ndim == 2 else "diag_matrix", x)
 
 
 FORMS = {**F.FORMS, "outer": _outer_form, "diag": _diag}

@@ -9,7 +9,7 @@ TEMPLATES prints here too, and the tests run every operator on PyTorch against t
 
 - `TEMPLATES[op]`: the operator's printed form (`{xp}` is `torch`);
 - `SPELLING[word]`: the words of rules_forms (rules_array_api's, with dim= and PyTorch's names);
-- `FORMS[op](p, n)`, `BATCHED[op](p, n)`: rules_array_api's, with diag(v) as `torch.diag_embed`;
+- `FORMS[op](p, n)`, `BATCHED[op](p, n)`: rules_array_api's own (they spell through SPELLING);
 - `MASK[op](p, f)`: a 0/1 factor of a float product, printed as a boolean mask (`z > 0`).
 
 A Python number times a boolean mask alone is a float32 tensor in PyTorch (its default dtype), so a
@@ -20,7 +20,6 @@ from __future__ import annotations
 from . import rules_array_api as A
 from .expr import Node
 from .rules import ATOM, MUL, POSTFIX, Fmt
-from .rules_forms import build_diag
 from .rules_numpy import MASK  # noqa: F401  (the same boolean factor: `(z > 0)`)
 
 # ----- printed forms of the operators: the array-API ones, PyTorch's spelling where it differs -----
@@ -71,23 +70,13 @@ SPELLING = {
     "max_mask": Fmt("_max_mask({0}, dim={axis})"),
     "min_mask": Fmt("_max_mask(-{0}, dim={axis})", ATOM, (POSTFIX,)),
     "sum0": Fmt("{xp}.sum({0}, dim=0)"),
+    "diagonal": Fmt("{xp}.diagonal({0}, dim1=-2, dim2=-1)"),
+    "diag_matrix": Fmt("{xp}.diag_embed({0})"),
 }
 
 
-# ----- forms of PyTorch's own -----
-
-def _diag(p, n):
-    out = build_diag(p, n)
-    if out is not None:
-        return out
-    x = n.args[0]
-    if x.ndim == 2:
-        return f"{p.xp}.diagonal({p.ref(x)[0]}, dim1=-2, dim2=-1)", ATOM
-    return f"{p.xp}.diag_embed({p.ref(x)[0]})", ATOM
-
-
-FORMS = {**A.FORMS, "diag": _diag}
-BATCHED = dict(A.BATCHED)
+FORMS = A.FORMS
+BATCHED = A.BATCHED
 
 
 def template(op: str, n: Node) -> Fmt:
