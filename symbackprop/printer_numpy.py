@@ -20,7 +20,7 @@ from .errors import FormulaError, InternalError
 from .expr import RULES, Node
 from .plan import StatementPlanner, constant
 from .rules import ATOM, MUL, NEG, POSTFIX, Fmt, number_np, sympy_np
-from .rules_forms import BATCH_SUM, INLINE, REFS, SCALED, UNSEEDED, product, transpose
+from .rules_forms import BATCH_SUM, INLINE, MEAN, REFS, SCALED, UNSEEDED, product, transpose
 from .rules_numpy import BATCHED, CAST, MASK, NUMPY, SPELLING, helpers as numpy_helpers
 
 
@@ -251,10 +251,20 @@ class BatchedPrinting:
         return super().template(n)
 
     def value_src(self, objective: Node) -> str:
-        if not self.batched[objective]:
-            return super().value_src(objective)
-        s, p = self.bsum(objective, [])
-        return f"{s if p >= MUL else '(' + s + ')'} / {self.B}"
+        return self.bmean(objective)[0]
+
+    def bmean(self, n: Node):
+        """(source, precedence) of the mean over the batch of n: what every example shares is itself, a sum
+        is the sum of the means (rules_forms.MEAN), anything else Σ_b n_b / B."""
+        if not self.batched[n]:
+            return self.ref(n)
+        form = MEAN.get(n.op)
+        if form is not None and n not in self.name:
+            out = form(self, n)
+            if out is not None:
+                return out
+        s, p = self.bsum(n, [])
+        return f"{s if p >= MUL else '(' + s + ')'} / {self.B}", MUL
 
     def without_seed(self, n: Node):
         """n = seed · x, printed in place (a product with the sweep's seed as one factor, or a sum or negation

@@ -411,6 +411,25 @@ INLINE = {
 }
 
 
+# ----- the mean over the batch of a sum: the sum of the means (the value of a batched objective) -----
+
+def _m_add_sub(p, n):
+    """mean_b (u ± v) = mean_b u ± v where v is the same for every example (a weight decay beside a
+    data term: `x3.sum() / B + x5`, not `(x3.sum() + B * x5) / B`); two batched sides stay one Σ / B."""
+    a = n.args
+    if n.shape != a[0].shape or n.shape != a[1].shape or (p.batched[a[0]] and p.batched[a[1]]):
+        return None
+    left, _ = p.bmean(a[0])
+    r, pr = p.bmean(a[1])
+    if n.op == "add":
+        return f"{left} + {r}", ADD
+    return f"{left} - {r if pr > ADD else '(' + r + ')'}", ADD
+
+
+#: op -> (p, n) -> (source, precedence) of mean_b n_b, or None (the generic Σ_b n_b / B): p.bmean.
+MEAN = {"add": _m_add_sub, "sub": _m_add_sub}
+
+
 # ----- a batch sum of the sweep's seed times what every example shares: B · (1/B) · x = x -----
 
 def _unseed_product(p, n):

@@ -130,6 +130,7 @@ def test_a_weight_decay_beside_a_batch_builds_no_per_example_tensor():
     src = emit_module(sb.parse_formula(formula, shapes), wrt=["W"], batch=["x", "y"])
     module = load_source(src, "weight_decay", keep=False)
     assert "grad_W = 2.0 * lam * W + (_seed * x2).T @ x" in src          # B · (1/B) folded: no `B * (_seed …)`
+    assert "value = x3.sum() / B + x5" in src                           # the decay's mean is itself
     rng = np.random.default_rng(0)
     B, k, d, lam = 2000, 100, 100, 0.3
     W, x, y = rng.standard_normal((k, d)), rng.standard_normal((B, d)), rng.standard_normal((B, k))
