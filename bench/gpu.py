@@ -27,7 +27,7 @@ SIZES = [(32, 16, 32, 4), (128, 64, 128, 16), (256, 256, 256, 64), (1024, 1024, 
 QUICK = [(32, 16, 32, 4), (128, 64, 128, 16)]
 
 
-def array_api_module(target: str = "array-api"):
+def mlp_module(target: str = "array-api"):
     """The MLP module printed for the array API, or for PyTorch (emitted in memory from the catalog's formula)."""
     from symbackprop.catalog import BY_NAME
     from symbackprop.emit import emit_module
@@ -89,7 +89,7 @@ def torch_backend(cpu: bool):
     sync = (lambda out: None) if cpu else (lambda out: torch.cuda.synchronize())
     return dict(device=f"PyTorch {torch.__version__} on {name}",
                 put=lambda a, dt: torch.as_tensor(np.asarray(a, dtype=dt), device=dev), hand=hand, sync=sync,
-                jit=lambda f: f, native=array_api_module("torch").value_and_grad)
+                jit=lambda f: f, native=mlp_module("torch").value_and_grad)
 
 
 def jax_backend(cpu: bool):
@@ -133,7 +133,7 @@ def main(argv=None):
     if args.quick:
         args.repeats = 3
     print(f"load average {os.getloadavg()}")
-    module = array_api_module()
+    module = mlp_module()
     rng = np.random.default_rng(0)
     skipped = []
     for lib, make in BACKENDS.items():

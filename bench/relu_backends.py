@@ -54,7 +54,7 @@ def jax_contenders(problem, width, steps, every):
     x, y = jnp.asarray(problem.x_train), jnp.asarray(problem.y_train)
 
     # relu --backend jax: the backend's own compiled group, as train() calls it
-    grad = gradients.array_api_module("relu_net").grad
+    grad = gradients.target_module("relu_net").grad
     group = backend_jax.make_group(backend_jax.make_step(grad, NAMES, "sgd", LR, x, y), False)
     p = {n: jnp.asarray(np.asarray(p0[n], dtype=np.float64)) for n in PARAMS}
     zeros = {n: jnp.zeros_like(p[n]) for n in NAMES}

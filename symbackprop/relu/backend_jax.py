@@ -71,7 +71,7 @@ def make_group(step, seeds: bool):
 
 def run_blocks(mode, names, optimizer, lr, init, blocks, x, y, progress=None) -> Trained:
     module, _ = gradients.MODES[mode]
-    grad = gradients.array_api_module(module).grad
+    grad = gradients.target_module(module).grad
     seeds = np.ndim(init["w"]) == 2
     p = {n: jnp.asarray(np.asarray(init[n], dtype=np.float64)) for n in PARAMS}
     zeros = {n: jnp.zeros_like(p[n]) for n in names}

@@ -70,9 +70,9 @@ def run_blocks(mode, names, optimizer, lr, init, blocks, x, y, progress=None, co
     compile = COMPILE if compile is None else compile
     vmap = seeds and (seeds_with or SEEDS) == "vmap"
     if seeds and not vmap:
-        grad = stacked_grad(gradients.array_api_module(module + "_seeds", "torch"))
+        grad = stacked_grad(gradients.target_module(module + "_seeds", "torch"))
     else:
-        grad = gradients.array_api_module(module, "torch").grad
+        grad = gradients.target_module(module, "torch").grad
     p = {n: torch.tensor(np.asarray(init[n], dtype=np.float64)) for n in PARAMS}
     m = {n: torch.zeros_like(p[n]) for n in names}
     s = {n: torch.zeros_like(p[n]) for n in names}

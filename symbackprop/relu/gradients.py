@@ -77,8 +77,8 @@ def load_module(name: str) -> types.ModuleType:
     return module
 
 
-def array_api_module(name: str, target: str = "array-api") -> types.ModuleType:
-    """The array-API module of `name` (e.g. "relu_net"): the same formula and options as the NumPy module,
+def target_module(name: str, target: str = "array-api") -> types.ModuleType:
+    """The module of `name` (e.g. "relu_net") for another array library: the same formula and options as the NumPy module,
     printed for the array API standard (`codegen --target array-api`), so one file runs on JAX and
     PyTorch arrays; with target="torch", printed in PyTorch's own functions (`codegen --target torch`).
     The checked-in generated/<name>_<target>.py where there is one, else emitted in memory."""
