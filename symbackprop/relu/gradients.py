@@ -78,9 +78,9 @@ def load_module(name: str) -> types.ModuleType:
 
 
 def target_module(name: str, target: str = "array-api") -> types.ModuleType:
-    """The module of `name` (e.g. "relu_net") for another array library: the same formula and options as the NumPy module,
-    printed for the array API standard (`codegen --target array-api`), so one file runs on JAX and
-    PyTorch arrays; with target="torch", printed in PyTorch's own functions (`codegen --target torch`).
+    """The module of `name` (e.g. "relu_net") for another array library: the same formula and options as
+    the NumPy module, printed for the array API standard (`codegen --target array-api`), so one file runs
+    on JAX and PyTorch arrays; with target="torch", printed in PyTorch's own functions (`--target torch`).
     The checked-in generated/<name>_<target>.py where there is one, else emitted in memory."""
     key = name + "_" + target.replace("-", "_")
     if key in _LOADED:
